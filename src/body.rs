@@ -1,0 +1,165 @@
+//! The body handed to the inner service, and the body of the responses.
+
+use std::{
+    convert::Infallible,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+/// The request body the inner service receives: the verified bytes, exactly as they
+/// arrived, followed by the request's trailers if it had any.
+///
+/// It is an ordinary [`http_body::Body`] with `Data = Bytes`: axum's extractors (`Bytes`,
+/// `String`, `Json<T>`) and tonic's router consume it as they would any body, and a hyper
+/// `service_fn` can take `Request<VerifiedBody>` and read it with
+/// [`into_bytes`](Self::into_bytes), without waiting.
+///
+/// ```
+/// use authgear_webhook::VerifiedBody;
+/// use http_body_util::BodyExt;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let body = VerifiedBody::default();
+/// assert!(body.collect().await.unwrap().to_bytes().is_empty());
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct VerifiedBody {
+    data: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+}
+
+impl VerifiedBody {
+    pub(crate) fn new(data: Bytes, trailers: Option<HeaderMap>) -> Self {
+        let data = (!data.is_empty()).then_some(data);
+        Self { data, trailers }
+    }
+
+    /// The verified bytes, without the trailers. Does not copy.
+    ///
+    /// ```
+    /// # use authgear_webhook::VerifiedBody;
+    /// fn parse(body: VerifiedBody) -> serde_json::Result<serde_json::Value> {
+    ///     serde_json::from_slice(&body.into_bytes())
+    /// }
+    /// # assert!(parse(VerifiedBody::default()).is_err());
+    /// ```
+    pub fn into_bytes(self) -> Bytes {
+        self.data.unwrap_or_default()
+    }
+}
+
+impl Body for VerifiedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let frame = match self.data.take() {
+            Some(data) => Some(Frame::data(data)),
+            None => self.trailers.take().map(Frame::trailers),
+        };
+        Poll::Ready(frame.map(Ok))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.data.as_ref().map_or(0, |data| data.len() as u64))
+    }
+}
+
+pin_project! {
+    /// The response body of [`VerifySignature`](crate::VerifySignature): the inner service's
+    /// body, or the short message of a refusal.
+    ///
+    /// It implements `Default` when the inner body does, so the layer composes with layers
+    /// that need it (tower-http's `TimeoutLayer`, for one).
+    ///
+    /// ```
+    /// use authgear_webhook::ResponseBody;
+    /// use http_body::Body;
+    ///
+    /// let body = ResponseBody::<http_body_util::Empty<bytes::Bytes>>::default();
+    /// assert!(body.is_end_stream());
+    /// ```
+    #[derive(Debug)]
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: Inner<B>,
+    }
+}
+
+pin_project! {
+    #[project = InnerProj]
+    #[derive(Debug)]
+    enum Inner<B> {
+        Body { #[pin] body: B },
+        Rejection { message: Option<Bytes> },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn new(body: B) -> Self {
+        Self {
+            inner: Inner::Body { body },
+        }
+    }
+
+    pub(crate) fn rejection(message: Bytes) -> Self {
+        Self {
+            inner: Inner::Rejection {
+                message: Some(message),
+            },
+        }
+    }
+}
+
+impl<B: Default> Default for ResponseBody<B> {
+    fn default() -> Self {
+        Self::new(B::default())
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().inner.project() {
+            InnerProj::Body { body } => body.poll_frame(cx),
+            InnerProj::Rejection { message } => Poll::Ready(message.take().map(|m| Ok(Frame::data(m)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Body { body } => body.is_end_stream(),
+            Inner::Rejection { message } => message.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Body { body } => body.size_hint(),
+            Inner::Rejection { message } => {
+                SizeHint::with_exact(message.as_ref().map_or(0, |m| m.len() as u64))
+            }
+        }
+    }
+}

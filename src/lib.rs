@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod rejection;
+mod secret;
+mod signature;
+mod verified;
+pub mod verify;
+
+pub use self::{
+    body::{ResponseBody, VerifiedBody},
+    rejection::{Rejection, RejectionKind},
+    secret::{FromEnvError, Secret},
+    signature::{SIGNATURE_HEADER, sign},
+    verified::Verified,
+    verify::{VerifySignature, VerifySignatureLayer},
+};

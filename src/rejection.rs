@@ -1,0 +1,121 @@
+//! Why a request was refused, and the response for it.
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::ResponseBody;
+
+/// Why [`VerifySignature`](crate::VerifySignature) refused a request.
+///
+/// The refusal response carries it in its extensions, so outer layers (logging, metrics)
+/// can read the reason. Its `Display` is the short message sent to the client: it never
+/// contains a secret, the expected signature or the body.
+///
+/// ```
+/// use authgear_webhook::{Rejection, RejectionKind, VerifySignatureLayer};
+/// use http::{Request, Response, StatusCode};
+/// use tower::{service_fn, Layer, ServiceExt};
+/// # use std::convert::Infallible;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let service = VerifySignatureLayer::new("secret").layer(service_fn(|_: Request<_>| async {
+///     Ok::<_, Infallible>(Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+/// }));
+/// let unsigned = Request::post("/").body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap();
+/// let response = service.oneshot(unsigned).await.unwrap();
+///
+/// assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+/// let rejection = response.extensions().get::<Rejection>().unwrap();
+/// assert_eq!(rejection.kind(), RejectionKind::MissingSignature);
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    kind: RejectionKind,
+}
+
+/// The kinds of [`Rejection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// No signature header, or an empty one (401).
+    MissingSignature,
+    /// The signature header is not 64 hex characters, or appears more than once (401).
+    MalformedSignature,
+    /// The signature does not match the body under any accepted secret (401).
+    InvalidSignature,
+    /// The body is larger than the configured limit (413).
+    BodyTooLarge,
+    /// The body could not be read to its end, e.g. the client broke off (400).
+    BodyUnreadable,
+}
+
+impl Rejection {
+    pub(crate) fn new(kind: RejectionKind) -> Self {
+        Self { kind }
+    }
+
+    /// What went wrong.
+    ///
+    /// ```
+    /// # use authgear_webhook::{Rejection, RejectionKind};
+    /// fn is_forgery(rejection: &Rejection) -> bool {
+    ///     rejection.kind() == RejectionKind::InvalidSignature
+    /// }
+    /// ```
+    pub fn kind(&self) -> RejectionKind {
+        self.kind
+    }
+
+    /// The status code of the refusal response.
+    ///
+    /// ```
+    /// # use authgear_webhook::{Rejection, RejectionKind};
+    /// fn is_client_auth_error(rejection: &Rejection) -> bool {
+    ///     rejection.status() == http::StatusCode::UNAUTHORIZED
+    /// }
+    /// ```
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            RejectionKind::MissingSignature
+            | RejectionKind::MalformedSignature
+            | RejectionKind::InvalidSignature => StatusCode::UNAUTHORIZED,
+            RejectionKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RejectionKind::BodyUnreadable => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn message(&self) -> &'static str {
+        match self.kind {
+            RejectionKind::MissingSignature => "missing x-authgear-body-signature header",
+            RejectionKind::MalformedSignature => "malformed x-authgear-body-signature header",
+            RejectionKind::InvalidSignature => "invalid signature",
+            RejectionKind::BodyTooLarge => "request body too large",
+            RejectionKind::BodyUnreadable => "request body could not be read",
+        }
+    }
+
+    /// The refusal response: the status, a one-line plain-text message, and `self` in the
+    /// extensions.
+    pub(crate) fn into_response<B>(self) -> Response<ResponseBody<B>> {
+        let message = Bytes::from_static(self.message().as_bytes());
+        let mut response = Response::new(ResponseBody::rejection(message));
+        *response.status_mut() = self.status();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for Rejection {}

@@ -1,0 +1,95 @@
+//! The middleware: lets through only requests whose body is signed by Authgear.
+//!
+//! [`VerifySignatureLayer`] wraps a service in [`VerifySignature`]. For each request it
+//!
+//! 1. reads the signature header ([`SIGNATURE_HEADER`](crate::SIGNATURE_HEADER)) and refuses
+//!    with 401 at once if it is missing or not 64 hex characters;
+//! 2. refuses with 413 at once if `Content-Length` is above the body limit;
+//! 3. reads the body frame by frame, feeding each frame to HMAC-SHA256 as it arrives, and
+//!    refuses with 413 as soon as the limit is crossed (never buffering more), or with 400
+//!    if the body breaks off;
+//! 4. compares the signature with the HMAC under each accepted secret, in constant time, and
+//!    refuses with 401 if none matches;
+//! 5. calls the inner service with the same method, URI, headers and extensions, a
+//!    [`Verified`](crate::Verified) extension, and a [`VerifiedBody`](crate::VerifiedBody)
+//!    holding the exact bytes that were signed.
+//!
+//! A refusal is a response, never an `Err`: a short plain-text message that reveals nothing
+//! (no secret, no expected signature, no body), with the [`Rejection`](crate::Rejection) in
+//! its extensions for outer layers. The inner service is not called.
+//!
+//! # Example
+//!
+//! With the defaults: one secret, bodies up to 1 MiB.
+//!
+//! ```
+//! use authgear_webhook::{sign, VerifySignatureLayer, SIGNATURE_HEADER};
+//! use axum::{body::Body, http::{Request, StatusCode}, routing::post, Router};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let app = Router::new()
+//!     .route("/hooks/authgear", post(|body: String| async move { body }))
+//!     .layer(VerifySignatureLayer::new("my-webhook-secret"));
+//!
+//! let body = r#"{"type":"user.created"}"#;
+//! let signed = Request::post("/hooks/authgear")
+//!     .header(SIGNATURE_HEADER, sign("my-webhook-secret", body.as_bytes()))
+//!     .body(Body::from(body))
+//!     .unwrap();
+//! let response = app.clone().oneshot(signed).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::OK);
+//!
+//! let forged = Request::post("/hooks/authgear")
+//!     .header(SIGNATURE_HEADER, sign("not-the-secret", body.as_bytes()))
+//!     .body(Body::from(body))
+//!     .unwrap();
+//! let response = app.oneshot(forged).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! # }
+//! ```
+//!
+//! Customised: a second secret accepted during a rotation, a 64 KiB limit, and the layer on
+//! one route only.
+//!
+//! ```
+//! use authgear_webhook::{sign, VerifySignatureLayer, SIGNATURE_HEADER};
+//! use axum::{body::Body, http::{Request, StatusCode}, routing::{get, post}, Router};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let verify = VerifySignatureLayer::new("new-secret")
+//!     .also_accept("old-secret")
+//!     .body_limit(64 * 1024);
+//! let app = Router::new()
+//!     .route("/hooks/authgear", post(|| async { "ok" }).layer(verify))
+//!     .route("/health", get(|| async { "up" }));
+//!
+//! let body = vec![b' '; 64 * 1024 + 1];
+//! let too_large = Request::post("/hooks/authgear")
+//!     .header(SIGNATURE_HEADER, sign("old-secret", &body))
+//!     .body(Body::from(body))
+//!     .unwrap();
+//! let response = app.clone().oneshot(too_large).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+//!
+//! let old = Request::post("/hooks/authgear")
+//!     .header(SIGNATURE_HEADER, sign("old-secret", b"{}"))
+//!     .body(Body::from("{}"))
+//!     .unwrap();
+//! assert_eq!(app.clone().oneshot(old).await.unwrap().status(), StatusCode::OK);
+//!
+//! let health = Request::get("/health").body(Body::empty()).unwrap();
+//! assert_eq!(app.oneshot(health).await.unwrap().status(), StatusCode::OK);
+//! # }
+//! ```
+
+mod collect;
+mod config;
+mod future;
+mod layer;
+mod service;
+
+pub use self::{future::ResponseFuture, layer::VerifySignatureLayer, service::VerifySignature};

@@ -1,0 +1,114 @@
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use http::{Request, Response, header};
+use http_body::Body;
+use tower_service::Service;
+
+use super::{VerifySignatureLayer, collect::Collector, config::Config, future::ResponseFuture};
+use crate::{Rejection, RejectionKind, Secret, VerifiedBody, body::ResponseBody, signature};
+
+/// Middleware that lets through only requests whose body is signed by Authgear: see the
+/// [module docs](crate::verify).
+#[derive(Debug, Clone)]
+pub struct VerifySignature<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> VerifySignature<S> {
+    /// Wraps `inner`, accepting bodies signed with `secret` with the default settings.
+    ///
+    /// ```
+    /// use authgear_webhook::VerifySignature;
+    /// use tower::service_fn;
+    /// # use std::convert::Infallible;
+    ///
+    /// let service = VerifySignature::new(
+    ///     service_fn(|_: http::Request<authgear_webhook::VerifiedBody>| async {
+    ///         Ok::<_, Infallible>(http::Response::new(String::new()))
+    ///     }),
+    ///     "my-webhook-secret",
+    /// );
+    /// ```
+    pub fn new(inner: S, secret: impl Into<Secret>) -> Self {
+        Self::from_config(inner, Arc::new(Config::new(secret.into())))
+    }
+
+    /// Returns a [`VerifySignatureLayer`] to configure: a shortcut for
+    /// [`VerifySignatureLayer::new`].
+    ///
+    /// ```
+    /// use authgear_webhook::VerifySignature;
+    ///
+    /// let layer = VerifySignature::layer("my-webhook-secret").body_limit(64 * 1024);
+    /// ```
+    pub fn layer(secret: impl Into<Secret>) -> VerifySignatureLayer {
+        VerifySignatureLayer::new(secret)
+    }
+
+    pub(crate) fn from_config(inner: S, config: Arc<Config>) -> Self {
+        Self { inner, config }
+    }
+
+    /// Gets a reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Gets a mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for VerifySignature<S>
+where
+    S: Service<Request<VerifiedBody>, Response = Response<ResBody>> + Clone,
+    ReqBody: Body,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let tag = match signature::parse_header(request.headers()) {
+            Ok(tag) => tag,
+            Err(kind) => return ResponseFuture::rejected(Rejection::new(kind)),
+        };
+        let limit = self.config.body_limit;
+        if declared_length(&request).is_some_and(|length| length > limit as u64) {
+            return ResponseFuture::rejected(Rejection::new(RejectionKind::BodyTooLarge));
+        }
+
+        // The inner service was made ready by `poll_ready`: take that one into the future
+        // and leave a clone behind, which will be made ready by the next `poll_ready`.
+        let not_ready = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, not_ready);
+        let (parts, body) = request.into_parts();
+        let collector = Collector::new(&self.config, body.size_hint().lower(), tag);
+        ResponseFuture::collecting(parts, body, collector, ready)
+    }
+}
+
+/// The body length the request announces: its `Content-Length`, or the lower bound the
+/// body itself knows (hyper sets it from `Content-Length` on HTTP/1.1 and HTTP/2).
+fn declared_length<B: Body>(request: &Request<B>) -> Option<u64> {
+    let header = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
+    let hint = request.body().size_hint().lower();
+    header.max(Some(hint))
+}
