@@ -143,7 +143,9 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().inner.project() {
             InnerProj::Body { body } => body.poll_frame(cx),
-            InnerProj::Rejection { message } => Poll::Ready(message.take().map(|m| Ok(Frame::data(m)))),
+            InnerProj::Rejection { message } => {
+                Poll::Ready(message.take().map(|m| Ok(Frame::data(m))))
+            }
         }
     }
 

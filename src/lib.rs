@@ -1,4 +1,11 @@
 #![doc = include_str!("../README.md")]
+//!
+//! [`VerifySignatureLayer`]: crate::VerifySignatureLayer
+//! [`Verified`]: crate::Verified
+//! [`VerifiedBody`]: crate::VerifiedBody
+//! [`Rejection`]: crate::Rejection
+//! [`RejectionKind`]: crate::RejectionKind
+//! [`sign`]: crate::sign
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;

@@ -79,7 +79,7 @@ mod tests {
     #[test]
     fn authgear_vector() {
         assert_eq!(sign("secret", b"body"), VECTOR);
-        assert_eq!(sign(b"secret".to_vec(), b"body"), VECTOR);
+        assert_eq!(sign(b"secret", b"body"), VECTOR);
         assert_ne!(sign("secret", b"body "), VECTOR);
     }
 
@@ -105,7 +105,8 @@ mod tests {
         let expected = hex::decode(VECTOR).expect("vector is hex");
 
         use RejectionKind::*;
-        let cases: &[(&[&[u8]], Result<(), RejectionKind>)] = &[
+        type Case<'a> = (&'a [&'a [u8]], Result<(), RejectionKind>);
+        let cases: &[Case<'_>] = &[
             (&[VECTOR.as_bytes()], Ok(())),
             (&[upper.as_bytes()], Ok(())),
             (&[padded.as_bytes()], Ok(())),
@@ -117,12 +118,19 @@ mod tests {
             (&[long.as_bytes()], Err(MalformedSignature)),
             (&[non_hex.as_bytes()], Err(MalformedSignature)),
             (&[&[0xff; 64]], Err(MalformedSignature)),
-            (&[VECTOR.as_bytes(), VECTOR.as_bytes()], Err(MalformedSignature)),
+            (
+                &[VECTOR.as_bytes(), VECTOR.as_bytes()],
+                Err(MalformedSignature),
+            ),
         ];
         for (values, want) in cases {
             let got = parse_header(&headers(values));
             match want {
-                Ok(()) => assert_eq!(got.as_ref().map(|t| &t[..]), Ok(&expected[..]), "{values:?}"),
+                Ok(()) => assert_eq!(
+                    got.as_ref().map(|t| &t[..]),
+                    Ok(&expected[..]),
+                    "{values:?}"
+                ),
                 Err(kind) => assert_eq!(got, Err(*kind), "{values:?}"),
             }
         }

@@ -36,7 +36,9 @@ impl Collector {
             macs: config.keys.clone(),
             tag,
             limit: config.body_limit,
-            expected: usize::try_from(expected).unwrap_or(usize::MAX).min(config.body_limit),
+            expected: usize::try_from(expected)
+                .unwrap_or(usize::MAX)
+                .min(config.body_limit),
             buffer: Buffer::Empty,
             trailers: None,
         }
@@ -96,7 +98,10 @@ impl Collector {
             Buffer::One(bytes) => bytes,
             Buffer::Many(bytes) => Bytes::from(bytes),
         };
-        Ok((Verified::new(index), VerifiedBody::new(data, self.trailers.take())))
+        Ok((
+            Verified::new(index),
+            VerifiedBody::new(data, self.trailers.take()),
+        ))
     }
 
     fn len(&self) -> usize {

@@ -37,18 +37,6 @@ impl<S> VerifySignature<S> {
         Self::from_config(inner, Arc::new(Config::new(secret.into())))
     }
 
-    /// Returns a [`VerifySignatureLayer`] to configure: a shortcut for
-    /// [`VerifySignatureLayer::new`].
-    ///
-    /// ```
-    /// use authgear_webhook::VerifySignature;
-    ///
-    /// let layer = VerifySignature::layer("my-webhook-secret").body_limit(64 * 1024);
-    /// ```
-    pub fn layer(secret: impl Into<Secret>) -> VerifySignatureLayer {
-        VerifySignatureLayer::new(secret)
-    }
-
     pub(crate) fn from_config(inner: S, config: Arc<Config>) -> Self {
         Self { inner, config }
     }
@@ -66,6 +54,20 @@ impl<S> VerifySignature<S> {
     /// Consumes `self`, returning the inner service.
     pub fn into_inner(self) -> S {
         self.inner
+    }
+}
+
+impl VerifySignature<()> {
+    /// Returns a [`VerifySignatureLayer`] to configure: a shortcut for
+    /// [`VerifySignatureLayer::new`].
+    ///
+    /// ```
+    /// use authgear_webhook::VerifySignature;
+    ///
+    /// let layer = VerifySignature::layer("my-webhook-secret").body_limit(64 * 1024);
+    /// ```
+    pub fn layer(secret: impl Into<Secret>) -> VerifySignatureLayer {
+        VerifySignatureLayer::new(secret)
     }
 }
 

@@ -1,0 +1,205 @@
+//! Test helpers shared by the integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    collections::VecDeque,
+    convert::Infallible,
+    io,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+};
+
+use authgear_webhook::{Verified, VerifiedBody};
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+
+/// A request body that yields the given frames one by one, with no size hint, like a
+/// chunked HTTP/1.1 body.
+#[derive(Debug, Default)]
+pub struct Frames(VecDeque<Result<Frame<Bytes>, io::Error>>);
+
+impl Frames {
+    /// `body` split at the given lengths (the rest in a last frame).
+    pub fn split(body: &[u8], lengths: &[usize]) -> Self {
+        let mut frames = VecDeque::new();
+        let mut rest = body;
+        for &length in lengths {
+            let (head, tail) = rest.split_at(length.min(rest.len()));
+            frames.push_back(Ok(Frame::data(Bytes::copy_from_slice(head))));
+            rest = tail;
+        }
+        frames.push_back(Ok(Frame::data(Bytes::copy_from_slice(rest))));
+        Self(frames)
+    }
+
+    pub fn then_trailers(mut self, trailers: HeaderMap) -> Self {
+        self.0.push_back(Ok(Frame::trailers(trailers)));
+        self
+    }
+
+    pub fn then_error(mut self) -> Self {
+        self.0.push_back(Err(io::Error::other("connection reset")));
+        self
+    }
+}
+
+impl Body for Frames {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        Poll::Ready(self.0.pop_front())
+    }
+}
+
+/// What the inner service saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub trailers: Option<HeaderMap>,
+    pub verified: Option<Verified>,
+}
+
+/// An inner service that records every request it is called with and answers 200 "inner".
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Recorder {
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("not poisoned").clone()
+    }
+
+    pub fn service(
+        &self,
+    ) -> impl tower::Service<
+        Request<VerifiedBody>,
+        Response = Response<String>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<String>, Infallible>> + Send,
+    > + Clone
+    + Send
+    + Sync
+    + 'static {
+        let recorder = self.clone();
+        tower::service_fn(move |request: Request<VerifiedBody>| {
+            let recorder = recorder.clone();
+            async move {
+                recorder.calls.fetch_add(1, Ordering::SeqCst);
+                let verified = request.extensions().get::<Verified>().copied();
+                let (parts, body) = request.into_parts();
+                let collected = body.collect().await.expect("infallible");
+                let trailers = collected.trailers().cloned();
+                recorder.seen.lock().expect("not poisoned").push(Seen {
+                    headers: parts.headers,
+                    body: collected.to_bytes(),
+                    trailers,
+                    verified,
+                });
+                Ok(Response::new("inner".to_owned()))
+            }
+        })
+    }
+}
+
+/// Collects a response body to a string.
+pub async fn text<B>(response: Response<B>) -> String
+where
+    B: Body,
+    B::Error: std::fmt::Debug,
+{
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    String::from_utf8(bytes.to_vec()).expect("utf-8")
+}
+
+/// Bounds every network wait of the tests.
+pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `router` on a fresh loopback port (HTTP/1.1 and HTTP/2) and returns its address.
+pub async fn serve(router: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+/// A real HTTP client; `http2` selects HTTP/2 with prior knowledge.
+pub fn client<B>(
+    http2: bool,
+) -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, B>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(http2)
+        .build_http()
+}
+
+/// Writes `raw` to a new connection to `addr` and returns everything read back until the
+/// server closes or `TIMEOUT` passes. `close_write` half-closes after writing.
+pub async fn raw_exchange(addr: std::net::SocketAddr, raw: &[u8], close_write: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(raw).await.expect("write");
+    if close_write {
+        stream.shutdown().await.expect("shutdown");
+    }
+    let mut response = Vec::new();
+    let mut buf = [0; 4096];
+    let read = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => response.extend_from_slice(&buf[..n]),
+            }
+            // One response is all these tests expect: stop at the end of its body.
+            if response_complete(&response) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(TIMEOUT, read).await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// Whether `raw` holds a whole response head and as much body as its Content-Length says.
+fn response_complete(raw: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return false;
+    };
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    head.lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .is_some_and(|length| body.len() >= length)
+}
