@@ -445,3 +445,21 @@ proptest! {
         prop_assert_eq!(recorder.calls(), 0);
     }
 }
+
+#[tokio::test]
+async fn a_body_in_one_frame_is_handed_on_without_a_copy() {
+    let body = Bytes::from(BODY.to_vec());
+    let address = body.as_ptr() as usize;
+    let inner = tower::service_fn(move |request: Request<VerifiedBody>| async move {
+        let received = request.into_body().into_bytes();
+        let same = received.as_ptr() as usize == address;
+        Ok::<_, Infallible>(http::Response::new(same.to_string()))
+    });
+    let request = signed(Full::new(body), &sign(SECRET, BODY));
+    let response = VerifySignatureLayer::new(SECRET)
+        .layer(inner)
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    assert_eq!(text(response).await, "true");
+}
