@@ -8,10 +8,18 @@
 //! (`{"is_allowed":true}`), other verified events get 200, a verified body that is not JSON
 //! gets 400, and anything not signed with the secret gets 401. One line per request on
 //! stdout.
+//!
+//! Replay protection is on: a delivery older than 5 minutes, or one already received, gets
+//! 401. Ids are remembered in memory, or in Redis when `REDIS_URL` is set (for several
+//! instances behind a load balancer). `AUTHGEAR_WEBHOOK_REPLAY=off` turns it off, e.g. to
+//! replay a captured delivery while debugging.
 
 use std::{env, process::ExitCode};
 
-use authgear_webhook::{Rejection, Secret, VerifySignatureLayer};
+use authgear_webhook::{
+    Rejection, Secret, VerifySignatureLayer,
+    replay::{RedisStore, ReplayProtection},
+};
 use axum::{
     Json, Router,
     body::Bytes,
@@ -46,9 +54,31 @@ async fn main() -> ExitCode {
     };
     let addr = env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:9999".to_owned());
 
+    let mut verify = VerifySignatureLayer::new(secret);
+    let replay = match (
+        env::var("AUTHGEAR_WEBHOOK_REPLAY").as_deref(),
+        env::var("REDIS_URL"),
+    ) {
+        (Ok("off"), _) => "off",
+        (_, Ok(url)) => match RedisStore::open(url.as_str()) {
+            Ok(store) => {
+                verify = verify.replay_protection(ReplayProtection::new(store));
+                "redis"
+            }
+            Err(error) => {
+                eprintln!("REDIS_URL: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => {
+            verify = verify.replay_protection(ReplayProtection::in_memory());
+            "memory"
+        }
+    };
+
     let app = Router::new()
         .route("/", post(receive))
-        .layer(VerifySignatureLayer::new(secret))
+        .layer(verify)
         .layer(map_response(log_rejection));
 
     let listener = match tokio::net::TcpListener::bind(&addr).await {
@@ -59,8 +89,8 @@ async fn main() -> ExitCode {
         }
     };
     match listener.local_addr() {
-        Ok(local) => println!("listening on http://{local}"),
-        Err(_) => println!("listening on http://{addr}"),
+        Ok(local) => println!("listening on http://{local} (replay protection: {replay})"),
+        Err(_) => println!("listening on http://{addr} (replay protection: {replay})"),
     }
     if let Err(error) = axum::serve(listener, app).await {
         eprintln!("server error: {error}");

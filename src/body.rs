@@ -40,6 +40,12 @@ impl VerifiedBody {
         Self { data, trailers }
     }
 
+    /// The verified bytes, while not yet polled.
+    #[cfg_attr(not(feature = "replay"), allow(dead_code))]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.data.as_deref().unwrap_or_default()
+    }
+
     /// The verified bytes, without the trailers. Does not copy.
     ///
     /// ```

@@ -15,6 +15,10 @@ mod signature;
 mod verified;
 pub mod verify;
 
+#[cfg(feature = "replay")]
+#[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
+pub mod replay;
+
 pub use self::{
     body::{ResponseBody, VerifiedBody},
     rejection::{Rejection, RejectionKind},

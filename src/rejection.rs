@@ -50,6 +50,14 @@ pub enum RejectionKind {
     BodyTooLarge,
     /// The body could not be read to its end, e.g. the client broke off (400).
     BodyUnreadable,
+    /// Replay protection: the delivery's timestamp is outside the window (401).
+    Stale,
+    /// Replay protection: a delivery with this id was already accepted (401).
+    Replayed,
+    /// Replay protection: the verified body has no `id` or `context.timestamp` (401).
+    MissingReplayFields,
+    /// Replay protection: the seen-ids store could not answer (503).
+    StoreUnavailable,
 }
 
 impl Rejection {
@@ -81,9 +89,13 @@ impl Rejection {
         match self.kind {
             RejectionKind::MissingSignature
             | RejectionKind::MalformedSignature
-            | RejectionKind::InvalidSignature => StatusCode::UNAUTHORIZED,
+            | RejectionKind::InvalidSignature
+            | RejectionKind::Stale
+            | RejectionKind::Replayed
+            | RejectionKind::MissingReplayFields => StatusCode::UNAUTHORIZED,
             RejectionKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RejectionKind::BodyUnreadable => StatusCode::BAD_REQUEST,
+            RejectionKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -94,6 +106,10 @@ impl Rejection {
             RejectionKind::InvalidSignature => "invalid signature",
             RejectionKind::BodyTooLarge => "request body too large",
             RejectionKind::BodyUnreadable => "request body could not be read",
+            RejectionKind::Stale => "stale delivery",
+            RejectionKind::Replayed => "delivery already received",
+            RejectionKind::MissingReplayFields => "delivery has no id or timestamp",
+            RejectionKind::StoreUnavailable => "replay check unavailable",
         }
     }
 

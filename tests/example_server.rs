@@ -50,10 +50,14 @@ struct Server {
 }
 
 impl Server {
-    fn start() -> Self {
+    /// Starts the example with `env` added to the secret and a free port.
+    fn start(env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(example())
             .env("AUTHGEAR_WEBHOOK_SECRET", SECRET)
             .env("ADDR", "127.0.0.1:0")
+            .env_remove("REDIS_URL")
+            .env_remove("AUTHGEAR_WEBHOOK_REPLAY")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("the example runs");
@@ -67,6 +71,7 @@ impl Server {
         let first = lines.recv_timeout(TIMEOUT).expect("the server starts");
         let addr = first
             .strip_prefix("listening on http://")
+            .and_then(|rest| rest.split(' ').next())
             .expect("a listening line")
             .to_owned();
         Self { child, addr, lines }
@@ -109,28 +114,53 @@ impl Drop for Server {
     }
 }
 
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// `body` with a fresh `context.timestamp` (and `id`, if given), as replay protection wants.
+fn fresh(body: &[u8], id: Option<&str>) -> Vec<u8> {
+    let mut event: serde_json::Value = serde_json::from_slice(body).expect("json");
+    event["context"]["timestamp"] = now().into();
+    if let Some(id) = id {
+        event["id"] = id.into();
+    }
+    serde_json::to_vec(&event).expect("json")
+}
+
 #[tokio::test]
 async fn answers_authgear_like_a_webhook_should() {
-    let server = Server::start();
+    let server = Server::start(&[]);
 
-    let blocking = std::fs::read("tests/fixtures/user.pre_create.json").expect("fixture");
+    let fixture = std::fs::read("tests/fixtures/user.pre_create.json").expect("fixture");
+    let blocking = fresh(&fixture, None);
     let (status, content_type, body) = server.post(&blocking, Some(sign(SECRET, &blocking))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(content_type.as_deref(), Some("application/json"));
     assert_eq!(body, r#"{"is_allowed":true}"#);
     assert_eq!(server.next_line(), "200 user.pre_create 0000000000546d54");
 
-    let event =
-        br#"{"id":"0000000000000001","seq":1,"type":"user.created","payload":{},"context":{}}"#;
+    let event = &fresh(
+        br#"{"id":"0000000000000001","seq":1,"type":"user.created","payload":{},"context":{}}"#,
+        None,
+    );
     let (status, _, body) = server.post(event, Some(sign(SECRET, event))).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
     assert_eq!(server.next_line(), "200 user.created 0000000000000001");
 
-    let (status, _, _) = server
-        .post(b"not json", Some(sign(SECRET, b"not json")))
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(server.next_line(), "400 verified body is not JSON");
+    // Replay protection is on by default: the same delivery again, or an old one, is refused.
+    let (status, _, body) = server.post(event, Some(sign(SECRET, event))).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::UNAUTHORIZED, "delivery already received")
+    );
+    assert_eq!(server.next_line(), "401 refused: delivery already received");
+    let (status, _, _) = server.post(&fixture, Some(sign(SECRET, &fixture))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(server.next_line(), "401 refused: stale delivery");
 
     let (status, _, body) = server.post(event, Some(sign("wrong", event))).await;
     assert_eq!(
@@ -145,6 +175,45 @@ async fn answers_authgear_like_a_webhook_should() {
         server.next_line(),
         "401 refused: missing x-authgear-body-signature header"
     );
+}
+
+#[tokio::test]
+async fn replay_protection_can_be_turned_off() {
+    let server = Server::start(&[("AUTHGEAR_WEBHOOK_REPLAY", "off")]);
+    // A captured (old) delivery, twice; and a verified body that is not JSON.
+    let fixture = std::fs::read("tests/fixtures/user.pre_create.json").expect("fixture");
+    for _ in 0..2 {
+        let (status, _, _) = server.post(&fixture, Some(sign(SECRET, &fixture))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(server.next_line(), "200 user.pre_create 0000000000546d54");
+    }
+    let (status, _, _) = server
+        .post(b"not json", Some(sign(SECRET, b"not json")))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(server.next_line(), "400 verified body is not JSON");
+}
+
+#[tokio::test]
+async fn two_instances_share_replay_protection_through_redis() {
+    let Some(redis) = common::RedisServer::start().await else {
+        return;
+    };
+    let env = [("REDIS_URL", redis.url.as_str())];
+    let (first, second) = (Server::start(&env), Server::start(&env));
+    let id = format!("redis-{}", now());
+    let event = fresh(
+        br#"{"id":"","seq":1,"type":"user.created","payload":{},"context":{}}"#,
+        Some(&id),
+    );
+    assert_eq!(
+        first.post(&event, Some(sign(SECRET, &event))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(first.next_line(), format!("200 user.created {id}"));
+    let (status, _, _) = second.post(&event, Some(sign(SECRET, &event))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(second.next_line(), "401 refused: delivery already received");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -10,7 +11,10 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::collect::Collector;
+use super::{
+    collect::Collector,
+    config::{Check, Config},
+};
 use crate::{Rejection, RejectionKind, VerifiedBody, body::ResponseBody};
 
 pin_project! {
@@ -36,7 +40,14 @@ pin_project! {
             #[pin]
             body: B,
             collector: Collector,
+            config: Arc<Config>,
             parts: Option<Parts>,
+            service: Option<S>,
+        },
+        /// The signature matched; an asynchronous check (replay protection) is running.
+        Checking {
+            check: Pin<Box<dyn Future<Output = Result<(), RejectionKind>> + Send>>,
+            request: Option<Request<VerifiedBody>>,
             service: Option<S>,
         },
         /// The body was verified; the inner service has the request.
@@ -53,11 +64,18 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<VerifiedBody>>,
 {
-    pub(super) fn collecting(parts: Parts, body: B, collector: Collector, service: S) -> Self {
+    pub(super) fn collecting(
+        parts: Parts,
+        body: B,
+        collector: Collector,
+        config: Arc<Config>,
+        service: S,
+    ) -> Self {
         Self {
             state: State::Collecting {
                 body,
                 collector,
+                config,
                 parts: Some(parts),
                 service: Some(service),
             },
@@ -87,6 +105,7 @@ where
                 StateProj::Collecting {
                     body,
                     collector,
+                    config,
                     parts,
                     service,
                 } => {
@@ -108,9 +127,23 @@ where
                         None => match (collector.finish(), parts.take(), service.take()) {
                             (Ok((verified, body)), Some(mut parts), Some(mut service)) => {
                                 parts.extensions.insert(verified);
-                                let future = service.call(Request::from_parts(parts, body));
-                                state.set(State::Calling { future });
-                                None
+                                let request = Request::from_parts(parts, body);
+                                match config.after_verify(&request) {
+                                    Check::Pass => {
+                                        let future = service.call(request);
+                                        state.set(State::Calling { future });
+                                        None
+                                    }
+                                    Check::Reject(kind) => Some(kind),
+                                    Check::Wait(check) => {
+                                        state.set(State::Checking {
+                                            check,
+                                            request: Some(request),
+                                            service: Some(service),
+                                        });
+                                        None
+                                    }
+                                }
                             }
                             (Err(kind), _, _) => Some(kind),
                             (Ok(_), _, _) => unreachable!("the request is taken only once"),
@@ -122,6 +155,24 @@ where
                         });
                     }
                 }
+                StateProj::Checking {
+                    check,
+                    request,
+                    service,
+                } => match (
+                    ready!(check.as_mut().poll(cx)),
+                    request.take(),
+                    service.take(),
+                ) {
+                    (Ok(()), Some(request), Some(mut service)) => {
+                        let future = service.call(request);
+                        state.set(State::Calling { future });
+                    }
+                    (Err(kind), _, _) => state.set(State::Rejected {
+                        rejection: Some(Rejection::new(kind)),
+                    }),
+                    (Ok(()), _, _) => unreachable!("the request is taken only once"),
+                },
                 StateProj::Calling { future } => {
                     let response = ready!(future.poll(cx))?;
                     return Poll::Ready(Ok(response.map(ResponseBody::new)));

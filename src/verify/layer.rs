@@ -54,6 +54,22 @@ impl VerifySignatureLayer {
         Arc::make_mut(&mut self.config).body_limit = bytes;
         self
     }
+
+    /// Also refuses stale and repeated deliveries, once the signature is verified: see
+    /// [`replay`](crate::replay).
+    ///
+    /// ```
+    /// use authgear_webhook::{replay::ReplayProtection, VerifySignatureLayer};
+    ///
+    /// let layer = VerifySignatureLayer::new("my-webhook-secret")
+    ///     .replay_protection(ReplayProtection::in_memory());
+    /// ```
+    #[cfg(feature = "replay")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
+    pub fn replay_protection(mut self, protection: crate::replay::ReplayProtection) -> Self {
+        Arc::make_mut(&mut self.config).replay = Some(protection);
+        self
+    }
 }
 
 impl<S> Layer<S> for VerifySignatureLayer {

@@ -92,4 +92,6 @@ mod future;
 mod layer;
 mod service;
 
+#[cfg(feature = "replay")]
+pub(crate) use self::config::Check;
 pub use self::{future::ResponseFuture, layer::VerifySignatureLayer, service::VerifySignature};

@@ -100,7 +100,7 @@ where
         let ready = std::mem::replace(&mut self.inner, not_ready);
         let (parts, body) = request.into_parts();
         let collector = Collector::new(&self.config, body.size_hint().lower(), tag);
-        ResponseFuture::collecting(parts, body, collector, ready)
+        ResponseFuture::collecting(parts, body, collector, self.config.clone(), ready)
     }
 }
 
