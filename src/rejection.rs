@@ -116,6 +116,8 @@ impl Rejection {
     /// The refusal response: the status, a one-line plain-text message, and `self` in the
     /// extensions.
     pub(crate) fn into_response<B>(self) -> Response<ResponseBody<B>> {
+        #[cfg(feature = "tracing")]
+        self.log();
         let message = Bytes::from_static(self.message().as_bytes());
         let mut response = Response::new(ResponseBody::rejection(message));
         *response.status_mut() = self.status();
@@ -125,6 +127,25 @@ impl Rejection {
         );
         response.extensions_mut().insert(self);
         response
+    }
+}
+
+#[cfg(feature = "tracing")]
+impl Rejection {
+    /// One event per refusal: the reason and status, never the signature, secret or body.
+    /// Forgeries and replays are `warn` (a misconfigured secret shows up there too), a
+    /// client breaking off is `debug`, an unavailable store is `error`.
+    fn log(&self) {
+        let (reason, status) = (self.message(), self.status().as_u16());
+        match self.kind {
+            RejectionKind::BodyUnreadable => {
+                tracing::debug!(reason, status, "authgear webhook refused")
+            }
+            RejectionKind::StoreUnavailable => {
+                tracing::error!(reason, status, "authgear webhook refused")
+            }
+            _ => tracing::warn!(reason, status, "authgear webhook refused"),
+        }
     }
 }
 

@@ -2,10 +2,13 @@
 
 use std::{env, fmt};
 
+use zeroize::Zeroize;
+
 /// A webhook signing secret: the key Authgear signs bodies with.
 ///
 /// In Authgear's portal it is under *Advanced > Hooks > Webhook Signature*. The key is the
-/// secret's bytes as they are (nothing is base64-decoded). `Debug` never shows them.
+/// secret's bytes as they are (nothing is base64-decoded). `Debug` never shows them, and
+/// they are wiped from memory when the `Secret` is dropped.
 ///
 /// ```
 /// use authgear_webhook::Secret;
@@ -60,8 +63,11 @@ impl From<&str> for Secret {
 }
 
 impl From<String> for Secret {
-    fn from(secret: String) -> Self {
-        Self(secret.into_bytes().into_boxed_slice())
+    fn from(mut secret: String) -> Self {
+        // Copied, not shrunk in place: a reallocation would leave a copy behind unwiped.
+        let copy = Self(secret.as_bytes().into());
+        secret.zeroize();
+        copy
     }
 }
 
@@ -72,10 +78,20 @@ impl From<&[u8]> for Secret {
 }
 
 impl From<Vec<u8>> for Secret {
-    fn from(secret: Vec<u8>) -> Self {
-        Self(secret.into_boxed_slice())
+    fn from(mut secret: Vec<u8>) -> Self {
+        let copy = Self(secret.as_slice().into());
+        secret.zeroize();
+        copy
     }
 }
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl zeroize::ZeroizeOnDrop for Secret {}
 
 /// The error of [`Secret::from_env`]: names the variable, never shows a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +148,15 @@ mod tests {
             let debug = format!("{secret:?} {secret:#?}");
             assert!(!debug.contains("hunter2"), "{debug}");
         }
+    }
+
+    #[test]
+    fn key_material_is_wiped_on_drop() {
+        // Compile-time proof: the secret wipes itself when dropped, and so do the SHA-256
+        // states an HMAC keyed with it holds (inner and outer pad; sha2's `zeroize`).
+        fn wiped<T: zeroize::ZeroizeOnDrop>() {}
+        wiped::<Secret>();
+        wiped::<<sha2::Sha256 as hmac::digest::block_api::CoreProxy>::Core>();
     }
 
     #[test]

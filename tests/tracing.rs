@@ -1,0 +1,108 @@
+//! With feature `tracing`, every refusal is logged with its reason, and never with the
+//! signature, the secret or the body.
+#![cfg(feature = "tracing")]
+
+mod common;
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+};
+
+use authgear_webhook::{SIGNATURE_HEADER, VerifySignatureLayer, sign};
+use bytes::Bytes;
+use common::{Frames, Recorder};
+use http::Request;
+use http_body_util::Full;
+use tower::{Layer, ServiceExt};
+
+const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
+const BODY: &str =
+    r#"{"id":"0000000000000001","type":"user.created","payload":{"email":"alice@example.com"}}"#;
+
+/// Where the subscriber writes: a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn refusals_are_logged_with_their_reason_only() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let layer = VerifySignatureLayer::new(SECRET).body_limit(200);
+    let good = sign(SECRET, BODY.as_bytes());
+    let forged = sign("not-the-secret", BODY.as_bytes());
+    let requests = [
+        (Some(forged.as_str()), BODY.as_bytes().to_vec()),
+        (None, BODY.as_bytes().to_vec()),
+        (Some("sha256=abc"), BODY.as_bytes().to_vec()),
+        (Some(good.as_str()), vec![b'x'; 201]),
+        (Some(good.as_str()), BODY.as_bytes().to_vec()),
+    ];
+    let recorder = Recorder::default();
+    for (signature, body) in requests {
+        let mut request = Request::post("/")
+            .body(Full::new(Bytes::from(body)))
+            .expect("request");
+        if let Some(signature) = signature {
+            request
+                .headers_mut()
+                .insert(SIGNATURE_HEADER, signature.parse().expect("header"));
+        }
+        layer
+            .layer(recorder.service())
+            .oneshot(request)
+            .await
+            .expect("infallible");
+    }
+    // A body that breaks off.
+    let request = Request::post("/")
+        .header(SIGNATURE_HEADER, good.as_str())
+        .body(Frames::split(BODY.as_bytes(), &[10]).then_error())
+        .expect("request");
+    layer
+        .layer(recorder.service())
+        .oneshot(request)
+        .await
+        .expect("infallible");
+
+    let log = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("utf-8");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 5, "{log}");
+    let expected = [
+        ("WARN", "invalid signature", 401),
+        ("WARN", "missing x-authgear-body-signature header", 401),
+        ("WARN", "malformed x-authgear-body-signature header", 401),
+        ("WARN", "request body too large", 413),
+        ("DEBUG", "request body could not be read", 400),
+    ];
+    for (line, (level, reason, status)) in lines.iter().zip(expected) {
+        assert!(line.contains(level), "{line}");
+        assert!(line.contains(&format!("reason=\"{reason}\"")), "{line}");
+        assert!(line.contains(&format!("status={status}")), "{line}");
+    }
+    for secretish in [SECRET, &good, &forged, "alice@example.com", "user.created"] {
+        assert!(!log.contains(secretish), "the log shows {secretish}: {log}");
+    }
+    assert_eq!(recorder.calls(), 1);
+}
