@@ -82,12 +82,51 @@ where
         }
     }
 
-    pub(super) fn rejected(rejection: Rejection) -> Self {
+    pub(super) fn rejected(kind: RejectionKind) -> Self {
         Self {
-            state: State::Rejected {
-                rejection: Some(rejection),
-            },
+            state: State::rejected(kind),
         }
+    }
+}
+
+impl<S, B> State<S, B>
+where
+    S: Service<Request<VerifiedBody>>,
+{
+    fn rejected(kind: RejectionKind) -> Self {
+        Self::Rejected {
+            rejection: Some(Rejection::new(kind)),
+        }
+    }
+}
+
+/// The body has ended: checks the signature, then what follows it (replay protection),
+/// and calls the inner service only if all passed.
+fn body_ended<S, B>(
+    collector: &mut Collector,
+    config: &Config,
+    parts: Parts,
+    mut service: S,
+) -> State<S, B>
+where
+    S: Service<Request<VerifiedBody>>,
+{
+    let (verified, body) = match collector.finish() {
+        Ok(verified) => verified,
+        Err(kind) => return State::rejected(kind),
+    };
+    let mut request = Request::from_parts(parts, body);
+    request.extensions_mut().insert(verified);
+    match config.after_verify(&request) {
+        Check::Pass => State::Calling {
+            future: service.call(request),
+        },
+        Check::Reject(kind) => State::rejected(kind),
+        Check::Wait(check) => State::Checking {
+            check,
+            request: Some(request),
+            service: Some(service),
+        },
     }
 }
 
@@ -109,51 +148,31 @@ where
                     parts,
                     service,
                 } => {
-                    let outcome = match ready!(body.poll_frame(cx)) {
+                    let next = match ready!(body.poll_frame(cx)) {
                         Some(Ok(frame)) => match frame.into_data() {
                             Ok(mut data) => {
                                 let data = data.copy_to_bytes(data.remaining());
-                                collector.push_data(data).err()
+                                match collector.push_data(data) {
+                                    Ok(()) => continue,
+                                    Err(kind) => State::rejected(kind),
+                                }
                             }
                             Err(frame) => {
                                 if let Ok(trailers) = frame.into_trailers() {
                                     collector.push_trailers(trailers);
                                 }
-                                None
+                                continue;
                             }
                         },
-                        Some(Err(_)) => Some(RejectionKind::BodyUnreadable),
-                        // The end of the body: only now is the signature known to match.
-                        None => match (collector.finish(), parts.take(), service.take()) {
-                            (Ok((verified, body)), Some(mut parts), Some(mut service)) => {
-                                parts.extensions.insert(verified);
-                                let request = Request::from_parts(parts, body);
-                                match config.after_verify(&request) {
-                                    Check::Pass => {
-                                        let future = service.call(request);
-                                        state.set(State::Calling { future });
-                                        None
-                                    }
-                                    Check::Reject(kind) => Some(kind),
-                                    Check::Wait(check) => {
-                                        state.set(State::Checking {
-                                            check,
-                                            request: Some(request),
-                                            service: Some(service),
-                                        });
-                                        None
-                                    }
-                                }
+                        Some(Err(_)) => State::rejected(RejectionKind::BodyUnreadable),
+                        None => match (parts.take(), service.take()) {
+                            (Some(parts), Some(service)) => {
+                                body_ended(collector, config, parts, service)
                             }
-                            (Err(kind), _, _) => Some(kind),
-                            (Ok(_), _, _) => unreachable!("the request is taken only once"),
+                            _ => unreachable!("the request is taken only once"),
                         },
                     };
-                    if let Some(kind) = outcome {
-                        state.set(State::Rejected {
-                            rejection: Some(Rejection::new(kind)),
-                        });
-                    }
+                    state.set(next);
                 }
                 StateProj::Checking {
                     check,
@@ -168,9 +187,7 @@ where
                         let future = service.call(request);
                         state.set(State::Calling { future });
                     }
-                    (Err(kind), _, _) => state.set(State::Rejected {
-                        rejection: Some(Rejection::new(kind)),
-                    }),
+                    (Err(kind), _, _) => state.set(State::rejected(kind)),
                     (Ok(()), _, _) => unreachable!("the request is taken only once"),
                 },
                 StateProj::Calling { future } => {

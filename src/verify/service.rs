@@ -8,7 +8,7 @@ use http_body::Body;
 use tower_service::Service;
 
 use super::{VerifySignatureLayer, collect::Collector, config::Config, future::ResponseFuture};
-use crate::{Rejection, RejectionKind, Secret, VerifiedBody, body::ResponseBody, signature};
+use crate::{RejectionKind, Secret, VerifiedBody, body::ResponseBody, signature};
 
 /// Middleware that lets through only requests whose body is signed by Authgear: see the
 /// [module docs](crate::verify).
@@ -87,11 +87,11 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let tag = match signature::parse_header(request.headers()) {
             Ok(tag) => tag,
-            Err(kind) => return ResponseFuture::rejected(Rejection::new(kind)),
+            Err(kind) => return ResponseFuture::rejected(kind),
         };
         let limit = self.config.body_limit;
         if declared_length(&request).is_some_and(|length| length > limit as u64) {
-            return ResponseFuture::rejected(Rejection::new(RejectionKind::BodyTooLarge));
+            return ResponseFuture::rejected(RejectionKind::BodyTooLarge);
         }
 
         // The inner service was made ready by `poll_ready`: take that one into the future
