@@ -89,6 +89,21 @@ where
     }
 }
 
+impl<S, B> std::fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<Request<VerifiedBody>>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Collecting { .. } => "Collecting",
+            State::Checking { .. } => "Checking",
+            State::Calling { .. } => "Calling",
+            State::Rejected { .. } => "Rejected",
+        };
+        f.debug_struct("ResponseFuture").field("state", &state).finish()
+    }
+}
+
 impl<S, B> State<S, B>
 where
     S: Service<Request<VerifiedBody>>,
