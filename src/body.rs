@@ -122,10 +122,9 @@ impl<B> ResponseBody<B> {
     }
 
     pub(crate) fn rejection(message: Bytes) -> Self {
+        let message = (!message.is_empty()).then_some(message);
         Self {
-            inner: Inner::Rejection {
-                message: Some(message),
-            },
+            inner: Inner::Rejection { message },
         }
     }
 }

@@ -11,6 +11,7 @@
 mod body;
 mod rejection;
 mod secret;
+pub mod sign_request;
 mod signature;
 mod verified;
 pub mod verify;
@@ -23,6 +24,7 @@ pub use self::{
     body::{ResponseBody, VerifiedBody},
     rejection::{Rejection, RejectionKind},
     secret::{FromEnvError, Secret},
+    sign_request::{SignError, SignErrorKind, SignRequest, SignRequestLayer, SignedBody},
     signature::{SIGNATURE_HEADER, sign},
     verified::Verified,
     verify::{VerifySignature, VerifySignatureLayer},

@@ -113,18 +113,44 @@ impl Rejection {
         }
     }
 
+    /// The gRPC status code a gRPC client should see, following gRPC's own mapping of HTTP
+    /// statuses (but `RESOURCE_EXHAUSTED` for a body too large).
+    fn grpc_status(&self) -> &'static str {
+        match self.status() {
+            StatusCode::UNAUTHORIZED => "16",
+            StatusCode::PAYLOAD_TOO_LARGE => "8",
+            StatusCode::SERVICE_UNAVAILABLE => "14",
+            _ => "13",
+        }
+    }
+
     /// The refusal response: the status, a one-line plain-text message, and `self` in the
-    /// extensions.
-    pub(crate) fn into_response<B>(self) -> Response<ResponseBody<B>> {
+    /// extensions. To a gRPC request (`grpc` true) it is a trailers-only gRPC answer as well:
+    /// `grpc-status` and `grpc-message` headers and no body, which gRPC clients read as
+    /// `UNAUTHENTICATED` and so on (they would choke on a plain-text body).
+    pub(crate) fn into_response<B>(self, grpc: bool) -> Response<ResponseBody<B>> {
         #[cfg(feature = "tracing")]
         self.log();
         let message = Bytes::from_static(self.message().as_bytes());
-        let mut response = Response::new(ResponseBody::rejection(message));
+        let mut response = Response::new(ResponseBody::rejection(match grpc {
+            true => Bytes::new(),
+            false => message,
+        }));
         *response.status_mut() = self.status();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
+        let headers = response.headers_mut();
+        if grpc {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            );
+            headers.insert("grpc-status", HeaderValue::from_static(self.grpc_status()));
+            headers.insert("grpc-message", HeaderValue::from_static(self.message()));
+        } else {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+        }
         response.extensions_mut().insert(self);
         response
     }

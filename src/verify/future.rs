@@ -26,6 +26,8 @@ pin_project! {
     {
         #[pin]
         state: State<S, B>,
+        // Whether the request is a gRPC call, to answer refusals the gRPC way.
+        grpc: bool,
     }
 }
 
@@ -70,8 +72,10 @@ where
         collector: Collector,
         config: Arc<Config>,
         service: S,
+        grpc: bool,
     ) -> Self {
         Self {
+            grpc,
             state: State::Collecting {
                 body,
                 collector,
@@ -82,9 +86,10 @@ where
         }
     }
 
-    pub(super) fn rejected(kind: RejectionKind) -> Self {
+    pub(super) fn rejected(kind: RejectionKind, grpc: bool) -> Self {
         Self {
             state: State::rejected(kind),
+            grpc,
         }
     }
 }
@@ -100,7 +105,9 @@ where
             State::Calling { .. } => "Calling",
             State::Rejected { .. } => "Rejected",
         };
-        f.debug_struct("ResponseFuture").field("state", &state).finish()
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 
@@ -154,7 +161,8 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
-            let mut state = self.as_mut().project().state;
+            let this = self.as_mut().project();
+            let (mut state, grpc) = (this.state, *this.grpc);
             match state.as_mut().project() {
                 StateProj::Collecting {
                     body,
@@ -213,7 +221,7 @@ where
                     let Some(rejection) = rejection.take() else {
                         panic!("ResponseFuture polled after completion");
                     };
-                    return Poll::Ready(Ok(rejection.into_response()));
+                    return Poll::Ready(Ok(rejection.into_response(grpc)));
                 }
             }
         }

@@ -18,6 +18,28 @@
 //! (no secret, no expected signature, no body), with the [`Rejection`](crate::Rejection) in
 //! its extensions for outer layers. The inner service is not called.
 //!
+//! # Body types, per stack
+//!
+//! The inner service always receives `Request<VerifiedBody>`: an [`http_body::Body`] with
+//! `Data = Bytes` and `Error = Infallible`, holding the exact signed bytes in one frame,
+//! then the request's trailers if any. The stack's own body (hyper's `Incoming`, axum's
+//! `Body`, tonic's `Body`) has been read by the layer. No stack needs an adapter:
+//!
+//! - **axum**: behind `Router::layer`, `Router::route_layer` or `MethodRouter::layer`,
+//!   axum boxes the body into `axum::body::Body`, so `Bytes`, `String`, `Json<T>`,
+//!   `HeaderMap` and `Extension<Verified>` extract as usual. The response,
+//!   `Response<ResponseBody<axum::body::Body>>`, implements `IntoResponse`.
+//! - **hyper**: a `tower::service_fn` takes `Request<VerifiedBody>` and reads it without
+//!   waiting with [`VerifiedBody::into_bytes`](crate::VerifiedBody::into_bytes) (or
+//!   `BodyExt::collect`); `hyper_util::service::TowerToHyperService` serves the stack over
+//!   HTTP/1.1 and HTTP/2.
+//! - **tonic**: `Server::builder().layer(VerifySignatureLayer::new(..))` wraps tonic's
+//!   `Routes`, which accept any such body; the gRPC services decode the verified bytes as
+//!   usual. Refusals of gRPC calls (`content-type: application/grpc...`) also carry
+//!   `grpc-status` (`UNAUTHENTICATED` for a 401) and no body, so gRPC clients see the
+//!   right code. The layer reads the whole request before calling the service: it suits
+//!   unary and server-streaming calls, not client-streaming or bidirectional ones.
+//!
 //! # Example
 //!
 //! With the defaults: one secret, bodies up to 1 MiB.

@@ -85,13 +85,14 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let grpc = is_grpc(&request);
         let tag = match signature::parse_header(request.headers()) {
             Ok(tag) => tag,
-            Err(kind) => return ResponseFuture::rejected(kind),
+            Err(kind) => return ResponseFuture::rejected(kind, grpc),
         };
         let limit = self.config.body_limit;
         if declared_length(&request).is_some_and(|length| length > limit as u64) {
-            return ResponseFuture::rejected(RejectionKind::BodyTooLarge);
+            return ResponseFuture::rejected(RejectionKind::BodyTooLarge, grpc);
         }
 
         // The inner service was made ready by `poll_ready`: take that one into the future
@@ -100,8 +101,16 @@ where
         let ready = std::mem::replace(&mut self.inner, not_ready);
         let (parts, body) = request.into_parts();
         let collector = Collector::new(&self.config, body.size_hint().lower(), tag);
-        ResponseFuture::collecting(parts, body, collector, self.config.clone(), ready)
+        ResponseFuture::collecting(parts, body, collector, self.config.clone(), ready, grpc)
     }
+}
+
+/// Whether the request is a gRPC call (`application/grpc`, `application/grpc+proto`, ...).
+fn is_grpc<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// The body length the request announces: its `Content-Length`, or the lower bound the
