@@ -9,6 +9,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+mod buffer;
 mod rejection;
 mod secret;
 pub mod sign_request;

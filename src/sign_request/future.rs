@@ -6,13 +6,17 @@ use std::{
 
 use bytes::{Buf, Bytes};
 use hmac::Mac;
-use http::{HeaderMap, HeaderValue, Request, request::Parts};
+use http::{HeaderValue, Request, request::Parts};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::{SignError, SignedBody, error::BoxError};
-use crate::{SIGNATURE_HEADER, signature::HmacSha256};
+use crate::{
+    SIGNATURE_HEADER,
+    buffer::{Buffer, TooLarge},
+    signature::HmacSha256,
+};
 
 pin_project! {
     /// Response future of [`SignRequest`](super::SignRequest): reads and signs the body, then
@@ -32,11 +36,11 @@ pin_project! {
     where
         S: Service<Request<SignedBody>>,
     {
-        /// Reading the body into the buffer; `parts` and the ready `service` wait here.
+        /// Reading the body into the signer; `parts` and the ready `service` wait here.
         Buffering {
             #[pin]
             body: B,
-            buffer: Buffer,
+            signer: Signer,
             parts: Option<Parts>,
             service: Option<S>,
         },
@@ -54,11 +58,11 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<SignedBody>>,
 {
-    pub(super) fn buffering(parts: Parts, body: B, buffer: Buffer, service: S) -> Self {
+    pub(super) fn buffering(parts: Parts, body: B, signer: Signer, service: S) -> Self {
         Self {
             state: State::Buffering {
                 body,
-                buffer,
+                signer,
                 parts: Some(parts),
                 service: Some(service),
             },
@@ -103,17 +107,17 @@ where
             match state.as_mut().project() {
                 StateProj::Buffering {
                     body,
-                    buffer,
+                    signer,
                     parts,
                     service,
                 } => {
                     // Read until the body says it has ended, not until `is_end_stream()`.
                     let outcome = match ready!(body.poll_frame(cx)) {
                         Some(Ok(frame)) => match frame.into_data() {
-                            Ok(mut data) => buffer.push_data(data.copy_to_bytes(data.remaining())),
+                            Ok(mut data) => signer.push_data(data.copy_to_bytes(data.remaining())),
                             Err(frame) => {
                                 if let Ok(trailers) = frame.into_trailers() {
-                                    buffer.push_trailers(trailers);
+                                    signer.buffer.push_trailers(trailers);
                                 }
                                 Ok(())
                             }
@@ -125,7 +129,7 @@ where
                             else {
                                 unreachable!("the request is taken only once");
                             };
-                            let (signature, body) = buffer.finish();
+                            let (signature, body) = signer.finish();
                             parts.headers.insert(SIGNATURE_HEADER, signature);
                             let future = service.call(Request::from_parts(parts, body));
                             state.set(State::Calling { future });
@@ -151,67 +155,26 @@ where
 }
 
 /// The bounded buffer: feeds each frame to the MAC as it arrives and keeps the bytes.
-pub(super) struct Buffer {
+pub(super) struct Signer {
     mac: HmacSha256,
-    limit: usize,
-    /// How many bytes the request announced, to size the buffer once.
-    expected: usize,
-    data: Data,
-    trailers: Option<HeaderMap>,
+    buffer: Buffer,
 }
 
-/// The body so far.
-enum Data {
-    Empty,
-    /// One frame: kept as it is, not copied.
-    One(Bytes),
-    /// More than one frame: copied into one contiguous buffer, never beyond the limit.
-    Many(Vec<u8>),
-}
-
-impl Buffer {
+impl Signer {
     pub(super) fn new(mac: HmacSha256, limit: usize, expected: u64) -> Self {
         Self {
             mac,
-            limit,
-            expected: usize::try_from(expected).unwrap_or(usize::MAX).min(limit),
-            data: Data::Empty,
-            trailers: None,
+            buffer: Buffer::new(limit, expected),
         }
     }
 
     fn push_data(&mut self, data: Bytes) -> Result<(), SignError> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        let len = self.len();
-        if data.len() > self.limit - len {
-            return Err(SignError::too_large());
-        }
-        self.mac.update(&data);
-        self.data = match std::mem::replace(&mut self.data, Data::Empty) {
-            Data::Empty => Data::One(data),
-            Data::One(first) => {
-                let mut bytes = Vec::new();
-                self.reserve(&mut bytes, first.len() + data.len());
-                bytes.extend_from_slice(&first);
-                bytes.extend_from_slice(&data);
-                Data::Many(bytes)
-            }
-            Data::Many(mut bytes) => {
-                self.reserve(&mut bytes, len + data.len());
-                bytes.extend_from_slice(&data);
-                Data::Many(bytes)
-            }
-        };
+        let bytes = self
+            .buffer
+            .push(data)
+            .map_err(|TooLarge| SignError::too_large())?;
+        self.mac.update(bytes);
         Ok(())
-    }
-
-    fn push_trailers(&mut self, trailers: HeaderMap) {
-        match &mut self.trailers {
-            Some(existing) => existing.extend(trailers),
-            None => self.trailers = Some(trailers),
-        }
     }
 
     /// The signature header value and the body with the same bytes.
@@ -221,32 +184,7 @@ impl Buffer {
             Ok(value) => value,
             Err(_) => unreachable!("hex is a valid header value"),
         };
-        let data = match std::mem::replace(&mut self.data, Data::Empty) {
-            Data::Empty => Bytes::new(),
-            Data::One(bytes) => bytes,
-            Data::Many(bytes) => Bytes::from(bytes),
-        };
-        (signature, SignedBody::new(data, self.trailers.take()))
-    }
-
-    fn len(&self) -> usize {
-        match &self.data {
-            Data::Empty => 0,
-            Data::One(bytes) => bytes.len(),
-            Data::Many(bytes) => bytes.len(),
-        }
-    }
-
-    /// Grows `bytes` to hold `needed`: to the announced length at once, else by doubling,
-    /// but never past the limit.
-    fn reserve(&self, bytes: &mut Vec<u8>, needed: usize) {
-        if needed <= bytes.capacity() {
-            return;
-        }
-        let capacity = needed
-            .max(self.expected)
-            .max(bytes.capacity().saturating_mul(2))
-            .min(self.limit);
-        bytes.reserve_exact(capacity - bytes.len());
+        let (data, trailers) = self.buffer.take();
+        (signature, SignedBody::new(data, trailers))
     }
 }

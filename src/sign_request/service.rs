@@ -11,7 +11,7 @@ use super::{
     SignError, SignRequestLayer, SignedBody,
     config::Config,
     error::BoxError,
-    future::{Buffer, ResponseFuture},
+    future::{ResponseFuture, Signer},
 };
 use crate::Secret;
 
@@ -102,8 +102,8 @@ where
         let not_ready = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, not_ready);
         let (parts, body) = request.into_parts();
-        let buffer = Buffer::new(self.config.mac.clone(), limit, declared);
-        ResponseFuture::buffering(parts, body, buffer, ready)
+        let signer = Signer::new(self.config.mac.clone(), limit, declared);
+        ResponseFuture::buffering(parts, body, signer, ready)
     }
 }
 
