@@ -17,6 +17,9 @@ mod signature;
 mod verified;
 pub mod verify;
 
+#[cfg(feature = "event")]
+#[cfg_attr(docsrs, doc(cfg(feature = "event")))]
+pub mod event;
 #[cfg(feature = "replay")]
 #[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
 pub mod replay;

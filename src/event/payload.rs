@@ -1,0 +1,704 @@
+//! The `payload` of an event: one typed variant per event type, and one for the rest.
+
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use super::models::{AuthenticationContext, Identification, Identity, Session, User};
+
+/// Declares [`Payload`] from the table of event types: the enum, its `type` string, whether
+/// Authgear waits for an answer, parsing from `(type, payload)` and serialising.
+macro_rules! payloads {
+    (
+        blocking { $( $blocking:ident($blocking_payload:ty) = $blocking_type:literal, )* }
+        non_blocking { $( $other:ident($other_payload:ty) = $other_type:literal, )* }
+    ) => {
+        /// The `payload` of an [`Event`](super::Event), typed by the event's `type`.
+        ///
+        /// One variant per event type Authgear documents; a type this crate does not know
+        /// (Authgear adds some over time, and portal-only `project.*` events) is kept as data
+        /// in [`Payload::Unknown`], never refused.
+        ///
+        /// ```
+        /// use authgear_webhook::event::Payload;
+        ///
+        /// fn describe(payload: &Payload) -> String {
+        ///     match payload {
+        ///         Payload::UserCreated(created) => format!("new user {}", created.user.id),
+        ///         Payload::Unknown { event_type, .. } => format!("{event_type} (unknown)"),
+        ///         other => other.event_type().to_owned(),
+        ///     }
+        /// }
+        /// # let _ = describe;
+        /// ```
+        #[derive(Debug, Clone, PartialEq)]
+        #[non_exhaustive]
+        pub enum Payload {
+            $(
+                #[doc = concat!("`", $blocking_type, "` (blocking: Authgear waits for an answer).")]
+                $blocking($blocking_payload),
+            )*
+            $(
+                #[doc = concat!("`", $other_type, "`.")]
+                $other($other_payload),
+            )*
+            /// An event type this version of the crate does not know: its `type` and raw
+            /// `payload`, kept as sent.
+            Unknown {
+                /// The event's `type`.
+                event_type: String,
+                /// The raw `payload`.
+                payload: Value,
+            },
+        }
+
+        impl Payload {
+            /// The event's `type`, e.g. `"user.pre_create"`.
+            ///
+            /// ```
+            /// # use authgear_webhook::event::Payload;
+            /// let payload = Payload::Unknown {
+            ///     event_type: "project.app.created".to_owned(),
+            ///     payload: serde_json::json!({}),
+            /// };
+            /// assert_eq!(payload.event_type(), "project.app.created");
+            /// ```
+            pub fn event_type(&self) -> &str {
+                match self {
+                    $( Self::$blocking(_) => $blocking_type, )*
+                    $( Self::$other(_) => $other_type, )*
+                    Self::Unknown { event_type, .. } => event_type,
+                }
+            }
+
+            /// Whether Authgear waits for an answer to this event. `false` for
+            /// [`Payload::Unknown`]: see [`is_blocking_type`](super::is_blocking_type).
+            ///
+            /// ```
+            /// # use authgear_webhook::event::Payload;
+            /// let payload = Payload::Unknown {
+            ///     event_type: "project.app.created".to_owned(),
+            ///     payload: serde_json::json!({}),
+            /// };
+            /// assert!(!payload.is_blocking());
+            /// ```
+            pub fn is_blocking(&self) -> bool {
+                matches!(self, $( Self::$blocking(_) )|*)
+            }
+
+            /// Parses the `payload` of an event of type `event_type`.
+            pub(crate) fn from_parts(
+                event_type: String,
+                payload: Value,
+            ) -> Result<Self, serde_json::Error> {
+                Ok(match event_type.as_str() {
+                    $( $blocking_type => Self::$blocking(serde_json::from_value(payload)?), )*
+                    $( $other_type => Self::$other(serde_json::from_value(payload)?), )*
+                    _ => Self::Unknown { event_type, payload },
+                })
+            }
+        }
+
+        /// The types of the blocking events.
+        pub(crate) const BLOCKING_TYPES: &[&str] = &[$( $blocking_type ),*];
+
+        /// Writes the payload object alone (the `type` is the envelope's).
+        impl Serialize for Payload {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $( Self::$blocking(payload) => payload.serialize(serializer), )*
+                    $( Self::$other(payload) => payload.serialize(serializer), )*
+                    Self::Unknown { payload, .. } => payload.serialize(serializer),
+                }
+            }
+        }
+    };
+}
+
+payloads! {
+    blocking {
+        UserPreCreate(UserPreCreatePayload) = "user.pre_create",
+        UserProfilePreUpdate(UserProfilePreUpdatePayload) = "user.profile.pre_update",
+        UserPreScheduleDeletion(UserPreScheduleDeletionPayload) = "user.pre_schedule_deletion",
+        UserPreScheduleAnonymization(UserPreScheduleAnonymizationPayload) = "user.pre_schedule_anonymization",
+        OidcJwtPreCreate(OidcJwtPreCreatePayload) = "oidc.jwt.pre_create",
+        OidcIdTokenPreCreate(OidcIdTokenPreCreatePayload) = "oidc.id_token.pre_create",
+        AuthenticationPreInitialize(AuthenticationPreInitializePayload) = "authentication.pre_initialize",
+        AuthenticationPostIdentified(AuthenticationPostIdentifiedPayload) = "authentication.post_identified",
+        AuthenticationPreAuthenticated(AuthenticationPreAuthenticatedPayload) = "authentication.pre_authenticated",
+    }
+    non_blocking {
+        UserCreated(UserCreatedPayload) = "user.created",
+        UserAuthenticated(UserSessionPayload) = "user.authenticated",
+        UserReauthenticated(UserSessionPayload) = "user.reauthenticated",
+        UserProfileUpdated(UserPayload) = "user.profile.updated",
+        UserDisabled(UserDisabledPayload) = "user.disabled",
+        UserReenabled(UserPayload) = "user.reenabled",
+        UserAnonymousPromoted(UserAnonymousPromotedPayload) = "user.anonymous.promoted",
+        UserDeletionScheduled(UserPayload) = "user.deletion_scheduled",
+        UserDeletionUnscheduled(UserPayload) = "user.deletion_unscheduled",
+        UserDeleted(UserDeletedPayload) = "user.deleted",
+        UserAnonymizationScheduled(UserPayload) = "user.anonymization_scheduled",
+        UserAnonymizationUnscheduled(UserPayload) = "user.anonymization_unscheduled",
+        UserAnonymized(UserPayload) = "user.anonymized",
+        IdentityEmailAdded(IdentityPayload) = "identity.email.added",
+        IdentityEmailRemoved(IdentityPayload) = "identity.email.removed",
+        IdentityEmailUpdated(IdentityUpdatedPayload) = "identity.email.updated",
+        IdentityEmailVerified(IdentityPayload) = "identity.email.verified",
+        IdentityEmailUnverified(IdentityPayload) = "identity.email.unverified",
+        IdentityPhoneAdded(IdentityPayload) = "identity.phone.added",
+        IdentityPhoneRemoved(IdentityPayload) = "identity.phone.removed",
+        IdentityPhoneUpdated(IdentityUpdatedPayload) = "identity.phone.updated",
+        IdentityPhoneVerified(IdentityPayload) = "identity.phone.verified",
+        IdentityPhoneUnverified(IdentityPayload) = "identity.phone.unverified",
+        IdentityUsernameAdded(IdentityPayload) = "identity.username.added",
+        IdentityUsernameRemoved(IdentityPayload) = "identity.username.removed",
+        IdentityUsernameUpdated(IdentityUpdatedPayload) = "identity.username.updated",
+        IdentityUsernameVerified(IdentityPayload) = "identity.username.verified",
+        IdentityUsernameUnverified(IdentityPayload) = "identity.username.unverified",
+        IdentityOauthConnected(IdentityPayload) = "identity.oauth.connected",
+        IdentityOauthDisconnected(IdentityPayload) = "identity.oauth.disconnected",
+        IdentityBiometricEnabled(IdentityPayload) = "identity.biometric.enabled",
+        IdentityBiometricDisabled(IdentityPayload) = "identity.biometric.disabled",
+        UsageAlertTriggered(UsageAlertPayload) = "usage.alert.triggered",
+    }
+}
+
+/// `user.pre_create` (blocking): a user is about to be created. Answer with
+/// [`allow`](Self::allow) (optionally setting attributes, roles and groups) or
+/// [`Answer::deny`](super::Answer::deny).
+///
+/// ```
+/// use authgear_webhook::event::UserPreCreatePayload;
+///
+/// let payload: UserPreCreatePayload = serde_json::from_value(serde_json::json!({
+///     "user": {
+///         "id": "u1", "created_at": "2006-01-02T03:04:05Z", "updated_at": "2006-01-02T03:04:05Z",
+///         "is_anonymous": false, "is_verified": true, "is_disabled": false,
+///         "standard_attributes": { "email": "jane@example.com" }
+///     },
+///     "identities": null
+/// }))?;
+/// assert_eq!(payload.user.email(), Some("jane@example.com"));
+/// assert!(payload.identities().is_empty());
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserPreCreatePayload {
+    /// The user about to be created.
+    pub user: User,
+    /// Its identities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identities: Option<Vec<Identity>>,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl UserPreCreatePayload {
+    /// The identities (empty when absent or `null`).
+    ///
+    /// ```
+    /// # use authgear_webhook::event::UserPreCreatePayload;
+    /// # let payload: UserPreCreatePayload = serde_json::from_value(serde_json::json!({
+    /// #     "user": { "id": "u1", "created_at": "", "updated_at": "",
+    /// #         "is_anonymous": false, "is_verified": true, "is_disabled": false },
+    /// #     "identities": [{ "id": "i1", "created_at": "", "updated_at": "",
+    /// #         "type": "login_id", "claims": { "email": "jane@example.com" } }]
+    /// # }))?;
+    /// let emails: Vec<&str> = payload.identities().iter().filter_map(|i| i.email()).collect();
+    /// assert_eq!(emails, ["jane@example.com"]);
+    /// # Ok::<_, serde_json::Error>(())
+    /// ```
+    pub fn identities(&self) -> &[Identity] {
+        self.identities.as_deref().unwrap_or_default()
+    }
+}
+
+/// `user.profile.pre_update` (blocking): a user's profile is about to be updated.
+///
+/// ```
+/// use authgear_webhook::event::UserProfilePreUpdatePayload;
+///
+/// let payload: UserProfilePreUpdatePayload = serde_json::from_value(serde_json::json!({
+///     "user": {
+///         "id": "u1", "created_at": "2006-01-02T03:04:05Z", "updated_at": "2006-01-02T03:04:05Z",
+///         "is_anonymous": false, "is_verified": true, "is_disabled": false,
+///         "standard_attributes": { "name": "Chris" }
+///     }
+/// }))?;
+/// assert_eq!(payload.user.standard_attribute("name"), Some(&serde_json::json!("Chris")));
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserProfilePreUpdatePayload {
+    /// The user, with the profile as it will be after the update.
+    pub user: User,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `user.pre_schedule_deletion` (blocking): a user is about to be scheduled for deletion.
+///
+/// ```
+/// use authgear_webhook::event::UserPreScheduleDeletionPayload;
+///
+/// let payload: UserPreScheduleDeletionPayload = serde_json::from_value(serde_json::json!({
+///     "user": { "id": "u1", "created_at": "", "updated_at": "",
+///         "is_anonymous": false, "is_verified": true, "is_disabled": false }
+/// }))?;
+/// assert_eq!(payload.user.id, "u1");
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserPreScheduleDeletionPayload {
+    /// The user.
+    pub user: User,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `user.pre_schedule_anonymization` (blocking): a user is about to be scheduled for
+/// anonymization.
+///
+/// ```
+/// use authgear_webhook::event::UserPreScheduleAnonymizationPayload;
+///
+/// let payload: UserPreScheduleAnonymizationPayload = serde_json::from_value(serde_json::json!({
+///     "user": { "id": "u1", "created_at": "", "updated_at": "",
+///         "is_anonymous": false, "is_verified": true, "is_disabled": false }
+/// }))?;
+/// assert_eq!(payload.user.id, "u1");
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserPreScheduleAnonymizationPayload {
+    /// The user.
+    pub user: User,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `oidc.jwt.pre_create` (blocking): an access token (JWT) is about to be issued. Answer with
+/// [`allow`](Self::allow) and [`add_claim`](super::TokenAnswer::add_claim) to add claims.
+///
+/// ```
+/// use authgear_webhook::event::OidcJwtPreCreatePayload;
+///
+/// let payload: OidcJwtPreCreatePayload = serde_json::from_value(serde_json::json!({
+///     "user": { "id": "u1", "created_at": "", "updated_at": "",
+///         "is_anonymous": false, "is_verified": true, "is_disabled": false },
+///     "jwt": { "payload": { "iss": "https://myapp.authgear.cloud", "sub": "u1" } }
+/// }))?;
+/// assert_eq!(payload.jwt.payload["sub"], "u1");
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OidcJwtPreCreatePayload {
+    /// The user the token is for.
+    pub user: User,
+    /// The user's identities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identities: Option<Vec<Identity>>,
+    /// The token about to be issued.
+    pub jwt: Token,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `oidc.id_token.pre_create` (blocking): an ID token is about to be issued. Answer with
+/// [`allow`](Self::allow) and [`add_claim`](super::TokenAnswer::add_claim) to add claims.
+///
+/// ```
+/// use authgear_webhook::event::OidcIdTokenPreCreatePayload;
+///
+/// let payload: OidcIdTokenPreCreatePayload = serde_json::from_value(serde_json::json!({
+///     "user": { "id": "u1", "created_at": "", "updated_at": "",
+///         "is_anonymous": false, "is_verified": true, "is_disabled": false },
+///     "identities": [],
+///     "id_token": { "payload": { "sub": "u1" } }
+/// }))?;
+/// assert_eq!(payload.id_token.payload["sub"], "u1");
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OidcIdTokenPreCreatePayload {
+    /// The user the token is for.
+    pub user: User,
+    /// The user's identities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identities: Option<Vec<Identity>>,
+    /// The token about to be issued.
+    pub id_token: Token,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A token about to be issued: `{"payload": {...}}`, its claims.
+///
+/// ```
+/// use authgear_webhook::event::Token;
+///
+/// let token: Token = serde_json::from_str(r#"{"payload":{"aud":["my-client"]}}"#)?;
+/// assert_eq!(token.payload["aud"][0], "my-client");
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Token {
+    /// The token's claims, as Authgear will issue them.
+    pub payload: Map<String, Value>,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `authentication.pre_initialize` (blocking): an authentication flow starts; no user yet.
+///
+/// ```
+/// use authgear_webhook::event::AuthenticationPreInitializePayload;
+///
+/// let payload: AuthenticationPreInitializePayload = serde_json::from_value(serde_json::json!({
+///     "authentication_context": { "user": null, "amr": [] }
+/// }))?;
+/// assert!(payload.authentication_context.user.is_none());
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AuthenticationPreInitializePayload {
+    /// The authentication in progress.
+    pub authentication_context: AuthenticationContext,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `authentication.post_identified` (blocking): the end user has identified themselves.
+///
+/// ```
+/// use authgear_webhook::event::{AuthenticationPostIdentifiedPayload, IdentificationMethod};
+///
+/// let payload: AuthenticationPostIdentifiedPayload = serde_json::from_value(serde_json::json!({
+///     "identification": { "identification": "email", "identity": null },
+///     "authentication_context": { "user": null }
+/// }))?;
+/// assert_eq!(payload.identification.identification, IdentificationMethod::Email);
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AuthenticationPostIdentifiedPayload {
+    /// How the end user identified themselves.
+    pub identification: Identification,
+    /// The authentication in progress.
+    pub authentication_context: AuthenticationContext,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `authentication.pre_authenticated` (blocking): the end user is about to be authenticated.
+///
+/// ```
+/// use authgear_webhook::event::AuthenticationPreAuthenticatedPayload;
+///
+/// let payload: AuthenticationPreAuthenticatedPayload = serde_json::from_value(serde_json::json!({
+///     "authentication_context": { "amr": ["pwd"] }
+/// }))?;
+/// assert_eq!(payload.authentication_context.amr(), ["pwd"]);
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AuthenticationPreAuthenticatedPayload {
+    /// The authentication in progress.
+    pub authentication_context: AuthenticationContext,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `user.created`: a user was created.
+///
+/// ```
+/// use authgear_webhook::event::UserCreatedPayload;
+///
+/// let payload: UserCreatedPayload = serde_json::from_value(serde_json::json!({
+///     "user": { "id": "u1", "created_at": "", "updated_at": "",
+///         "is_anonymous": false, "is_verified": true, "is_disabled": false },
+///     "identities": []
+/// }))?;
+/// assert_eq!(payload.user.id, "u1");
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserCreatedPayload {
+    /// The new user.
+    pub user: User,
+    /// Its identities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identities: Option<Vec<Identity>>,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `user.authenticated` and `user.reauthenticated`: a user signed in (again).
+///
+/// ```
+/// use authgear_webhook::event::{SessionType, UserSessionPayload};
+///
+/// let payload: UserSessionPayload = serde_json::from_value(serde_json::json!({
+///     "user": { "id": "u1", "created_at": "", "updated_at": "",
+///         "is_anonymous": false, "is_verified": true, "is_disabled": false },
+///     "session": { "id": "s1", "created_at": "", "updated_at": "", "type": "idp" }
+/// }))?;
+/// assert_eq!(payload.session.session_type, SessionType::Idp);
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserSessionPayload {
+    /// The user.
+    pub user: User,
+    /// The session.
+    pub session: Session,
+    /// Set by newer servers when an existing session was continued. Its shape is not
+    /// documented, so it is kept as raw JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continue_from_session: Option<Value>,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The payload of the events that carry only the user: `user.profile.updated`,
+/// `user.reenabled`, `user.deletion_scheduled`, `user.deletion_unscheduled`,
+/// `user.anonymization_scheduled`, `user.anonymization_unscheduled`, `user.anonymized`.
+///
+/// ```
+/// use authgear_webhook::event::UserPayload;
+///
+/// let payload: UserPayload = serde_json::from_value(serde_json::json!({
+///     "user": { "id": "u1", "created_at": "", "updated_at": "",
+///         "is_anonymous": false, "is_verified": true, "is_disabled": false }
+/// }))?;
+/// assert_eq!(payload.user.id, "u1");
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserPayload {
+    /// The user.
+    pub user: User,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `user.disabled`: a user was disabled, perhaps for a while only.
+///
+/// ```
+/// use authgear_webhook::event::UserDisabledPayload;
+///
+/// let payload: UserDisabledPayload = serde_json::from_value(serde_json::json!({
+///     "user": { "id": "u1", "created_at": "", "updated_at": "",
+///         "is_anonymous": false, "is_verified": true, "is_disabled": true },
+///     "temporarily_disabled_until": "2030-01-01T00:00:00Z"
+/// }))?;
+/// assert!(payload.temporarily_disabled_until.is_some());
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserDisabledPayload {
+    /// The user.
+    pub user: User,
+    /// Start of a temporary disable (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporarily_disabled_from: Option<String>,
+    /// End of a temporary disable (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporarily_disabled_until: Option<String>,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `user.anonymous.promoted`: an anonymous user became a regular one.
+///
+/// ```
+/// use authgear_webhook::event::UserAnonymousPromotedPayload;
+///
+/// let user = serde_json::json!({ "id": "u1", "created_at": "", "updated_at": "",
+///     "is_anonymous": false, "is_verified": true, "is_disabled": false });
+/// let payload: UserAnonymousPromotedPayload = serde_json::from_value(serde_json::json!({
+///     "anonymous_user": user, "user": user, "identities": []
+/// }))?;
+/// assert_eq!(payload.anonymous_user.id, payload.user.id);
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserAnonymousPromotedPayload {
+    /// The user as it was, anonymous.
+    pub anonymous_user: User,
+    /// The user as it is now.
+    pub user: User,
+    /// Its identities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identities: Option<Vec<Identity>>,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `user.deleted`: a user was deleted.
+///
+/// ```
+/// use authgear_webhook::event::UserDeletedPayload;
+///
+/// let payload: UserDeletedPayload = serde_json::from_value(serde_json::json!({
+///     "user": { "id": "u1", "created_at": "", "updated_at": "",
+///         "is_anonymous": false, "is_verified": true, "is_disabled": false }
+/// }))?;
+/// assert_eq!(payload.reason, None);
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserDeletedPayload {
+    /// The user, as it was.
+    pub user: User,
+    /// Why, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The payload of `identity.{email,phone,username}.{added,removed,verified,unverified}`,
+/// `identity.oauth.{connected,disconnected}` and `identity.biometric.{enabled,disabled}`.
+///
+/// ```
+/// use authgear_webhook::event::{IdentityPayload, IdentityType};
+///
+/// let payload: IdentityPayload = serde_json::from_value(serde_json::json!({
+///     "user": { "id": "u1", "created_at": "", "updated_at": "",
+///         "is_anonymous": false, "is_verified": true, "is_disabled": false },
+///     "identity": { "id": "i1", "created_at": "", "updated_at": "", "type": "oauth" }
+/// }))?;
+/// assert_eq!(payload.identity.identity_type, IdentityType::Oauth);
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct IdentityPayload {
+    /// The user.
+    pub user: User,
+    /// The identity.
+    pub identity: Identity,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The payload of `identity.{email,phone,username}.updated`.
+///
+/// ```
+/// use authgear_webhook::event::IdentityUpdatedPayload;
+///
+/// let identity = |email: &str| serde_json::json!({ "id": "i1", "created_at": "",
+///     "updated_at": "", "type": "login_id", "claims": { "email": email } });
+/// let payload: IdentityUpdatedPayload = serde_json::from_value(serde_json::json!({
+///     "user": { "id": "u1", "created_at": "", "updated_at": "",
+///         "is_anonymous": false, "is_verified": true, "is_disabled": false },
+///     "new_identity": identity("new@example.com"),
+///     "old_identity": identity("old@example.com")
+/// }))?;
+/// assert_eq!(payload.new_identity.email(), Some("new@example.com"));
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct IdentityUpdatedPayload {
+    /// The user.
+    pub user: User,
+    /// The identity after the update.
+    pub new_identity: Identity,
+    /// The identity before the update.
+    pub old_identity: Identity,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `usage.alert.triggered`: a usage quota of the project is near or over its limit.
+///
+/// ```
+/// use authgear_webhook::event::UsageAlertPayload;
+///
+/// let payload: UsageAlertPayload = serde_json::from_value(serde_json::json!({
+///     "usage": { "name": "sms", "action": "alert", "period": "month",
+///         "quota": 1000, "current_value": 900, "plan_name": "business" }
+/// }))?;
+/// assert_eq!(payload.usage.current_value, Some(900));
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UsageAlertPayload {
+    /// The usage that triggered the alert.
+    pub usage: UsageAlert,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `usage` in [`UsageAlertPayload`].
+///
+/// ```
+/// use authgear_webhook::event::UsageAlert;
+///
+/// let usage: UsageAlert = serde_json::from_str(r#"{"name":"email","quota":100}"#)?;
+/// assert_eq!(usage.name.as_deref(), Some("email"));
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UsageAlert {
+    /// What is counted (e.g. `sms`, `email`, `whatsapp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What the alert is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The quota's period (e.g. `month`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    /// The quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<i64>,
+    /// The usage so far in the period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_value: Option<i64>,
+    /// The project's plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_name: Option<String>,
+    /// Fields this crate does not know, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
