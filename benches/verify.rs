@@ -1,0 +1,187 @@
+//! Verification throughput, in-process: the real layer (`VerifySignatureLayer::new(..)
+//! .layer(inner)`, inner service dropping the body) against a plain `Hmac<Sha256>` over one
+//! contiguous slice, and against the same inner service without the layer. Bodies of
+//! 256 B, 4 KiB, 64 KiB and 1 MiB, arriving in 1 frame and in 64 frames.
+//!
+//! ```sh
+//! cargo bench --bench verify                 # criterion, then the side-by-side table
+//! RATIOS=0 cargo bench --bench verify        # criterion only
+//! RATIOS_ONLY=1 cargo bench --bench verify   # the side-by-side table only
+//! ```
+//!
+//! Criterion runs one function after the other; on a shared machine their figures drift.
+//! The table at the end times the three side by side, in interleaved batches, and gives the
+//! ratios from the medians. Results and how to read them: BENCHMARKS.md.
+
+mod common;
+
+use std::{
+    env,
+    hint::black_box,
+    time::{Duration, Instant},
+};
+
+use common::{SECRET, Signed, inner, layered, oneshot};
+use criterion::{BatchSize, Criterion, Throughput};
+use hmac::{Hmac, KeyInit, Mac};
+use http::StatusCode;
+use sha2::Sha256;
+
+const SIZES: [usize; 4] = [256, 4 << 10, 64 << 10, 1 << 20];
+const FRAMES: [usize; 2] = [1, 64];
+
+/// The reference: HMAC-SHA256 keyed once, cloned per request, over one contiguous slice,
+/// and checked in constant time (what any verifier must do at least).
+fn plain_hmac(key: &Hmac<Sha256>, body: &[u8], tag: &[u8]) -> bool {
+    let mut mac = key.clone();
+    mac.update(body);
+    mac.verify_slice(tag).is_ok()
+}
+
+fn keyed() -> Hmac<Sha256> {
+    Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("HMAC takes any key")
+}
+
+fn tag(signed: &Signed) -> Vec<u8> {
+    let mut mac = keyed();
+    mac.update(&signed.body);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn label(size: usize) -> String {
+    match size {
+        s if s >= 1 << 20 => format!("{}MiB", s >> 20),
+        s if s >= 1 << 10 => format!("{}KiB", s >> 10),
+        s => format!("{s}B"),
+    }
+}
+
+fn throughput(c: &mut Criterion) {
+    let key = keyed();
+    for size in SIZES {
+        let signed = Signed::new(size);
+        let tag = tag(&signed);
+        let mut group = c.benchmark_group(format!("verify/{}", label(size)));
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function("hmac", |b| {
+            b.iter(|| plain_hmac(&key, black_box(&signed.body), &tag));
+        });
+        for frames in FRAMES {
+            let mut layer = layered();
+            assert_eq!(oneshot(&mut layer, signed.request(frames)), StatusCode::OK);
+            let name = match frames {
+                1 => "layer/1-frame".to_owned(),
+                n => format!("layer/{n}-frames"),
+            };
+            group.bench_function(name, |b| {
+                b.iter_batched(
+                    || signed.request(frames),
+                    |request| oneshot(&mut layer, request),
+                    BatchSize::SmallInput,
+                );
+            });
+        }
+        let mut passthrough = inner();
+        group.bench_function("passthrough", |b| {
+            b.iter_batched(
+                || signed.request(1),
+                |request| oneshot(&mut passthrough, request),
+                BatchSize::SmallInput,
+            );
+        });
+        group.finish();
+    }
+}
+
+/// Nanoseconds per request of `batch` requests, built before the clock starts.
+fn time_layer(signed: &Signed, frames: usize, batch: usize, passthrough: bool) -> f64 {
+    let requests: Vec<_> = (0..batch).map(|_| signed.request(frames)).collect();
+    let start = Instant::now();
+    if passthrough {
+        let mut service = inner();
+        for request in requests {
+            black_box(oneshot(&mut service, request));
+        }
+    } else {
+        let mut service = layered();
+        for request in requests {
+            black_box(oneshot(&mut service, request));
+        }
+    }
+    start.elapsed().as_nanos() as f64 / batch as f64
+}
+
+fn time_hmac(key: &Hmac<Sha256>, signed: &Signed, tag: &[u8], batch: usize) -> f64 {
+    let start = Instant::now();
+    for _ in 0..batch {
+        black_box(plain_hmac(key, black_box(&signed.body), tag));
+    }
+    start.elapsed().as_nanos() as f64 / batch as f64
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The plain HMAC, the layer (1 and 64 frames) and the pass-through, timed in interleaved
+/// batches of about 5 ms each, rounds after rounds; medians and their ratios.
+fn side_by_side() {
+    let rounds: usize = env::var("RATIO_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(41);
+    let key = keyed();
+    println!("\nside by side, interleaved ({rounds} rounds, medians; ns per request)");
+    println!(
+        "| body | hmac ns | hmac GB/s | layer 1 frame ns | GB/s | ratio | layer 64 frames ns | GB/s | ratio | pass-through ns |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for size in SIZES {
+        let signed = Signed::new(size);
+        let tag = tag(&signed);
+        let batch = ((4 << 20) / size).clamp(8, 16384);
+        let (mut hmac, mut one, mut many, mut pass) = (vec![], vec![], vec![], vec![]);
+        for round in 0..=rounds {
+            let h = time_hmac(&key, &signed, &tag, batch);
+            let o = time_layer(&signed, 1, batch, false);
+            let m = time_layer(&signed, 64, batch, false);
+            let p = time_layer(&signed, 1, batch, true);
+            // Round 0 warms the caches and the allocator up.
+            if round > 0 {
+                hmac.push(h);
+                one.push(o);
+                many.push(m);
+                pass.push(p);
+            }
+        }
+        let (h, o, m, p) = (median(hmac), median(one), median(many), median(pass));
+        let gbs = |ns: f64| size as f64 / ns;
+        println!(
+            "| {} | {h:.0} | {:.2} | {o:.0} | {:.2} | {:.3}x | {m:.0} | {:.2} | {:.3}x | {p:.0} |",
+            label(size),
+            gbs(h),
+            gbs(o),
+            h / o,
+            gbs(m),
+            h / m,
+        );
+    }
+    println!("ratio: layer throughput / plain HMAC throughput (1.0 = at the HMAC's speed)");
+}
+
+fn main() {
+    let bench_mode = env::args().any(|arg| arg == "--bench");
+    if env::var("RATIOS_ONLY").as_deref() != Ok("1") {
+        let mut criterion = Criterion::default()
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3))
+            .configure_from_args();
+        throughput(&mut criterion);
+        criterion.final_summary();
+    }
+    // `cargo test --benches` runs each function once without `--bench`: no table then.
+    if bench_mode && env::var("RATIOS").as_deref() != Ok("0") {
+        side_by_side();
+    }
+}
