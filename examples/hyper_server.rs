@@ -12,7 +12,9 @@
 
 use std::{convert::Infallible, env, process::ExitCode};
 
-use authgear_webhook::{Rejection, ResponseBody, Secret, VerifiedBody, VerifySignatureLayer};
+use authgear_webhook::{
+    Rejection, ResponseBody, Secret, VerifiedBody, VerifySignatureLayer, event::is_blocking_type,
+};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -24,19 +26,6 @@ use hyper_util::{
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-
-/// The events Authgear waits for an answer to.
-const BLOCKING: &[&str] = &[
-    "user.pre_create",
-    "user.profile.pre_update",
-    "user.pre_schedule_deletion",
-    "user.pre_schedule_anonymization",
-    "oidc.jwt.pre_create",
-    "oidc.id_token.pre_create",
-    "authentication.pre_initialize",
-    "authentication.post_identified",
-    "authentication.pre_authenticated",
-];
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -107,7 +96,7 @@ async fn receive(request: Request<VerifiedBody>) -> Result<Response<Full<Bytes>>
     let kind = event["type"].as_str().unwrap_or("(no type)");
     let id = event["id"].as_str().unwrap_or("(no id)");
     println!("200 {kind} {id}");
-    if BLOCKING.contains(&kind) {
+    if is_blocking_type(kind) {
         let mut response = Response::new(Full::from(r#"{"is_allowed":true}"#));
         response.headers_mut().insert(
             header::CONTENT_TYPE,

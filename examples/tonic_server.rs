@@ -19,7 +19,7 @@
 
 use std::{env, process::ExitCode};
 
-use authgear_webhook::{Secret, VerifySignatureLayer};
+use authgear_webhook::{Secret, VerifySignatureLayer, event::is_blocking_type};
 use axum::{
     Json,
     body::Bytes,
@@ -33,19 +33,6 @@ use tonic::{
     service::Routes,
     transport::{Server, server::TcpIncoming},
 };
-
-/// The events Authgear waits for an answer to.
-const BLOCKING: &[&str] = &[
-    "user.pre_create",
-    "user.profile.pre_update",
-    "user.pre_schedule_deletion",
-    "user.pre_schedule_anonymization",
-    "oidc.jwt.pre_create",
-    "oidc.id_token.pre_create",
-    "authentication.pre_initialize",
-    "authentication.post_identified",
-    "authentication.pre_authenticated",
-];
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -120,7 +107,7 @@ async fn receive(body: Bytes) -> Response {
     let kind = event["type"].as_str().unwrap_or("(no type)");
     let id = event["id"].as_str().unwrap_or("(no id)");
     println!("200 {kind} {id}");
-    if BLOCKING.contains(&kind) {
+    if is_blocking_type(kind) {
         Json(json!({ "is_allowed": true })).into_response()
     } else {
         StatusCode::OK.into_response()
