@@ -1,13 +1,20 @@
-//! A real Authgear webhook receiver: `POST /` behind the verifying layer.
+//! A real Authgear webhook receiver: `POST /` behind the verifying layer, on the crate's
+//! typed events.
 //!
 //! ```sh
 //! AUTHGEAR_WEBHOOK_SECRET=... cargo run --example axum_server
 //! ```
 //!
-//! Listens on `ADDR` (default `127.0.0.1:9999`). Verified blocking events are allowed
-//! (`{"is_allowed":true}`), other verified events get 200, a verified body that is not JSON
-//! gets 400, and anything not signed with the secret gets 401. One line per request on
-//! stdout.
+//! Listens on `ADDR` (default `127.0.0.1:9999`). Blocking events are allowed
+//! (`{"is_allowed":true}`), except:
+//!
+//! - `user.pre_create` is denied when the email's domain is in `BLOCKED_DOMAINS`
+//!   (comma-separated, e.g. `BLOCKED_DOMAINS=spam.example,mailinator.com`; default none);
+//! - `oidc.jwt.pre_create` adds a claim to the access token
+//!   (`"https://authgear-webhook.example/plan": "free"`).
+//!
+//! Other events get 200. A verified body that is not an Authgear event gets 400, anything
+//! not signed with the secret 401. One line per request on stdout.
 //!
 //! Replay protection is on: a delivery older than 5 minutes, or one already received, gets
 //! 401. Ids are remembered in memory, or in Redis when `REDIS_URL` is set (for several
@@ -16,32 +23,24 @@
 
 use std::{env, process::ExitCode};
 
+use std::sync::Arc;
+
 use authgear_webhook::{
     Rejection, Secret, VerifySignatureLayer,
+    event::{Answer, Event, EventRejection, Payload},
     replay::{RedisStore, ReplayProtection},
 };
 use axum::{
-    Json, Router,
-    body::Bytes,
+    Router,
+    extract::State,
     http::StatusCode,
     middleware::map_response,
     response::{IntoResponse, Response},
     routing::post,
 };
-use serde_json::{Value, json};
 
-/// The events Authgear waits for an answer to.
-const BLOCKING: &[&str] = &[
-    "user.pre_create",
-    "user.profile.pre_update",
-    "user.pre_schedule_deletion",
-    "user.pre_schedule_anonymization",
-    "oidc.jwt.pre_create",
-    "oidc.id_token.pre_create",
-    "authentication.pre_initialize",
-    "authentication.post_identified",
-    "authentication.pre_authenticated",
-];
+/// The claim added to every access token.
+const CLAIM: (&str, &str) = ("https://authgear-webhook.example/plan", "free");
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -76,8 +75,16 @@ async fn main() -> ExitCode {
         }
     };
 
+    let blocked: Arc<[String]> = env::var("BLOCKED_DOMAINS")
+        .unwrap_or_default()
+        .split(',')
+        .map(|domain| domain.trim().to_ascii_lowercase())
+        .filter(|domain| !domain.is_empty())
+        .collect();
+
     let app = Router::new()
         .route("/", post(receive))
+        .with_state(blocked)
         .layer(verify)
         .layer(map_response(log_rejection));
 
@@ -100,18 +107,51 @@ async fn main() -> ExitCode {
 }
 
 /// Only verified deliveries get here.
-async fn receive(body: Bytes) -> Response {
-    let Ok(event) = serde_json::from_slice::<Value>(&body) else {
-        println!("400 verified body is not JSON");
-        return (StatusCode::BAD_REQUEST, "body is not JSON").into_response();
+async fn receive(
+    State(blocked): State<Arc<[String]>>,
+    event: Result<Event, EventRejection>,
+) -> Response {
+    let event = match event {
+        Ok(event) => event,
+        Err(rejection) => {
+            println!("{} {rejection}", rejection.status().as_u16());
+            return rejection.into_response();
+        }
     };
-    let kind = event["type"].as_str().unwrap_or("(no type)");
-    let id = event["id"].as_str().unwrap_or("(no id)");
-    println!("200 {kind} {id}");
-    if BLOCKING.contains(&kind) {
-        Json(json!({ "is_allowed": true })).into_response()
-    } else {
-        StatusCode::OK.into_response()
+    if !event.is_blocking() {
+        println!("200 {} {}", event.event_type(), event.id);
+        return StatusCode::OK.into_response();
+    }
+    let answer = answer(&event, &blocked);
+    let denied = if answer.is_allowed() { "" } else { " (denied)" };
+    println!("200 {} {}{denied}", event.event_type(), event.id);
+    answer.into_response()
+}
+
+/// The answer to a blocking event.
+fn answer(event: &Event, blocked: &[String]) -> Answer {
+    match &event.payload {
+        Payload::UserPreCreate(payload) => {
+            let domain = payload
+                .user
+                .email()
+                .and_then(|email| email.rsplit_once('@'))
+                .map(|(_, domain)| domain.to_ascii_lowercase());
+            if domain.is_some_and(|domain| blocked.contains(&domain)) {
+                Answer::deny()
+                    .title("Sign-up refused")
+                    .reason("This email domain is not accepted.")
+                    .into()
+            } else {
+                Answer::allow()
+            }
+        }
+        // Only fails if the token already has this claim with another value: then leave it.
+        Payload::OidcJwtPreCreate(payload) => payload
+            .allow()
+            .add_claim(CLAIM.0, CLAIM.1)
+            .map_or_else(|_| Answer::allow(), Answer::from),
+        _ => Answer::allow(),
     }
 }
 

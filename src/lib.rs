@@ -6,6 +6,8 @@
 //! [`Rejection`]: crate::Rejection
 //! [`RejectionKind`]: crate::RejectionKind
 //! [`sign`]: crate::sign
+//! [`Event`]: crate::event::Event
+//! [`Answer`]: crate::event::Answer
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;

@@ -3,116 +3,11 @@
 
 mod common;
 
-use std::{
-    io::{BufRead, BufReader},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-};
+use std::process::Command;
 
-use authgear_webhook::{SIGNATURE_HEADER, sign};
-use bytes::Bytes;
-use common::{TIMEOUT, client, text};
-use http::{Request, StatusCode, header};
-use http_body_util::Full;
-
-const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
-
-/// The example binary, which `cargo test` builds beside the test binaries (built here when
-/// only this test was asked for).
-fn example() -> PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let path = dir
-        .join("examples")
-        .join(format!("axum_server{}", std::env::consts::EXE_SUFFIX));
-    BUILD.call_once(|| {
-        if !path.exists() {
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--example", "axum_server"])
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "the example builds");
-        }
-    });
-    path
-}
-
-/// The running example: its address and the lines it prints.
-struct Server {
-    child: Child,
-    addr: String,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Server {
-    /// Starts the example with `env` added to the secret and a free port.
-    fn start(env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(example())
-            .env("AUTHGEAR_WEBHOOK_SECRET", SECRET)
-            .env("ADDR", "127.0.0.1:0")
-            .env_remove("REDIS_URL")
-            .env_remove("AUTHGEAR_WEBHOOK_REPLAY")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the example runs");
-        let stdout = child.stdout.take().expect("piped");
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = send.send(line);
-            }
-        });
-        let first = lines.recv_timeout(TIMEOUT).expect("the server starts");
-        let addr = first
-            .strip_prefix("listening on http://")
-            .and_then(|rest| rest.split(' ').next())
-            .expect("a listening line")
-            .to_owned();
-        Self { child, addr, lines }
-    }
-
-    fn next_line(&self) -> String {
-        self.lines.recv_timeout(TIMEOUT).expect("a log line")
-    }
-
-    async fn post(
-        &self,
-        body: &[u8],
-        signature: Option<String>,
-    ) -> (StatusCode, Option<String>, String) {
-        let mut request = Request::post(format!("http://{}/", self.addr));
-        if let Some(signature) = signature {
-            request = request.header(SIGNATURE_HEADER, signature);
-        }
-        let request = request
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::copy_from_slice(body)))
-            .expect("request");
-        let response = tokio::time::timeout(TIMEOUT, client(false).request(request))
-            .await
-            .expect("in time")
-            .expect("a response");
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().expect("ascii").to_owned());
-        (status, content_type, text(response).await)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use authgear_webhook::sign;
+use common::example::{self, SECRET, Server};
+use http::StatusCode;
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -131,9 +26,14 @@ fn fresh(body: &[u8], id: Option<&str>) -> Vec<u8> {
     serde_json::to_vec(&event).expect("json")
 }
 
+/// A realistic delivery from `tests/fixtures/events/`.
+fn fixture_event(event_type: &str) -> Vec<u8> {
+    std::fs::read(format!("tests/fixtures/events/{event_type}.json")).expect("fixture")
+}
+
 #[tokio::test]
 async fn answers_authgear_like_a_webhook_should() {
-    let server = Server::start(&[]);
+    let server = Server::start("axum_server", &[]);
 
     let fixture = std::fs::read("tests/fixtures/user.pre_create.json").expect("fixture");
     let blocking = fresh(&fixture, None);
@@ -143,10 +43,7 @@ async fn answers_authgear_like_a_webhook_should() {
     assert_eq!(body, r#"{"is_allowed":true}"#);
     assert_eq!(server.next_line(), "200 user.pre_create 0000000000546d54");
 
-    let event = &fresh(
-        br#"{"id":"0000000000000001","seq":1,"type":"user.created","payload":{},"context":{}}"#,
-        None,
-    );
+    let event = &fresh(&fixture_event("user.created"), Some("0000000000000001"));
     let (status, _, body) = server.post(event, Some(sign(SECRET, event))).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
     assert_eq!(server.next_line(), "200 user.created 0000000000000001");
@@ -179,7 +76,7 @@ async fn answers_authgear_like_a_webhook_should() {
 
 #[tokio::test]
 async fn replay_protection_can_be_turned_off() {
-    let server = Server::start(&[("AUTHGEAR_WEBHOOK_REPLAY", "off")]);
+    let server = Server::start("axum_server", &[("AUTHGEAR_WEBHOOK_REPLAY", "off")]);
     // A captured (old) delivery, twice; and a verified body that is not JSON.
     let fixture = std::fs::read("tests/fixtures/user.pre_create.json").expect("fixture");
     for _ in 0..2 {
@@ -191,7 +88,44 @@ async fn replay_protection_can_be_turned_off() {
         .post(b"not json", Some(sign(SECRET, b"not json")))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(server.next_line(), "400 verified body is not JSON");
+    assert_eq!(server.next_line(), "400 body is not a valid Authgear event");
+}
+
+#[tokio::test]
+async fn denies_blocked_domains_and_adds_a_claim_to_access_tokens() {
+    let server = Server::start(
+        "axum_server",
+        &[("BLOCKED_DOMAINS", "spam.example, Example.COM")],
+    );
+
+    // user@example.com: its domain is on the list (compared without case).
+    let sign_up = fresh(&fixture_event("user.pre_create"), None);
+    let (status, _, body) = server.post(&sign_up, Some(sign(SECRET, &sign_up))).await;
+    assert_eq!(status, StatusCode::OK);
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(answer["is_allowed"], false);
+    assert!(server.next_line().ends_with(" (denied)"));
+
+    // The token keeps every claim it had, plus one.
+    let token = fresh(&fixture_event("oidc.jwt.pre_create"), None);
+    let (status, _, body) = server.post(&token, Some(sign(SECRET, &token))).await;
+    assert_eq!(status, StatusCode::OK);
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let original: serde_json::Value = serde_json::from_slice(&token).expect("json");
+    let mut expected = original["payload"]["jwt"]["payload"].clone();
+    expected["https://authgear-webhook.example/plan"] = "free".into();
+    assert_eq!(answer["is_allowed"], true);
+    assert_eq!(answer["mutations"]["jwt"]["payload"], expected);
+    assert!(server.next_line().starts_with("200 oidc.jwt.pre_create "));
+}
+
+#[tokio::test]
+async fn allows_every_domain_by_default() {
+    let server = Server::start("axum_server", &[]);
+    let sign_up = fresh(&fixture_event("user.pre_create"), Some("0000000000000002"));
+    let (_, _, body) = server.post(&sign_up, Some(sign(SECRET, &sign_up))).await;
+    assert_eq!(body, r#"{"is_allowed":true}"#);
+    assert_eq!(server.next_line(), "200 user.pre_create 0000000000000002");
 }
 
 #[tokio::test]
@@ -200,12 +134,12 @@ async fn two_instances_share_replay_protection_through_redis() {
         return;
     };
     let env = [("REDIS_URL", redis.url.as_str())];
-    let (first, second) = (Server::start(&env), Server::start(&env));
-    let id = format!("redis-{}", now());
-    let event = fresh(
-        br#"{"id":"","seq":1,"type":"user.created","payload":{},"context":{}}"#,
-        Some(&id),
+    let (first, second) = (
+        Server::start("axum_server", &env),
+        Server::start("axum_server", &env),
     );
+    let id = format!("redis-{}", now());
+    let event = fresh(&fixture_event("user.created"), Some(&id));
     assert_eq!(
         first.post(&event, Some(sign(SECRET, &event))).await.0,
         StatusCode::OK
@@ -219,7 +153,7 @@ async fn two_instances_share_replay_protection_through_redis() {
 #[test]
 fn exits_at_once_without_a_secret() {
     for value in [None, Some("")] {
-        let mut command = Command::new(example());
+        let mut command = Command::new(example::path("axum_server"));
         command
             .env_remove("AUTHGEAR_WEBHOOK_SECRET")
             .env("ADDR", "127.0.0.1:0");

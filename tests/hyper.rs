@@ -223,31 +223,10 @@ async fn sign_request_layer_does_not_send_what_it_cannot_sign() {
     assert!(std::error::Error::source(error).is_some());
 }
 
-/// The example binary, which `cargo test` builds beside the test binaries (built here when
-/// only this test was asked for).
-fn example(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let path = dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--example", name])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "the example builds");
-    }
-    path
-}
-
 #[test]
 fn examples_without_a_secret_exit_with_one_line() {
     for name in ["hyper_server", "tonic_server"] {
-        let output = std::process::Command::new(example(name))
+        let output = std::process::Command::new(common::example::path(name))
             .env_remove("AUTHGEAR_WEBHOOK_SECRET")
             .env("ADDR", "127.0.0.1:0")
             .env("GRPC_ADDR", "127.0.0.1:0")

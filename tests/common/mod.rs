@@ -1,6 +1,8 @@
 //! Test helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod example;
+
 use std::{
     collections::VecDeque,
     convert::Infallible,

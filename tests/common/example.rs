@@ -1,0 +1,174 @@
+//! The crate's examples as real processes: built, run with a time limit, and (the servers)
+//! started on a free loopback port.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Mutex, mpsc},
+    thread,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body_util::Full;
+
+use super::{TIMEOUT, client, text};
+use authgear_webhook::SIGNATURE_HEADER;
+
+/// The secret the example servers are started with unless told otherwise.
+pub const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
+
+/// How long building an example may take.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The binary of the example `name`, built now if it is not up to date (`cargo test` builds
+/// the examples only when no target is named).
+pub fn path(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !built.iter().any(|built| built == name) {
+        built.push(name.to_owned());
+        let output = run(
+            Command::new(env!("CARGO")).args(["build", "--example", name]),
+            BUILD_TIMEOUT,
+        );
+        assert!(output.status.success(), "{name} builds: {}", output.stderr);
+    }
+    path
+}
+
+/// What a finished process did.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` to its end; kills it and panics if it takes longer than `limit`.
+pub fn run(command: &mut Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command runs");
+    let stdout = read_all(child.stdout.take().expect("piped"));
+    let stderr = read_all(child.stderr.take().expect("piped"));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} still runs after {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let joined = |reader: thread::JoinHandle<String>| reader.join().expect("reader");
+    Output {
+        status,
+        stdout: joined(stdout),
+        stderr: joined(stderr),
+    }
+}
+
+fn read_all(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// A running example server: its address and the lines it prints.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts the example server `name` with [`SECRET`], a free port and no Redis or replay
+    /// settings, then `env` (which may override them).
+    pub fn start(name: &str, env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(path(name))
+            .env("AUTHGEAR_WEBHOOK_SECRET", SECRET)
+            .env("ADDR", "127.0.0.1:0")
+            .env_remove("REDIS_URL")
+            .env_remove("AUTHGEAR_WEBHOOK_REPLAY")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the example runs");
+        let stdout = child.stdout.take().expect("piped");
+        let (send, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = send.send(line);
+            }
+        });
+        let first = lines.recv_timeout(TIMEOUT).expect("the server starts");
+        let addr = first
+            .strip_prefix("listening on http://")
+            .and_then(|rest| rest.split(' ').next())
+            .expect("a listening line")
+            .to_owned();
+        Self { child, addr, lines }
+    }
+
+    /// `http://` and the address.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn next_line(&self) -> String {
+        self.lines.recv_timeout(TIMEOUT).expect("a log line")
+    }
+
+    pub async fn post(
+        &self,
+        body: &[u8],
+        signature: Option<String>,
+    ) -> (StatusCode, Option<String>, String) {
+        let mut request = Request::post(self.url());
+        if let Some(signature) = signature {
+            request = request.header(SIGNATURE_HEADER, signature);
+        }
+        let request = request
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::copy_from_slice(body)))
+            .expect("request");
+        let response = tokio::time::timeout(TIMEOUT, client(false).request(request))
+            .await
+            .expect("in time")
+            .expect("a response");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().expect("ascii").to_owned());
+        (status, content_type, text(response).await)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
