@@ -1,8 +1,13 @@
 //! A bounded body buffer shared by verifying and signing: a body that arrives as one frame
 //! is kept as it is; more frames are copied into one contiguous buffer, never beyond the
 //! limit, growing with the bytes received.
+//!
+//! It also keeps track of which bytes were handed out to be hashed, so that a caller can
+//! hash the body in runs of a few KiB rather than frame by frame: many small frames then
+//! cost one hashing call per run rather than one each, and each byte is still hashed once,
+//! shortly after it arrived.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http::HeaderMap;
 
 pub(crate) struct Buffer {
@@ -10,7 +15,10 @@ pub(crate) struct Buffer {
     /// How many bytes the body announced (0 when unknown): the buffer never grows past it.
     expected: usize,
     data: Data,
-    trailers: Option<HeaderMap>,
+    /// How many bytes, from the start, were handed out to be hashed.
+    hashed: usize,
+    /// Boxed: rare, and the buffer lives in every request's future.
+    trailers: Option<Box<HeaderMap>>,
 }
 
 /// The body so far.
@@ -25,12 +33,18 @@ enum Data {
 /// The body went past the limit.
 pub(crate) struct TooLarge;
 
+/// The first allocation, when a second frame arrives, may be this large (but never larger
+/// than the announced length): a body in many small frames then grows in a few steps
+/// rather than by doubling from its first bytes.
+const FIRST_ALLOCATION: usize = 4 * 1024;
+
 impl Buffer {
     pub(crate) fn new(limit: usize, expected: u64) -> Self {
         Self {
             limit,
             expected: usize::try_from(expected).unwrap_or(usize::MAX).min(limit),
             data: Data::Empty,
+            hashed: 0,
             trailers: None,
         }
     }
@@ -38,51 +52,76 @@ impl Buffer {
     /// Takes the next data frame and returns its bytes (to hash them), or `TooLarge` if the
     /// body would pass the limit, in which case nothing is kept.
     pub(crate) fn push(&mut self, frame: Bytes) -> Result<&[u8], TooLarge> {
-        if frame.is_empty() {
-            return Ok(&[]);
+        self.append(frame)?;
+        Ok(self.unhashed(0))
+    }
+
+    /// Takes the next data frame, or refuses it with `TooLarge` if the body would pass the
+    /// limit, in which case nothing is kept. Its bytes are handed out by [`Self::unhashed`].
+    pub(crate) fn append(&mut self, mut frame: impl Buf) -> Result<(), TooLarge> {
+        let size = frame.remaining();
+        if size == 0 {
+            return Ok(());
         }
         let len = self.len();
-        if frame.len() > self.limit - len {
+        if size > self.limit - len {
             return Err(TooLarge);
         }
-        self.data = match std::mem::replace(&mut self.data, Data::Empty) {
-            Data::Empty => Data::One(frame),
+        match &mut self.data {
+            Data::Many(bytes) => {
+                grow(bytes, len + size, self.expected, self.limit);
+                copy(frame, bytes);
+            }
+            // `Bytes` hands itself over without a copy.
+            Data::Empty => self.data = Data::One(frame.copy_to_bytes(size)),
             Data::One(first) => {
                 let mut bytes = Vec::new();
-                self.reserve(&mut bytes, len + frame.len());
-                bytes.extend_from_slice(&first);
-                bytes.extend_from_slice(&frame);
-                Data::Many(bytes)
+                grow(&mut bytes, len + size, self.expected, self.limit);
+                bytes.extend_from_slice(first);
+                copy(frame, &mut bytes);
+                self.data = Data::Many(bytes);
             }
-            Data::Many(mut bytes) => {
-                self.reserve(&mut bytes, len + frame.len());
-                bytes.extend_from_slice(&frame);
-                Data::Many(bytes)
-            }
-        };
-        Ok(match &self.data {
+        }
+        Ok(())
+    }
+
+    /// The bytes received but not handed out yet, if there are at least `run` of them
+    /// (otherwise nothing): each byte is handed out once, in order.
+    pub(crate) fn unhashed(&mut self, run: usize) -> &[u8] {
+        let bytes: &[u8] = match &self.data {
             Data::Empty => &[],
             Data::One(bytes) => bytes,
-            Data::Many(bytes) => &bytes[len..],
-        })
+            Data::Many(bytes) => bytes,
+        };
+        if bytes.len() - self.hashed < run {
+            return &[];
+        }
+        let start = std::mem::replace(&mut self.hashed, bytes.len());
+        &bytes[start..]
+    }
+
+    /// Whether the frames were copied into a buffer of its own (more than one arrived).
+    pub(crate) fn is_copied(&self) -> bool {
+        matches!(self.data, Data::Many(_))
     }
 
     /// Takes a trailers frame.
     pub(crate) fn push_trailers(&mut self, trailers: HeaderMap) {
         match &mut self.trailers {
             Some(existing) => existing.extend(trailers),
-            None => self.trailers = Some(trailers),
+            None => self.trailers = Some(Box::new(trailers)),
         }
     }
 
     /// The whole body and its trailers; the buffer is empty afterwards.
     pub(crate) fn take(&mut self) -> (Bytes, Option<HeaderMap>) {
+        self.hashed = 0;
         let data = match std::mem::replace(&mut self.data, Data::Empty) {
             Data::Empty => Bytes::new(),
             Data::One(bytes) => bytes,
             Data::Many(bytes) => Bytes::from(bytes),
         };
-        (data, self.trailers.take())
+        (data, self.trailers.take().map(|trailers| *trailers))
     }
 
     fn len(&self) -> usize {
@@ -92,20 +131,34 @@ impl Buffer {
             Data::Many(bytes) => bytes.len(),
         }
     }
+}
 
-    /// Grows `bytes` to hold `needed`, by doubling what has arrived: memory follows the
-    /// bytes received, never a `Content-Length` a client may not send. Never past the
-    /// announced length (when there is one) nor the limit.
-    fn reserve(&self, bytes: &mut Vec<u8>, needed: usize) {
-        if needed <= bytes.capacity() {
-            return;
-        }
-        let mut capacity = needed.max(bytes.capacity()).saturating_mul(2);
-        if self.expected >= needed {
-            capacity = capacity.min(self.expected);
-        }
-        bytes.reserve_exact(capacity.min(self.limit) - bytes.len());
+/// Copies `frame` to the end of `bytes`, which has room for it.
+fn copy(mut frame: impl Buf, bytes: &mut Vec<u8>) {
+    while frame.has_remaining() {
+        let chunk = frame.chunk();
+        bytes.extend_from_slice(chunk);
+        let copied = chunk.len();
+        frame.advance(copied);
     }
+}
+
+/// Grows `bytes` to hold `needed`, by doubling what has arrived: memory follows the bytes
+/// received, never a `Content-Length` a client may not send (the first allocation may be
+/// up to [`FIRST_ALLOCATION`], if that much was announced). Never past the announced
+/// length (when there is one) nor the limit.
+fn grow(bytes: &mut Vec<u8>, needed: usize, expected: usize, limit: usize) {
+    if needed <= bytes.capacity() {
+        return;
+    }
+    let mut capacity = needed.max(bytes.capacity()).saturating_mul(2);
+    if bytes.capacity() == 0 {
+        capacity = capacity.max(expected.min(FIRST_ALLOCATION));
+    }
+    if expected >= needed {
+        capacity = capacity.min(expected);
+    }
+    bytes.reserve_exact(capacity.min(limit) - bytes.len());
 }
 
 #[cfg(test)]
@@ -131,10 +184,48 @@ mod tests {
 
     #[test]
     fn memory_follows_the_bytes_received_not_the_announced_length() {
+        // 1 MiB announced, 2 bytes sent: at most the first allocation is taken.
         let mut buffer = Buffer::new(1 << 20, 1 << 20);
         assert!(buffer.push(Bytes::from_static(b"a")).is_ok());
         assert!(buffer.push(Bytes::from_static(b"b")).is_ok());
-        assert!(capacity(&buffer) <= 4, "{}", capacity(&buffer));
+        assert!(
+            capacity(&buffer) <= FIRST_ALLOCATION,
+            "{}",
+            capacity(&buffer)
+        );
+        // Then it grows by doubling what has arrived.
+        for _ in 0..3 {
+            assert!(buffer.push(Bytes::from(vec![1; 8 * 1024])).is_ok());
+        }
+        let received = 2 + 3 * 8 * 1024;
+        assert!(capacity(&buffer) <= 2 * received, "{}", capacity(&buffer));
+        // Nothing announced, or less than the first allocation: never more than doubling.
+        for announced in [0, 100] {
+            let mut buffer = Buffer::new(1 << 20, announced);
+            assert!(buffer.push(Bytes::from_static(b"a")).is_ok());
+            assert!(buffer.push(Bytes::from_static(b"b")).is_ok());
+            assert!(capacity(&buffer) <= 100, "{}", capacity(&buffer));
+        }
+    }
+
+    #[test]
+    fn hands_out_every_byte_once_in_order_in_runs() {
+        let body: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let mut buffer = Buffer::new(1 << 20, body.len() as u64);
+        let mut hashed = Vec::new();
+        let mut runs = 0;
+        for frame in body.chunks(100) {
+            assert!(buffer.append(Bytes::copy_from_slice(frame)).is_ok());
+            let run = buffer.unhashed(1000);
+            assert!(run.is_empty() || run.len() >= 1000, "{}", run.len());
+            runs += usize::from(!run.is_empty());
+            hashed.extend_from_slice(run);
+        }
+        hashed.extend_from_slice(buffer.unhashed(0));
+        assert!(buffer.unhashed(0).is_empty());
+        assert_eq!(runs, 10);
+        assert_eq!(hashed, body);
+        assert_eq!(buffer.take().0, body);
     }
 
     #[test]

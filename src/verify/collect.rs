@@ -1,41 +1,62 @@
-//! The hashing buffer: takes the body frame by frame, feeds each frame to the MACs as it
-//! arrives, and keeps the bytes (bounded) for the inner service.
+//! The hashing buffer: takes the body frame by frame, feeds it to the MACs as it arrives
+//! (in runs of a few KiB when it comes in small frames), and keeps the bytes (bounded) for
+//! the inner service.
 
-use bytes::Bytes;
-use hmac::Mac;
+use std::sync::Arc;
+
+use bytes::Buf;
 use http::HeaderMap;
-use subtle::ConstantTimeEq;
 
-use super::config::Config;
+use super::config::{Config, Macs};
 use crate::{
     RejectionKind, Verified, VerifiedBody,
     buffer::{Buffer, TooLarge},
-    signature::{HmacSha256, TAG_LEN},
+    signature::TAG_LEN,
 };
 
+/// Bytes hashed in one call, at least (but the last run): small frames are hashed together
+/// once this many have arrived, while they are still in the cache.
+const HASH_RUN: usize = 2 * 1024;
+
 pub(crate) struct Collector {
-    macs: Vec<(usize, HmacSha256)>,
+    config: Arc<Config>,
+    /// The keyed MACs, cloned from the config once the first run is hashed: a body that
+    /// ends before (one frame, or a few small ones) is hashed in one go by `finish`. Boxed:
+    /// the collector lives in every request's future, which moves a few times.
+    macs: Option<Box<Macs>>,
     tag: [u8; TAG_LEN],
     buffer: Buffer,
 }
 
 impl Collector {
-    pub(crate) fn new(config: &Config, expected: u64, tag: [u8; TAG_LEN]) -> Self {
+    pub(crate) fn new(config: Arc<Config>, expected: u64, tag: [u8; TAG_LEN]) -> Self {
         Self {
-            macs: config.keys.clone(),
-            tag,
             buffer: Buffer::new(config.body_limit, expected),
+            config,
+            macs: None,
+            tag,
         }
     }
 
+    /// The settings the collector was made with.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Takes the next data frame.
-    pub(crate) fn push_data(&mut self, data: Bytes) -> Result<(), RejectionKind> {
-        let bytes = self
-            .buffer
-            .push(data)
+    pub(crate) fn push_data(&mut self, data: impl Buf) -> Result<(), RejectionKind> {
+        self.buffer
+            .append(data)
             .map_err(|TooLarge| RejectionKind::BodyTooLarge)?;
-        for (_, mac) in &mut self.macs {
-            mac.update(bytes);
+        // A body in one frame is hashed by `finish`, in one go; copied frames in runs.
+        if self.buffer.is_copied() {
+            let run = self.buffer.unhashed(HASH_RUN);
+            if !run.is_empty() {
+                let macs = self
+                    .macs
+                    .get_or_insert_with(|| Box::new(self.config.keys.clone()));
+                macs.update(run);
+            }
         }
         Ok(())
     }
@@ -48,14 +69,14 @@ impl Collector {
     /// Checks the signature over the whole body, in constant time against every accepted
     /// secret, and hands back the body if it matched.
     pub(crate) fn finish(&mut self) -> Result<(Verified, VerifiedBody), RejectionKind> {
-        let mut matched = None;
-        for (index, mac) in std::mem::take(&mut self.macs) {
-            let computed = mac.finalize().into_bytes();
-            if bool::from(computed.as_slice().ct_eq(&self.tag)) {
-                matched = matched.or(Some(index));
-            }
-        }
-        let index = matched.ok_or(RejectionKind::InvalidSignature)?;
+        let mut macs = match self.macs.take() {
+            Some(macs) => *macs,
+            None => self.config.keys.clone(),
+        };
+        macs.update(self.buffer.unhashed(0));
+        let index = macs
+            .matching(&self.tag)
+            .ok_or(RejectionKind::InvalidSignature)?;
         let (data, trailers) = self.buffer.take();
         Ok((Verified::new(index), VerifiedBody::new(data, trailers)))
     }

@@ -2,11 +2,13 @@
 
 use std::{fmt, future::Future, pin::Pin};
 
+use hmac::Mac;
 use http::Request;
+use subtle::ConstantTimeEq;
 
 use crate::{
     RejectionKind, Secret, VerifiedBody,
-    signature::{HmacSha256, keyed},
+    signature::{HmacSha256, TAG_LEN, keyed},
 };
 
 /// The default [`body_limit`](crate::VerifySignatureLayer::body_limit): 1 MiB.
@@ -15,12 +17,52 @@ pub(crate) const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 #[derive(Clone)]
 pub(crate) struct Config {
     /// One MAC, keyed once here, per accepted non-empty secret, with the secret's index.
-    pub(crate) keys: Vec<(usize, HmacSha256)>,
+    pub(crate) keys: Macs,
     /// How many secrets were given, empty ones included.
     secrets: usize,
     pub(crate) body_limit: usize,
     #[cfg(feature = "replay")]
     pub(crate) replay: Option<crate::replay::ReplayProtection>,
+}
+
+/// Keyed MACs, each with the index of its secret. Cloned per request: the first is kept
+/// inline, so that clone allocates only when more than one secret is accepted.
+#[derive(Clone, Default)]
+pub(crate) struct Macs {
+    first: Option<(usize, HmacSha256)>,
+    others: Vec<(usize, HmacSha256)>,
+}
+
+impl Macs {
+    fn push(&mut self, index: usize, mac: HmacSha256) {
+        match self.first {
+            None => self.first = Some((index, mac)),
+            Some(_) => self.others.push((index, mac)),
+        }
+    }
+
+    /// Feeds `bytes` to every MAC.
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        for (_, mac) in self.first.iter_mut().chain(&mut self.others) {
+            mac.update(bytes);
+        }
+    }
+
+    /// Finishes every MAC and compares each with `tag`, in constant time, all of them
+    /// whatever matched: the index of the first secret whose MAC equals `tag`.
+    pub(crate) fn matching(self, tag: &[u8; TAG_LEN]) -> Option<usize> {
+        let equals = |mac: HmacSha256| bool::from(mac.finalize().into_bytes().ct_eq(tag));
+        let mut matched = None;
+        if let Some((index, mac)) = self.first {
+            matched = equals(mac).then_some(index);
+        }
+        for (index, mac) in self.others {
+            if equals(mac) {
+                matched = matched.or(Some(index));
+            }
+        }
+        matched
+    }
 }
 
 /// What to do with a request whose signature matched.
@@ -37,7 +79,7 @@ pub(crate) enum Check {
 impl Config {
     pub(crate) fn new(secret: Secret) -> Self {
         let mut config = Self {
-            keys: Vec::with_capacity(1),
+            keys: Macs::default(),
             secrets: 0,
             body_limit: DEFAULT_BODY_LIMIT,
             #[cfg(feature = "replay")]
@@ -51,7 +93,7 @@ impl Config {
     /// could sign.
     pub(crate) fn accept(&mut self, secret: Secret) {
         if !secret.as_ref().is_empty() {
-            self.keys.push((self.secrets, keyed(secret.as_ref())));
+            self.keys.push(self.secrets, keyed(secret.as_ref()));
         }
         self.secrets += 1;
     }

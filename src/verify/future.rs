@@ -1,20 +1,15 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll, ready},
 };
 
-use bytes::Buf;
 use http::{Request, Response, request::Parts};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{
-    collect::Collector,
-    config::{Check, Config},
-};
+use super::{collect::Collector, config::Check, service::is_grpc};
 use crate::{Rejection, RejectionKind, VerifiedBody, body::ResponseBody};
 
 pin_project! {
@@ -26,8 +21,6 @@ pin_project! {
     {
         #[pin]
         state: State<S, B>,
-        // Whether the request is a gRPC call, to answer refusals the gRPC way.
-        grpc: bool,
     }
 }
 
@@ -42,7 +35,6 @@ pin_project! {
             #[pin]
             body: B,
             collector: Collector,
-            config: Arc<Config>,
             parts: Option<Parts>,
             service: Option<S>,
         },
@@ -57,8 +49,9 @@ pin_project! {
             #[pin]
             future: S::Future,
         },
-        /// Refused: the inner service is never called.
-        Rejected { rejection: Option<Rejection> },
+        /// Refused: the inner service is never called. `grpc`: whether the request is a
+        /// gRPC call, to answer the gRPC way.
+        Rejected { rejection: Option<Rejection>, grpc: bool },
     }
 }
 
@@ -66,20 +59,11 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<VerifiedBody>>,
 {
-    pub(super) fn collecting(
-        parts: Parts,
-        body: B,
-        collector: Collector,
-        config: Arc<Config>,
-        service: S,
-        grpc: bool,
-    ) -> Self {
+    pub(super) fn collecting(parts: Parts, body: B, collector: Collector, service: S) -> Self {
         Self {
-            grpc,
             state: State::Collecting {
                 body,
                 collector,
-                config,
                 parts: Some(parts),
                 service: Some(service),
             },
@@ -88,8 +72,7 @@ where
 
     pub(super) fn rejected(kind: RejectionKind, grpc: bool) -> Self {
         Self {
-            state: State::rejected(kind),
-            grpc,
+            state: State::rejected(kind, grpc),
         }
     }
 }
@@ -115,35 +98,31 @@ impl<S, B> State<S, B>
 where
     S: Service<Request<VerifiedBody>>,
 {
-    fn rejected(kind: RejectionKind) -> Self {
+    fn rejected(kind: RejectionKind, grpc: bool) -> Self {
         Self::Rejected {
             rejection: Some(Rejection::new(kind)),
+            grpc,
         }
     }
 }
 
 /// The body has ended: checks the signature, then what follows it (replay protection),
 /// and calls the inner service only if all passed.
-fn body_ended<S, B>(
-    collector: &mut Collector,
-    config: &Config,
-    parts: Parts,
-    mut service: S,
-) -> State<S, B>
+fn body_ended<S, B>(collector: &mut Collector, parts: Parts, mut service: S) -> State<S, B>
 where
     S: Service<Request<VerifiedBody>>,
 {
     let (verified, body) = match collector.finish() {
         Ok(verified) => verified,
-        Err(kind) => return State::rejected(kind),
+        Err(kind) => return State::rejected(kind, is_grpc(&parts.headers)),
     };
     let mut request = Request::from_parts(parts, body);
     request.extensions_mut().insert(verified);
-    match config.after_verify(&request) {
+    match collector.config().after_verify(&request) {
         Check::Pass => State::Calling {
             future: service.call(request),
         },
-        Check::Reject(kind) => State::rejected(kind),
+        Check::Reject(kind) => State::rejected(kind, is_grpc(request.headers())),
         Check::Wait(check) => State::Checking {
             check,
             request: Some(request),
@@ -159,41 +138,41 @@ where
 {
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
         loop {
-            let this = self.as_mut().project();
-            let (mut state, grpc) = (this.state, *this.grpc);
             match state.as_mut().project() {
                 StateProj::Collecting {
-                    body,
+                    mut body,
                     collector,
-                    config,
                     parts,
                     service,
                 } => {
-                    let next = match ready!(body.poll_frame(cx)) {
-                        Some(Ok(frame)) => match frame.into_data() {
-                            Ok(mut data) => {
-                                let data = data.copy_to_bytes(data.remaining());
-                                match collector.push_data(data) {
+                    // Takes every frame that is ready, then moves on once.
+                    let next = loop {
+                        let kind = match ready!(body.as_mut().poll_frame(cx)) {
+                            Some(Ok(frame)) => match frame.into_data() {
+                                Ok(data) => match collector.push_data(data) {
                                     Ok(()) => continue,
-                                    Err(kind) => State::rejected(kind),
+                                    Err(kind) => kind,
+                                },
+                                Err(frame) => {
+                                    if let Ok(trailers) = frame.into_trailers() {
+                                        collector.push_trailers(trailers);
+                                    }
+                                    continue;
                                 }
-                            }
-                            Err(frame) => {
-                                if let Ok(trailers) = frame.into_trailers() {
-                                    collector.push_trailers(trailers);
+                            },
+                            Some(Err(_)) => RejectionKind::BodyUnreadable,
+                            None => match (parts.take(), service.take()) {
+                                (Some(parts), Some(service)) => {
+                                    break body_ended(collector, parts, service);
                                 }
-                                continue;
-                            }
-                        },
-                        Some(Err(_)) => State::rejected(RejectionKind::BodyUnreadable),
-                        None => match (parts.take(), service.take()) {
-                            (Some(parts), Some(service)) => {
-                                body_ended(collector, config, parts, service)
-                            }
-                            _ => unreachable!("the request is taken only once"),
-                        },
+                                _ => unreachable!("the request is taken only once"),
+                            },
+                        };
+                        let grpc = parts.as_ref().is_some_and(|parts| is_grpc(&parts.headers));
+                        break State::rejected(kind, grpc);
                     };
                     state.set(next);
                 }
@@ -210,18 +189,21 @@ where
                         let future = service.call(request);
                         state.set(State::Calling { future });
                     }
-                    (Err(kind), _, _) => state.set(State::rejected(kind)),
+                    (Err(kind), request, _) => {
+                        let grpc = request.is_some_and(|request| is_grpc(request.headers()));
+                        state.set(State::rejected(kind, grpc));
+                    }
                     (Ok(()), _, _) => unreachable!("the request is taken only once"),
                 },
                 StateProj::Calling { future } => {
                     let response = ready!(future.poll(cx))?;
                     return Poll::Ready(Ok(response.map(ResponseBody::new)));
                 }
-                StateProj::Rejected { rejection } => {
+                StateProj::Rejected { rejection, grpc } => {
                     let Some(rejection) = rejection.take() else {
                         panic!("ResponseFuture polled after completion");
                     };
-                    return Poll::Ready(Ok(rejection.into_response(grpc)));
+                    return Poll::Ready(Ok(rejection.into_response(*grpc)));
                 }
             }
         }

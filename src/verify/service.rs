@@ -3,7 +3,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{Request, Response, header};
+use http::{HeaderMap, Request, Response, header};
 use http_body::Body;
 use tower_service::Service;
 
@@ -85,14 +85,14 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let grpc = is_grpc(&request);
+        let rejected = |kind| ResponseFuture::rejected(kind, is_grpc(request.headers()));
         let tag = match signature::parse_header(request.headers()) {
             Ok(tag) => tag,
-            Err(kind) => return ResponseFuture::rejected(kind, grpc),
+            Err(kind) => return rejected(kind),
         };
         let limit = self.config.body_limit;
         if declared_length(&request).is_some_and(|length| length > limit as u64) {
-            return ResponseFuture::rejected(RejectionKind::BodyTooLarge, grpc);
+            return rejected(RejectionKind::BodyTooLarge);
         }
 
         // The inner service was made ready by `poll_ready`: take that one into the future
@@ -100,26 +100,31 @@ where
         let not_ready = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, not_ready);
         let (parts, body) = request.into_parts();
-        let collector = Collector::new(&self.config, body.size_hint().lower(), tag);
-        ResponseFuture::collecting(parts, body, collector, self.config.clone(), ready, grpc)
+        let collector = Collector::new(self.config.clone(), body.size_hint().lower(), tag);
+        ResponseFuture::collecting(parts, body, collector, ready)
     }
 }
 
-/// Whether the request is a gRPC call (`application/grpc`, `application/grpc+proto`, ...).
-fn is_grpc<B>(request: &Request<B>) -> bool {
-    request
-        .headers()
+/// Whether the request is a gRPC call (`application/grpc`, `application/grpc+proto`, ...):
+/// asked only to answer a refusal.
+pub(super) fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// The body length the request announces: its `Content-Length`, or the lower bound the
-/// body itself knows (hyper sets it from `Content-Length` on HTTP/1.1 and HTTP/2).
+/// body itself knows (hyper sets it from `Content-Length` on HTTP/1.1 and HTTP/2). When the
+/// body knows its exact length, the header is not read (the limit is enforced on the bytes
+/// received anyway).
 fn declared_length<B: Body>(request: &Request<B>) -> Option<u64> {
+    let hint = request.body().size_hint();
+    if let Some(exact) = hint.exact() {
+        return Some(exact);
+    }
     let header = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
-    let hint = request.body().size_hint().lower();
-    header.max(Some(hint))
+    header.max(Some(hint.lower()))
 }
