@@ -69,14 +69,16 @@ impl Collector {
     /// Checks the signature over the whole body, in constant time against every accepted
     /// secret, and hands back the body if it matched.
     pub(crate) fn finish(&mut self) -> Result<(Verified, VerifiedBody), RejectionKind> {
-        let mut macs = match self.macs.take() {
-            Some(macs) => *macs,
-            None => self.config.keys.clone(),
+        let rest = self.buffer.unhashed(0);
+        let index = match self.macs.take() {
+            Some(mut macs) => {
+                macs.update(rest);
+                macs.matching(&self.tag)
+            }
+            // Not hashed yet (one frame, or a few small ones): hashed here in one go.
+            None => self.config.keys.verify(rest, &self.tag),
         };
-        macs.update(self.buffer.unhashed(0));
-        let index = macs
-            .matching(&self.tag)
-            .ok_or(RejectionKind::InvalidSignature)?;
+        let index = index.ok_or(RejectionKind::InvalidSignature)?;
         let (data, trailers) = self.buffer.take();
         Ok((Verified::new(index), VerifiedBody::new(data, trailers)))
     }

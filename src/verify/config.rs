@@ -51,18 +51,33 @@ impl Macs {
     /// Finishes every MAC and compares each with `tag`, in constant time, all of them
     /// whatever matched: the index of the first secret whose MAC equals `tag`.
     pub(crate) fn matching(self, tag: &[u8; TAG_LEN]) -> Option<usize> {
-        let equals = |mac: HmacSha256| bool::from(mac.finalize().into_bytes().ct_eq(tag));
         let mut matched = None;
-        if let Some((index, mac)) = self.first {
-            matched = equals(mac).then_some(index);
-        }
-        for (index, mac) in self.others {
-            if equals(mac) {
+        for (index, mac) in self.first.into_iter().chain(self.others) {
+            if equals(mac, tag) {
                 matched = matched.or(Some(index));
             }
         }
         matched
     }
+
+    /// Hashes `bytes` with a copy of every keyed MAC and compares each with `tag`, as
+    /// [`Self::matching`] does, without cloning the `Macs` first (a body hashed in one go).
+    pub(crate) fn verify(&self, bytes: &[u8], tag: &[u8; TAG_LEN]) -> Option<usize> {
+        let mut matched = None;
+        for (index, keyed) in self.first.iter().chain(&self.others) {
+            let mut mac = keyed.clone();
+            mac.update(bytes);
+            if equals(mac, tag) {
+                matched = matched.or(Some(*index));
+            }
+        }
+        matched
+    }
+}
+
+/// Whether `mac` finishes on `tag`, compared in constant time.
+fn equals(mac: HmacSha256, tag: &[u8; TAG_LEN]) -> bool {
+    bool::from(mac.finalize().into_bytes().ct_eq(tag))
 }
 
 /// What to do with a request whose signature matched.
