@@ -35,6 +35,7 @@ pub struct VerifiedBody {
 }
 
 impl VerifiedBody {
+    #[inline]
     pub(crate) fn new(data: Bytes, trailers: Option<HeaderMap>) -> Self {
         let data = (!data.is_empty()).then_some(data);
         Self { data, trailers }

@@ -39,6 +39,7 @@ pub(crate) struct TooLarge;
 const FIRST_ALLOCATION: usize = 4 * 1024;
 
 impl Buffer {
+    #[inline]
     pub(crate) fn new(limit: usize, expected: u64) -> Self {
         Self {
             limit,
@@ -58,6 +59,7 @@ impl Buffer {
 
     /// Takes the next data frame, or refuses it with `TooLarge` if the body would pass the
     /// limit, in which case nothing is kept. Its bytes are handed out by [`Self::unhashed`].
+    #[inline]
     pub(crate) fn append(&mut self, mut frame: impl Buf) -> Result<(), TooLarge> {
         let size = frame.remaining();
         if size == 0 {
@@ -87,6 +89,7 @@ impl Buffer {
 
     /// The bytes received but not handed out yet, if there are at least `run` of them
     /// (otherwise nothing): each byte is handed out once, in order.
+    #[inline]
     pub(crate) fn unhashed(&mut self, run: usize) -> &[u8] {
         let bytes: &[u8] = match &self.data {
             Data::Empty => &[],
@@ -101,6 +104,7 @@ impl Buffer {
     }
 
     /// Whether the frames were copied into a buffer of its own (more than one arrived).
+    #[inline]
     pub(crate) fn is_copied(&self) -> bool {
         matches!(self.data, Data::Many(_))
     }
@@ -114,6 +118,7 @@ impl Buffer {
     }
 
     /// The whole body and its trailers; the buffer is empty afterwards.
+    #[inline]
     pub(crate) fn take(&mut self) -> (Bytes, Option<HeaderMap>) {
         self.hashed = 0;
         let data = match std::mem::replace(&mut self.data, Data::Empty) {
@@ -124,6 +129,7 @@ impl Buffer {
         (data, self.trailers.take().map(|trailers| *trailers))
     }
 
+    #[inline]
     fn len(&self) -> usize {
         match &self.data {
             Data::Empty => 0,

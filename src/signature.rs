@@ -51,6 +51,7 @@ pub(crate) fn keyed(key: &[u8]) -> HmacSha256 {
 /// Hex is accepted in either case; surrounding whitespace is ignored. A missing or empty
 /// header, a repeated header, a wrong length, a non-hex character or a `sha256=` prefix is
 /// refused.
+#[inline]
 pub(crate) fn parse_header(headers: &HeaderMap) -> Result<[u8; TAG_LEN], RejectionKind> {
     let mut values = headers.get_all(&SIGNATURE_HEADER).iter();
     let value = values.next().ok_or(RejectionKind::MissingSignature)?;
@@ -67,6 +68,7 @@ pub(crate) fn parse_header(headers: &HeaderMap) -> Result<[u8; TAG_LEN], Rejecti
 /// Decodes exactly 64 hex digits, in either case, to the 32-byte tag; anything else is
 /// `None`. A table lookup per digit, without a branch: ~25 ns here, against ~55 ns for the
 /// `hex` crate, which checks each digit in turn.
+#[inline]
 fn decode_tag(hex: &[u8]) -> Option<[u8; TAG_LEN]> {
     let hex: &[u8; 2 * TAG_LEN] = hex.try_into().ok()?;
     let mut tag = [0; TAG_LEN];

@@ -18,6 +18,7 @@ pub struct Verified {
 }
 
 impl Verified {
+    #[inline]
     pub(crate) fn new(secret_index: usize) -> Self {
         Self { secret_index }
     }

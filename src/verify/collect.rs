@@ -29,6 +29,7 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
+    #[inline]
     pub(crate) fn new(config: Arc<Config>, expected: u64, tag: [u8; TAG_LEN]) -> Self {
         Self {
             buffer: Buffer::new(config.body_limit, expected),
@@ -39,11 +40,13 @@ impl Collector {
     }
 
     /// The settings the collector was made with.
+    #[inline]
     pub(crate) fn config(&self) -> &Config {
         &self.config
     }
 
     /// Takes the next data frame.
+    #[inline]
     pub(crate) fn push_data(&mut self, data: impl Buf) -> Result<(), RejectionKind> {
         self.buffer
             .append(data)
@@ -68,6 +71,7 @@ impl Collector {
 
     /// Checks the signature over the whole body, in constant time against every accepted
     /// secret, and hands back the body if it matched.
+    #[inline]
     pub(crate) fn finish(&mut self) -> Result<(Verified, VerifiedBody), RejectionKind> {
         let rest = self.buffer.unhashed(0);
         let index = match self.macs.take() {

@@ -62,6 +62,7 @@ impl Macs {
 
     /// Hashes `bytes` with a copy of every keyed MAC and compares each with `tag`, as
     /// [`Self::matching`] does, without cloning the `Macs` first (a body hashed in one go).
+    #[inline]
     pub(crate) fn verify(&self, bytes: &[u8], tag: &[u8; TAG_LEN]) -> Option<usize> {
         let mut matched = None;
         for (index, keyed) in self.first.iter().chain(&self.others) {
@@ -114,6 +115,7 @@ impl Config {
     }
 
     /// The checks that follow a matching signature: replay protection, when enabled.
+    #[inline]
     pub(crate) fn after_verify(&self, request: &Request<VerifiedBody>) -> Check {
         #[cfg(feature = "replay")]
         if let Some(replay) = &self.replay {
