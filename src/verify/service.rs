@@ -113,18 +113,14 @@ pub(super) fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
-/// The body length the request announces: its `Content-Length`, or the lower bound the
-/// body itself knows (hyper sets it from `Content-Length` on HTTP/1.1 and HTTP/2). When the
-/// body knows its exact length, the header is not read (the limit is enforced on the bytes
-/// received anyway).
+/// The body length the request announces: the larger of its `Content-Length` and the lower
+/// bound the body itself knows (hyper sets it from `Content-Length` on HTTP/1.1 and HTTP/2).
+/// Both are read: a request whose header and body disagree is judged by the larger.
 fn declared_length<B: Body>(request: &Request<B>) -> Option<u64> {
-    let hint = request.body().size_hint();
-    if let Some(exact) = hint.exact() {
-        return Some(exact);
-    }
     let header = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
-    header.max(Some(hint.lower()))
+    let hint = request.body().size_hint().lower();
+    header.max(Some(hint))
 }
