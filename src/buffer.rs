@@ -7,7 +7,7 @@
 //! cost one hashing call per run rather than one each, and each byte is still hashed once,
 //! shortly after it arrived.
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, BufMut, Bytes};
 use http::HeaderMap;
 
 pub(crate) struct Buffer {
@@ -72,7 +72,7 @@ impl Buffer {
         match &mut self.data {
             Data::Many(bytes) => {
                 grow(bytes, len + size, self.expected, self.limit);
-                copy(frame, bytes);
+                bytes.put(frame);
             }
             // `Bytes` hands itself over without a copy.
             Data::Empty => self.data = Data::One(frame.copy_to_bytes(size)),
@@ -80,7 +80,7 @@ impl Buffer {
                 let mut bytes = Vec::new();
                 grow(&mut bytes, len + size, self.expected, self.limit);
                 bytes.extend_from_slice(first);
-                copy(frame, &mut bytes);
+                bytes.put(frame);
                 self.data = Data::Many(bytes);
             }
         }
@@ -136,16 +136,6 @@ impl Buffer {
             Data::One(bytes) => bytes.len(),
             Data::Many(bytes) => bytes.len(),
         }
-    }
-}
-
-/// Copies `frame` to the end of `bytes`, which has room for it.
-fn copy(mut frame: impl Buf, bytes: &mut Vec<u8>) {
-    while frame.has_remaining() {
-        let chunk = frame.chunk();
-        bytes.extend_from_slice(chunk);
-        let copied = chunk.len();
-        frame.advance(copied);
     }
 }
 

@@ -48,37 +48,39 @@ impl Macs {
         }
     }
 
-    /// Finishes every MAC and compares each with `tag`, in constant time, all of them
-    /// whatever matched: the index of the first secret whose MAC equals `tag`.
+    /// Finishes every MAC and compares each with `tag`: the index of the first secret whose
+    /// MAC equals `tag`.
     pub(crate) fn matching(self, tag: &[u8; TAG_LEN]) -> Option<usize> {
-        let mut matched = None;
-        for (index, mac) in self.first.into_iter().chain(self.others) {
-            if equals(mac, tag) {
-                matched = matched.or(Some(index));
-            }
-        }
-        matched
+        first_match(self.first.into_iter().chain(self.others), tag)
     }
 
     /// Hashes `bytes` with a copy of every keyed MAC and compares each with `tag`, as
     /// [`Self::matching`] does, without cloning the `Macs` first (a body hashed in one go).
     #[inline]
     pub(crate) fn verify(&self, bytes: &[u8], tag: &[u8; TAG_LEN]) -> Option<usize> {
-        let mut matched = None;
-        for (index, keyed) in self.first.iter().chain(&self.others) {
+        let macs = self.first.iter().chain(&self.others).map(|(index, keyed)| {
             let mut mac = keyed.clone();
             mac.update(bytes);
-            if equals(mac, tag) {
-                matched = matched.or(Some(*index));
-            }
-        }
-        matched
+            (*index, mac)
+        });
+        first_match(macs, tag)
     }
 }
 
-/// Whether `mac` finishes on `tag`, compared in constant time.
-fn equals(mac: HmacSha256, tag: &[u8; TAG_LEN]) -> bool {
-    bool::from(mac.finalize().into_bytes().ct_eq(tag))
+/// Finishes every MAC and compares each with `tag` in constant time, all of them whatever
+/// matched: the index of the first whose MAC equals `tag`.
+#[inline]
+fn first_match(
+    macs: impl Iterator<Item = (usize, HmacSha256)>,
+    tag: &[u8; TAG_LEN],
+) -> Option<usize> {
+    let mut matched = None;
+    for (index, mac) in macs {
+        if bool::from(mac.finalize().into_bytes().ct_eq(tag)) {
+            matched = matched.or(Some(index));
+        }
+    }
+    matched
 }
 
 /// What to do with a request whose signature matched.
