@@ -51,6 +51,7 @@ fn event_types() -> Vec<String> {
     let mut types: Vec<_> = fs::read_dir(dir)
         .expect("tests/fixtures/events")
         .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
         .filter_map(|path| Some(path.file_stem()?.to_str()?.to_owned()))
         .collect();
     types.sort();

@@ -21,9 +21,14 @@ use crate::Verified;
 /// [`VerifySignatureLayer`](crate::VerifySignatureLayer) let through.
 ///
 /// - No [`Verified`] extension (the route is not behind the layer): 500, and the reason
-///   logged (with `tracing` when that feature is on, else on stderr). An unverified body is
-///   never parsed.
-/// - A body that is not an Authgear event: 400 and a short message.
+///   logged with `tracing` (feature `tracing`; the crate never prints). An unverified body
+///   is never parsed.
+/// - A verified body that is not an Authgear envelope at all (not JSON, not an object, no
+///   string `id` or `type`): 400 and a short message.
+/// - Every other verified body is an [`Event`], even one whose payload does not fit the
+///   model ([`Payload::OffModel`](super::Payload::OffModel)): Authgear never retries a
+///   delivery, and a refused blocking one fails the end user's operation. The reason it did
+///   not fit is logged with `tracing` (a `warn` event; see [`Event::off_model_reason`]).
 ///
 /// ```
 /// use authgear_webhook::{event::{Answer, Event}, sign, VerifySignatureLayer, SIGNATURE_HEADER};
@@ -72,15 +77,38 @@ where
         let body = Bytes::from_request(request, state)
             .await
             .map_err(|_| EventRejection(EventRejectionKind::InvalidEvent))?;
-        serde_json::from_slice(&body).map_err(|_| EventRejection(EventRejectionKind::InvalidEvent))
+        let event: Event = serde_json::from_slice(&body).map_err(|_| {
+            let rejection = EventRejection(EventRejectionKind::InvalidEvent);
+            log(&rejection);
+            rejection
+        })?;
+        #[cfg(feature = "tracing")]
+        if let Some(reason) = event.off_model_reason() {
+            tracing::warn!(
+                event_type = event.event_type(),
+                id = %event.id,
+                reason,
+                "authgear webhook event does not fit the typed model; kept as sent"
+            );
+        }
+        Ok(event)
     }
 }
 
+/// Logs a refusal with `tracing`; without that feature the crate stays silent (a library
+/// never prints).
 fn log(rejection: &EventRejection) {
     #[cfg(feature = "tracing")]
-    tracing::error!(reason = %rejection, "authgear webhook event refused");
+    match rejection.kind() {
+        EventRejectionKind::NotVerified => {
+            tracing::error!(reason = %rejection, "authgear webhook event refused");
+        }
+        EventRejectionKind::InvalidEvent => {
+            tracing::warn!(reason = %rejection, "authgear webhook event refused");
+        }
+    }
     #[cfg(not(feature = "tracing"))]
-    eprintln!("authgear-webhook: event refused: {rejection}");
+    let _ = rejection;
 }
 
 /// Why the [`Event`] extractor refused a request. As a response: the status and a short
@@ -113,8 +141,9 @@ pub enum EventRejectionKind {
     /// The request has no [`Verified`] extension: the route is not behind the
     /// [`VerifySignatureLayer`](crate::VerifySignatureLayer). A server mistake: 500.
     NotVerified,
-    /// The verified body is not an Authgear event (not JSON, or missing or ill-typed
-    /// fields): 400.
+    /// The verified body is not an Authgear envelope at all (not JSON, not an object, or
+    /// no string `id` or `type`): 400. A payload that does not fit the model is not
+    /// refused.
     InvalidEvent,
 }
 

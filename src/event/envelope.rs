@@ -39,14 +39,24 @@ use super::{
 pub struct Event {
     /// The event's id: opaque, the same in every delivery of this event.
     pub id: String,
-    /// Sequence number, monotonic (with gaps) across the deployment.
-    pub seq: i64,
+    /// Sequence number, monotonic (with gaps) across the deployment. Authgear always sends
+    /// it; `None` only when a delivery has none, or one that is not an integer (then kept as
+    /// sent in `extra`, and [`off_model_reason`](Self::off_model_reason) says why).
+    pub seq: Option<i64>,
     /// The typed payload; it also carries the event's `type`.
     pub payload: Payload,
-    /// When, who, from where.
-    pub context: Context,
+    /// When, who, from where. Authgear always sends it; `None` only when a delivery has none,
+    /// or one that does not fit [`Context`] (then kept as sent in `extra`, and
+    /// [`off_model_reason`](Self::off_model_reason) says why).
+    pub context: Option<Context>,
     /// Envelope fields this crate does not know, kept as sent.
     pub extra: Map<String, Value>,
+    /// Why a part of the delivery did not fit the model, if one did not.
+    misfit: Option<String>,
+    /// Where the delivery had `null` for a value the model writes back absent, or no key
+    /// where the model writes `null`: applied when serialising, so the JSON value comes
+    /// back exactly as sent.
+    nulls: Vec<NullPatch>,
 }
 
 impl Event {
@@ -81,6 +91,257 @@ impl Event {
     pub fn is_blocking(&self) -> bool {
         self.payload.is_blocking()
     }
+
+    /// Why a part of this delivery (its `payload`, `context` or `seq`) did not fit the typed
+    /// model; `None` for a delivery that fits, as every delivery of the server version the
+    /// model was checked against does. The part that did not fit is kept as sent: the payload
+    /// as [`Payload::OffModel`], `context` and `seq` in [`extra`](Self::extra). The reason
+    /// names the field's kind, never its value.
+    ///
+    /// ```
+    /// use authgear_webhook::event::{Answer, Event, Payload};
+    ///
+    /// // `is_verified` is a string here: the user does not fit the model.
+    /// let body = br#"{"id":"1","seq":1,"type":"user.pre_create","payload":{"user":{"id":"u1",
+    ///     "created_at":"","updated_at":"","is_anonymous":false,"is_verified":"yes",
+    ///     "is_disabled":false}},"context":{"timestamp":0}}"#;
+    /// let event: Event = serde_json::from_slice(body)?;
+    /// assert!(matches!(event.payload, Payload::OffModel { .. }));
+    /// assert_eq!(
+    ///     event.off_model_reason(),
+    ///     Some("payload: invalid type: string, expected a boolean"),
+    /// );
+    /// assert!(event.is_blocking());
+    /// // Allow and deny fit every blocking event; the JSON value comes back as sent.
+    /// assert_eq!(serde_json::to_string(&Answer::allow())?, r#"{"is_allowed":true}"#);
+    /// assert_eq!(
+    ///     serde_json::to_value(&event)?,
+    ///     serde_json::from_slice::<serde_json::Value>(body)?,
+    /// );
+    /// # Ok::<_, serde_json::Error>(())
+    /// ```
+    pub fn off_model_reason(&self) -> Option<&str> {
+        self.misfit.as_deref()
+    }
+
+    /// Builds the event from a delivery's JSON value: only a JSON object with a string `id`
+    /// and a string `type` is refused.
+    fn from_value(value: Value) -> Result<Self, &'static str> {
+        let Value::Object(mut map) = value else {
+            return Err("not a JSON object");
+        };
+        let sent = map.clone();
+        let id = match map.remove("id") {
+            Some(Value::String(id)) => id,
+            _ => return Err("no string `id`"),
+        };
+        let event_type = match map.remove("type") {
+            Some(Value::String(event_type)) => event_type,
+            _ => return Err("no string `type`"),
+        };
+        let mut misfit = None;
+        let mut extra = Map::new();
+        let seq = match map.remove("seq") {
+            Some(Value::Number(seq)) if seq.as_i64().is_some() => seq.as_i64(),
+            Some(other) => {
+                misfit = Some("seq: not a 64-bit integer".to_owned());
+                extra.insert("seq".to_owned(), other);
+                None
+            }
+            None => None,
+        };
+        let context = match map.remove("context") {
+            Some(raw) => match Context::deserialize(&raw) {
+                Ok(context) => Some(context),
+                Err(error) => {
+                    misfit.get_or_insert_with(|| format!("context: {}", redacted(&error)));
+                    extra.insert("context".to_owned(), raw);
+                    None
+                }
+            },
+            None => None,
+        };
+        // An absent payload is kept as `null`, and written back absent by a null patch.
+        let payload = Payload::from_parts(event_type, map.remove("payload").unwrap_or_default());
+        if let Some(reason) = payload.off_model_reason() {
+            misfit.get_or_insert_with(|| format!("payload: {reason}"));
+        }
+        extra.extend(map);
+        let mut event = Self {
+            id,
+            seq,
+            payload,
+            context,
+            extra,
+            misfit,
+            nulls: Vec::new(),
+        };
+        event.match_nulls(&Value::Object(sent));
+        Ok(event)
+    }
+
+    /// Records where the model writes back a different JSON value than was sent: a `null`
+    /// it drops or adds becomes a [`NullPatch`]; any other difference (not expected: the
+    /// model keeps every value it does not type) moves the part into its raw form.
+    fn match_nulls(&mut self, sent: &Value) {
+        for _ in 0..3 {
+            self.nulls.clear();
+            let written = match serde_json::to_value(Written(self)) {
+                Ok(written) => written,
+                Err(_) => return,
+            };
+            let mut path = Vec::new();
+            let mut nulls = Vec::new();
+            let Err(at) = diff(sent, &written, &mut path, &mut nulls) else {
+                self.nulls = nulls;
+                return;
+            };
+            let reason = format!("{} is written back differently", pointer(&at));
+            match at.first() {
+                Some(Step::Key(key)) if key == "payload" => {
+                    let event_type = self.payload.event_type().to_owned();
+                    self.payload = Payload::OffModel {
+                        event_type,
+                        payload: sent.get("payload").cloned().unwrap_or_default(),
+                        reason: reason.clone(),
+                    };
+                }
+                Some(Step::Key(key)) if key == "context" && self.context.is_some() => {
+                    self.context = None;
+                    if let Some(raw) = sent.get("context") {
+                        self.extra.insert("context".to_owned(), raw.clone());
+                    }
+                }
+                _ => return,
+            }
+            self.misfit.get_or_insert(reason);
+        }
+    }
+}
+
+/// A serde error's message without the value it quotes: `invalid type: string "x",
+/// expected a boolean` becomes `invalid type: string, expected a boolean`. A reason is
+/// logged, and the values are the end user's data.
+pub(crate) fn redacted(error: &impl std::fmt::Display) -> String {
+    let message = error.to_string();
+    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            if let Some((unexpected, expected)) = rest.split_once(", expected ") {
+                let kind = unexpected
+                    .split(['"', '`'])
+                    .next()
+                    .unwrap_or_default()
+                    .trim();
+                return format!("{prefix}{kind}, expected {expected}");
+            }
+        }
+    }
+    message
+}
+
+/// One step into a JSON value.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// `/payload/user/roles`, for a reason.
+fn pointer(path: &[Step]) -> String {
+    path.iter()
+        .map(|step| match step {
+            Step::Key(key) => format!("/{key}"),
+            Step::Index(index) => format!("/{index}"),
+        })
+        .collect()
+}
+
+/// A `null` the typed model does not write back as it was sent.
+#[derive(Debug, Clone, PartialEq)]
+struct NullPatch {
+    /// Where, from the envelope down.
+    path: Vec<Step>,
+    /// `true`: the delivery had `null` there and the model writes nothing; `false`: the
+    /// delivery had no key there and the model writes `null`.
+    sent_null: bool,
+}
+
+impl NullPatch {
+    /// Puts the `null` back (or takes it out) if the value still has that shape.
+    fn apply(&self, value: &mut Value) {
+        let Some((Step::Key(last), parents)) = self.path.split_last() else {
+            return;
+        };
+        let mut at = value;
+        for step in parents {
+            let next = match step {
+                Step::Key(key) => at.get_mut(key.as_str()),
+                Step::Index(index) => at.get_mut(*index),
+            };
+            match next {
+                Some(next) => at = next,
+                None => return,
+            }
+        }
+        let Value::Object(object) = at else {
+            return;
+        };
+        if self.sent_null {
+            object.entry(last.clone()).or_insert(Value::Null);
+        } else if object.get(last).is_some_and(Value::is_null) {
+            object.remove(last);
+        }
+    }
+}
+
+/// Compares what was sent with what the model writes: `Ok` when they differ only by
+/// `null`s (recorded in `nulls`), else the path of the first other difference.
+fn diff(
+    sent: &Value,
+    written: &Value,
+    path: &mut Vec<Step>,
+    nulls: &mut Vec<NullPatch>,
+) -> Result<(), Vec<Step>> {
+    match (sent, written) {
+        (Value::Object(sent), Value::Object(written)) => {
+            for (key, value) in sent {
+                path.push(Step::Key(key.clone()));
+                match written.get(key) {
+                    Some(other) => diff(value, other, path, nulls)?,
+                    None if value.is_null() => nulls.push(NullPatch {
+                        path: path.clone(),
+                        sent_null: true,
+                    }),
+                    None => return Err(path.clone()),
+                }
+                path.pop();
+            }
+            for (key, value) in written {
+                if !sent.contains_key(key) {
+                    path.push(Step::Key(key.clone()));
+                    if !value.is_null() {
+                        return Err(path.clone());
+                    }
+                    nulls.push(NullPatch {
+                        path: path.clone(),
+                        sent_null: false,
+                    });
+                    path.pop();
+                }
+            }
+            Ok(())
+        }
+        (Value::Array(sent), Value::Array(written)) if sent.len() == written.len() => {
+            for (index, (value, other)) in sent.iter().zip(written).enumerate() {
+                path.push(Step::Index(index));
+                diff(value, other, path, nulls)?;
+                path.pop();
+            }
+            Ok(())
+        }
+        (sent, written) if sent == written => Ok(()),
+        _ => Err(path.clone()),
+    }
 }
 
 /// Whether Authgear waits for an answer to events of this `type` (one of the 9 blocking
@@ -96,45 +357,47 @@ pub fn is_blocking_type(event_type: &str) -> bool {
     BLOCKING_TYPES.contains(&event_type)
 }
 
-/// The envelope as it is on the wire, with the payload still raw.
-#[derive(Deserialize)]
-struct RawEvent {
-    id: String,
-    seq: i64,
-    #[serde(rename = "type")]
-    event_type: String,
-    payload: Value,
-    context: Context,
-    #[serde(flatten)]
-    extra: Map<String, Value>,
-}
-
+/// Parses any JSON object with a string `id` and a string `type`; see
+/// [`Event::off_model_reason`] for the parts that do not fit.
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = RawEvent::deserialize(deserializer)?;
-        let payload = Payload::from_parts(raw.event_type, raw.payload)
-            .map_err(|error| serde::de::Error::custom(format_args!("payload: {error}")))?;
-        Ok(Self {
-            id: raw.id,
-            seq: raw.seq,
-            payload,
-            context: raw.context,
-            extra: raw.extra,
-        })
+        let value = Value::deserialize(deserializer)?;
+        Self::from_value(value).map_err(serde::de::Error::custom)
     }
 }
 
 /// Writes the keys in Authgear's order (`id`, `seq`, `type`, `payload`, `context`), then the
-/// unknown ones.
+/// unknown ones; the same JSON value as was parsed.
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(5 + self.extra.len()))?;
-        map.serialize_entry("id", &self.id)?;
-        map.serialize_entry("seq", &self.seq)?;
-        map.serialize_entry("type", self.event_type())?;
-        map.serialize_entry("payload", &self.payload)?;
-        map.serialize_entry("context", &self.context)?;
-        for (key, value) in &self.extra {
+        if self.nulls.is_empty() {
+            return Written(self).serialize(serializer);
+        }
+        let mut value = serde_json::to_value(Written(self)).map_err(serde::ser::Error::custom)?;
+        for patch in &self.nulls {
+            patch.apply(&mut value);
+        }
+        value.serialize(serializer)
+    }
+}
+
+/// The event as the typed model writes it, before the null patches.
+struct Written<'a>(&'a Event);
+
+impl Serialize for Written<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let event = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &event.id)?;
+        if let Some(seq) = event.seq {
+            map.serialize_entry("seq", &seq)?;
+        }
+        map.serialize_entry("type", event.event_type())?;
+        map.serialize_entry("payload", &event.payload)?;
+        if let Some(context) = &event.context {
+            map.serialize_entry("context", context)?;
+        }
+        for (key, value) in &event.extra {
             map.serialize_entry(key, value)?;
         }
         map.end()

@@ -1,9 +1,11 @@
 //! The models shared by event payloads: user, identity, session, authentication context.
 //!
 //! Timestamps are kept as Authgear writes them (RFC 3339 strings); parse them with the date
-//! crate of your choice. A field every Authgear version sends is a plain field; anything an
-//! older server omits, or Go may write as `null` (nil maps and slices), is an `Option`, and
-//! `None` is written back absent.
+//! crate of your choice. A field every Authgear version sends, never `null`, is a plain
+//! field; anything a server omits (`omitempty`, `omitzero`), or Go may write as `null` (a
+//! pointer, a nil map or slice), is an `Option`. Checked field by field against
+//! `pkg/api/model/{user,identity,session,identification,authentication,authenticator}.go`
+//! and `pkg/api/event/event_payload.go` (see the [module docs](super) for the commit).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -373,7 +375,7 @@ string_enum! {
 ///     "asserted_authentications": [],
 ///     "amr": null
 /// }))?;
-/// let flow = context.authentication_flow.as_ref().map(|flow| &flow.flow_type);
+/// let flow = context.authentication_flow.as_ref().and_then(|flow| flow.flow_type.as_ref());
 /// assert_eq!(flow, Some(&AuthenticationFlowType::Login));
 /// assert!(context.user.is_none());
 /// assert!(context.amr().is_empty());
@@ -418,22 +420,29 @@ impl AuthenticationContext {
 
 /// `authentication_flow`: which flow the end user is in.
 ///
+/// Both fields are `omitzero` on the server (`AuthenticationFlowContext` in
+/// `pkg/api/event/event_payload.go`): a flow without a type or a name sends `{}`.
+///
 /// ```
 /// use authgear_webhook::event::{AuthenticationFlow, AuthenticationFlowType};
 ///
 /// let flow: AuthenticationFlow = serde_json::from_str(r#"{"type":"signup","name":"default"}"#)?;
-/// assert_eq!(flow.flow_type, AuthenticationFlowType::Signup);
-/// assert_eq!(flow.name, "default");
+/// assert_eq!(flow.flow_type, Some(AuthenticationFlowType::Signup));
+/// assert_eq!(flow.name.as_deref(), Some("default"));
+///
+/// let flow: AuthenticationFlow = serde_json::from_str("{}")?;
+/// assert_eq!(flow.flow_type, None);
 /// # Ok::<_, serde_json::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct AuthenticationFlow {
-    /// `type`: what kind of flow.
-    #[serde(rename = "type")]
-    pub flow_type: AuthenticationFlowType,
-    /// The flow's name in the project's configuration.
-    pub name: String,
+    /// `type`: what kind of flow, when the server sets it.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub flow_type: Option<AuthenticationFlowType>,
+    /// The flow's name in the project's configuration, when the server sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Fields this crate does not know, kept as sent.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -513,6 +522,8 @@ string_enum! {
         IdToken = "id_token",
         /// LDAP.
         Ldap = "ldap",
+        /// An account chosen from those already signed in on the device.
+        SelectAccount = "select_account",
     }
 }
 

@@ -3,7 +3,10 @@
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::models::{AuthenticationContext, Identification, Identity, Session, User};
+use super::{
+    envelope::redacted,
+    models::{AuthenticationContext, Identification, Identity, Session, User},
+};
 
 /// Declares [`Payload`] from the table of event types: the enum, its `type` string, whether
 /// Authgear waits for an answer, parsing from `(type, payload)` and serialising.
@@ -49,6 +52,19 @@ macro_rules! payloads {
                 /// The raw `payload`.
                 payload: Value,
             },
+            /// A known event type whose `payload` does not fit this crate's model (a newer
+            /// server, or a field the crate got wrong): kept as sent, with the reason. A
+            /// verified delivery is never refused for its shape; answer a blocking one with
+            /// [`Answer::allow`](super::Answer::allow) or [`Answer::deny`](super::Answer::deny),
+            /// which fit every blocking event.
+            OffModel {
+                /// The event's `type`.
+                event_type: String,
+                /// The raw `payload` (`null` when the delivery had none).
+                payload: Value,
+                /// Why it did not fit, e.g. `invalid type: string "x", expected a boolean`.
+                reason: String,
+            },
         }
 
         impl Payload {
@@ -66,12 +82,15 @@ macro_rules! payloads {
                 match self {
                     $( Self::$blocking(_) => $blocking_type, )*
                     $( Self::$other(_) => $other_type, )*
-                    Self::Unknown { event_type, .. } => event_type,
+                    Self::Unknown { event_type, .. } | Self::OffModel { event_type, .. } => {
+                        event_type
+                    }
                 }
             }
 
             /// Whether Authgear waits for an answer to this event. `false` for
-            /// [`Payload::Unknown`]: see [`is_blocking_type`](super::is_blocking_type).
+            /// [`Payload::Unknown`]: see [`is_blocking_type`](super::is_blocking_type); for
+            /// [`Payload::OffModel`], whether its type is a blocking one.
             ///
             /// ```
             /// # use authgear_webhook::event::Payload;
@@ -82,19 +101,46 @@ macro_rules! payloads {
             /// assert!(!payload.is_blocking());
             /// ```
             pub fn is_blocking(&self) -> bool {
-                matches!(self, $( Self::$blocking(_) )|*)
+                match self {
+                    Self::OffModel { event_type, .. } => BLOCKING_TYPES.contains(&event_type.as_str()),
+                    _ => matches!(self, $( Self::$blocking(_) )|*),
+                }
             }
 
-            /// Parses the `payload` of an event of type `event_type`.
-            pub(crate) fn from_parts(
-                event_type: String,
-                payload: Value,
-            ) -> Result<Self, serde_json::Error> {
-                Ok(match event_type.as_str() {
-                    $( $blocking_type => Self::$blocking(serde_json::from_value(payload)?), )*
-                    $( $other_type => Self::$other(serde_json::from_value(payload)?), )*
-                    _ => Self::Unknown { event_type, payload },
-                })
+            /// Why a known type's payload did not fit the model ([`Payload::OffModel`]);
+            /// `None` for every other payload.
+            ///
+            /// ```
+            /// # use authgear_webhook::event::Payload;
+            /// let payload = Payload::Unknown {
+            ///     event_type: "project.app.created".to_owned(),
+            ///     payload: serde_json::json!({}),
+            /// };
+            /// assert_eq!(payload.off_model_reason(), None);
+            /// ```
+            pub fn off_model_reason(&self) -> Option<&str> {
+                match self {
+                    Self::OffModel { reason, .. } => Some(reason),
+                    _ => None,
+                }
+            }
+
+
+            /// Parses the `payload` of an event of type `event_type`; one that does not fit
+            /// is kept as [`Payload::OffModel`].
+            pub(crate) fn from_parts(event_type: String, payload: Value) -> Self {
+                fn typed<T: serde::de::DeserializeOwned>(
+                    payload: &Value,
+                    variant: fn(T) -> Payload,
+                ) -> Result<Payload, String> {
+                    T::deserialize(payload).map(variant).map_err(|error| redacted(&error))
+                }
+                let typed = match event_type.as_str() {
+                    $( $blocking_type => typed(&payload, Self::$blocking), )*
+                    $( $other_type => typed(&payload, Self::$other), )*
+                    _ => return Self::Unknown { event_type, payload },
+                };
+                typed.unwrap_or_else(|reason| Self::OffModel { event_type, payload, reason })
             }
         }
 
@@ -107,7 +153,9 @@ macro_rules! payloads {
                 match self {
                     $( Self::$blocking(payload) => payload.serialize(serializer), )*
                     $( Self::$other(payload) => payload.serialize(serializer), )*
-                    Self::Unknown { payload, .. } => payload.serialize(serializer),
+                    Self::Unknown { payload, .. } | Self::OffModel { payload, .. } => {
+                        payload.serialize(serializer)
+                    }
                 }
             }
         }
@@ -457,6 +505,10 @@ pub struct UserCreatedPayload {
 
 /// `user.authenticated` and `user.reauthenticated`: a user signed in (again).
 ///
+/// `session` is `null` in a `user.authenticated` sent after a SAML login (the server's
+/// `Session *model.Session`, left nil by `pkg/lib/saml`), and `continue_from_session` is
+/// set when an existing session was continued.
+///
 /// ```
 /// use authgear_webhook::event::{SessionType, UserSessionPayload};
 ///
@@ -465,7 +517,9 @@ pub struct UserCreatedPayload {
 ///         "is_anonymous": false, "is_verified": true, "is_disabled": false },
 ///     "session": { "id": "s1", "created_at": "", "updated_at": "", "type": "idp" }
 /// }))?;
-/// assert_eq!(payload.session.session_type, SessionType::Idp);
+/// let session = payload.session.as_ref().map(|session| &session.session_type);
+/// assert_eq!(session, Some(&SessionType::Idp));
+/// assert!(payload.continue_from_session.is_none());
 /// # Ok::<_, serde_json::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -473,12 +527,12 @@ pub struct UserCreatedPayload {
 pub struct UserSessionPayload {
     /// The user.
     pub user: User,
-    /// The session.
-    pub session: Session,
-    /// Set by newer servers when an existing session was continued. Its shape is not
-    /// documented, so it is kept as raw JSON.
+    /// The session; `None` when the server sends `null` (SAML logins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub continue_from_session: Option<Value>,
+    pub session: Option<Session>,
+    /// The session that was continued, when the login continued one (`omitempty`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continue_from_session: Option<Session>,
     /// Fields this crate does not know, kept as sent.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -668,27 +722,28 @@ pub struct UsageAlertPayload {
     pub extra: Map<String, Value>,
 }
 
-/// `usage` in [`UsageAlertPayload`].
+/// `usage` in [`UsageAlertPayload`] (`UsageAlertPayload` in the server's
+/// `pkg/api/event/nonblocking/usage_alert_triggered.go`).
 ///
 /// ```
-/// use authgear_webhook::event::UsageAlert;
+/// use authgear_webhook::event::{UsageAlert, UsageName};
 ///
 /// let usage: UsageAlert = serde_json::from_str(r#"{"name":"email","quota":100}"#)?;
-/// assert_eq!(usage.name.as_deref(), Some("email"));
+/// assert_eq!(usage.name, Some(UsageName::Email));
 /// # Ok::<_, serde_json::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct UsageAlert {
-    /// What is counted (e.g. `sms`, `email`, `whatsapp`).
+    /// What is counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// What the alert is about.
+    pub name: Option<UsageName>,
+    /// What happens at the limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
-    /// The quota's period (e.g. `month`).
+    pub action: Option<UsageLimitAction>,
+    /// The quota's period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub period: Option<String>,
+    pub period: Option<UsageLimitPeriod>,
     /// The quota.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<i64>,
@@ -701,4 +756,58 @@ pub struct UsageAlert {
     /// Fields this crate does not know, kept as sent.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+string_enum! {
+    /// `usage.name`: what a usage alert counts (`pkg/api/model/usage.go`).
+    ///
+    /// ```
+    /// use authgear_webhook::event::UsageName;
+    ///
+    /// assert_eq!(UsageName::from("sms"), UsageName::Sms);
+    /// ```
+    pub enum UsageName {
+        /// User exports.
+        UserExport = "user_export",
+        /// User imports.
+        UserImport = "user_import",
+        /// Emails sent.
+        Email = "email",
+        /// WhatsApp messages sent.
+        Whatsapp = "whatsapp",
+        /// SMS sent.
+        Sms = "sms",
+    }
+}
+
+string_enum! {
+    /// `usage.action`: what happens at the limit.
+    ///
+    /// ```
+    /// use authgear_webhook::event::UsageLimitAction;
+    ///
+    /// assert_eq!(UsageLimitAction::Block.as_str(), "block");
+    /// ```
+    pub enum UsageLimitAction {
+        /// An alert only.
+        Alert = "alert",
+        /// Further use is blocked.
+        Block = "block",
+    }
+}
+
+string_enum! {
+    /// `usage.period`: the quota's period.
+    ///
+    /// ```
+    /// use authgear_webhook::event::UsageLimitPeriod;
+    ///
+    /// assert_eq!(UsageLimitPeriod::from("month"), UsageLimitPeriod::Month);
+    /// ```
+    pub enum UsageLimitPeriod {
+        /// A day.
+        Day = "day",
+        /// A month.
+        Month = "month",
+    }
 }

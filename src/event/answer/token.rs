@@ -65,7 +65,10 @@ impl TokenAnswer {
     /// # Errors
     ///
     /// If the token already has a claim of that name with another value: Authgear would
-    /// refuse the change. Adding a claim with the value it already has is a no-op.
+    /// refuse the change. Adding a claim with the value it already has is a no-op; values
+    /// are compared the way Authgear compares them (Go's `reflect.DeepEqual` after
+    /// `json.Unmarshal`, where every number is a `float64`), so `1` and `1.0` are the same
+    /// claim.
     ///
     /// ```
     /// # use authgear_webhook::event::OidcIdTokenPreCreatePayload;
@@ -86,7 +89,7 @@ impl TokenAnswer {
     ) -> Result<Self, ClaimError> {
         let (name, value) = (name.into(), value.into());
         match self.claims().get(&name) {
-            Some(existing) if *existing == value => return Ok(self),
+            Some(existing) if go_equal(existing, &value) => return Ok(self),
             Some(_) => return Err(ClaimError { name }),
             None => {}
         }
@@ -118,6 +121,24 @@ impl TokenAnswer {
             Some(token) => &token.payload,
             None => &self.original,
         }
+    }
+}
+
+/// Whether Go would see the same value after `json.Unmarshal` into `interface{}`: numbers
+/// are `float64`s (so `1`, `1.0` and `1e0` are equal, and `-0` equals `0`), the rest as
+/// JSON.
+fn go_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| go_equal(a, b))
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(key, a)| b.get(key).is_some_and(|b| go_equal(a, b)))
+        }
+        (a, b) => a == b,
     }
 }
 
