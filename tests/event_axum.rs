@@ -140,12 +140,14 @@ async fn a_route_without_the_layer_answers_500_and_never_parses() {
 #[tokio::test]
 async fn a_verified_body_that_is_not_an_event_gets_400() {
     let addr = app().await;
-    let not_events: [&[u8]; 5] = [
+    // Not an Authgear envelope at all: not JSON, not an object, no string `id` or `type`.
+    let not_events: [&[u8]; 6] = [
         b"not json",
         b"",
         b"{}",
-        br#"{"id":"1","seq":1,"type":"user.pre_create","payload":{},"context":{"timestamp":1}}"#,
+        b"[]",
         br#"{"id":1,"seq":1,"type":"user.created","payload":{},"context":{"timestamp":1}}"#,
+        br#"{"id":"1","seq":1,"payload":{},"context":{"timestamp":1}}"#,
     ];
     for body in not_events {
         let reply = post_to(addr, "/hooks/authgear", body.to_vec(), true).await;
@@ -191,20 +193,23 @@ async fn a_verified_event_reaches_the_handler_and_its_answer_is_json() {
     .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.content_type.as_deref(), Some("application/json"));
+    // Every claim of the token, and the one added.
+    let sent: Value = serde_json::from_slice(&delivery("oidc.jwt.pre_create")).expect("json");
+    let mut claims = sent["payload"]["jwt"]["payload"].clone();
+    assert_eq!(claims["iss"], "https://myapp.authgear.cloud");
+    claims["https://myapp.com/plan"] = json!("pro");
     assert_eq!(
         json_body(&reply),
-        json!({ "is_allowed": true, "mutations": { "jwt": { "payload": {
-            "iss": "https://myapp.authgear.cloud",
-            "aud": ["YOUR_CLIENT_ID"],
-            "sub": "338deafa-400b-4589-a922-2c92d670b757",
-            "https://myapp.com/plan": "pro"
-        } } } })
+        json!({ "is_allowed": true, "mutations": { "jwt": { "payload": claims } } })
     );
 
-    // A non-blocking event and an unknown type are handed over too.
+    // A non-blocking event, an unknown type and a known type whose payload does not fit the
+    // model are handed over too.
     for body in [
         delivery("user.created"),
         br#"{"id":"1","seq":1,"type":"project.new","payload":{},"context":{"timestamp":1}}"#
+            .to_vec(),
+        br#"{"id":"1","seq":1,"type":"user.pre_create","payload":{},"context":{"timestamp":1}}"#
             .to_vec(),
     ] {
         let reply = post_to(addr, "/hooks/authgear", body, true).await;

@@ -101,7 +101,11 @@ fn edge_cases() -> Vec<(String, String, Vec<u8>)> {
     files
         .into_iter()
         .map(|path| {
-            let stem = path.file_stem().expect("stem").to_string_lossy().into_owned();
+            let stem = path
+                .file_stem()
+                .expect("stem")
+                .to_string_lossy()
+                .into_owned();
             let (event_type, case) = stem.split_once("--").expect("<type>--<case>.json");
             let bytes = fs::read(&path).expect("read");
             (event_type.to_owned(), case.to_owned(), bytes)
@@ -263,7 +267,8 @@ fn every_edge_case_of_todays_server_parses_typed_and_round_trips_exactly() {
 #[test]
 fn edge_cases_read_with_types() {
     // SAML login: `"session": null` (pkg/lib/saml/service.go).
-    let Payload::UserAuthenticated(payload) = &edge("user.authenticated--saml-null-session").payload
+    let Payload::UserAuthenticated(payload) =
+        &edge("user.authenticated--saml-null-session").payload
     else {
         panic!("user.authenticated");
     };
@@ -319,7 +324,11 @@ fn edge_cases_read_with_types() {
         IdentificationMethod::SelectAccount
     );
     assert_eq!(
-        payload.identification.identity.as_ref().and_then(|i| i.email()),
+        payload
+            .identification
+            .identity
+            .as_ref()
+            .and_then(|i| i.email()),
         Some("user@example.com")
     );
     let Payload::AuthenticationPostIdentified(payload) =
@@ -327,7 +336,10 @@ fn edge_cases_read_with_types() {
     else {
         panic!("authentication.post_identified");
     };
-    assert_eq!(payload.identification.identification, IdentificationMethod::IdToken);
+    assert_eq!(
+        payload.identification.identification,
+        IdentificationMethod::IdToken
+    );
     assert!(payload.identification.id_token.is_some());
     assert!(payload.authentication_context.amr().is_empty());
 
@@ -346,7 +358,9 @@ fn edge_cases_read_with_types() {
     assert_eq!(payload.user.email(), Some("o'neil+<test>&co@example.com"));
     assert_eq!(
         payload.user.standard_attribute("name"),
-        Some(&json!("Zo\u{eb} \u{2028} \u{2029} \"quoted\" \\ back\tslash"))
+        Some(&json!(
+            "Zo\u{eb} \u{2028} \u{2029} \"quoted\" \\ back\tslash"
+        ))
     );
 
     let event: Event = serde_json::from_value(delivery("usage.alert.triggered")).expect("parses");
@@ -356,7 +370,10 @@ fn edge_cases_read_with_types() {
     assert_eq!(payload.usage.name, Some(UsageName::Sms));
     assert_eq!(payload.usage.action, Some(UsageLimitAction::Alert));
     assert_eq!(payload.usage.current_value, Some(900));
-    assert_eq!(event.context.as_ref().and_then(|c| c.user_id.as_ref()), None);
+    assert_eq!(
+        event.context.as_ref().and_then(|c| c.user_id.as_ref()),
+        None
+    );
 }
 
 /// A payload with every key any event type reads: each typed payload takes its own and
@@ -411,7 +428,11 @@ fn every_documented_type_has_a_typed_payload_and_the_right_classification() {
 #[test]
 fn a_known_type_with_a_wrong_payload_is_kept_off_model() {
     for (event_type, payload, reason) in [
-        ("user.pre_create", json!({}), "payload: missing field `user`"),
+        (
+            "user.pre_create",
+            json!({}),
+            "payload: missing field `user`",
+        ),
         (
             "user.pre_create",
             json!(null),
@@ -472,14 +493,38 @@ fn only_a_body_that_is_no_envelope_at_all_is_an_error() {
     // The least an envelope needs: an object with a string `id` and a string `type`.
     for (body, reason) in [
         (json!({ "id": "1", "type": "x" }), None),
-        (json!({ "id": "1", "seq": 1, "type": "x", "payload": {} }), None),
-        (json!({ "id": "1", "type": "user.created" }), Some("payload: invalid type: null, expected struct UserCreatedPayload")),
-        (json!({ "id": "1", "type": "x", "seq": "one" }), Some("seq: not a 64-bit integer")),
-        (json!({ "id": "1", "type": "x", "seq": 1.5 }), Some("seq: not a 64-bit integer")),
-        (json!({ "id": "1", "type": "x", "seq": u64::MAX }), Some("seq: not a 64-bit integer")),
-        (json!({ "id": "1", "type": "x", "context": null }), Some("context: invalid type: null, expected struct Context")),
-        (json!({ "id": "1", "type": "x", "context": { "timestamp": "now" } }), Some("context: invalid type: string, expected i64")),
-        (json!({ "id": "1", "type": "x", "context": { "triggered_by": 5 } }), Some("context: invalid type: integer, expected a string")),
+        (
+            json!({ "id": "1", "seq": 1, "type": "x", "payload": {} }),
+            None,
+        ),
+        (
+            json!({ "id": "1", "type": "user.created" }),
+            Some("payload: invalid type: null, expected struct UserCreatedPayload"),
+        ),
+        (
+            json!({ "id": "1", "type": "x", "seq": "one" }),
+            Some("seq: not a 64-bit integer"),
+        ),
+        (
+            json!({ "id": "1", "type": "x", "seq": 1.5 }),
+            Some("seq: not a 64-bit integer"),
+        ),
+        (
+            json!({ "id": "1", "type": "x", "seq": u64::MAX }),
+            Some("seq: not a 64-bit integer"),
+        ),
+        (
+            json!({ "id": "1", "type": "x", "context": null }),
+            Some("context: invalid type: null, expected struct Context"),
+        ),
+        (
+            json!({ "id": "1", "type": "x", "context": { "timestamp": "now" } }),
+            Some("context: invalid type: string, expected i64"),
+        ),
+        (
+            json!({ "id": "1", "type": "x", "context": { "triggered_by": 5 } }),
+            Some("context: invalid type: integer, expected a string"),
+        ),
     ] {
         let event = round_trip(&body);
         assert_eq!(event.id, "1");
@@ -578,7 +623,10 @@ fn older_and_newer_servers_deliveries_parse() {
         panic!("user.authenticated");
     };
     assert_eq!(
-        payload.session.as_ref().map(|session| &session.session_type),
+        payload
+            .session
+            .as_ref()
+            .map(|session| &session.session_type),
         Some(&SessionType::Other("a_new_session_type".into()))
     );
 

@@ -116,9 +116,8 @@ pub use self::{
         AuthenticationPreInitializePayload, IdentityPayload, IdentityUpdatedPayload,
         OidcIdTokenPreCreatePayload, OidcJwtPreCreatePayload, Payload, Token, UsageAlert,
         UsageAlertPayload, UsageLimitAction, UsageLimitPeriod, UsageName,
-        UserAnonymousPromotedPayload, UserCreatedPayload, UserDeletedPayload,
-        UserDisabledPayload, UserPayload, UserPreCreatePayload,
-        UserPreScheduleAnonymizationPayload, UserPreScheduleDeletionPayload,
-        UserProfilePreUpdatePayload, UserSessionPayload,
+        UserAnonymousPromotedPayload, UserCreatedPayload, UserDeletedPayload, UserDisabledPayload,
+        UserPayload, UserPreCreatePayload, UserPreScheduleAnonymizationPayload,
+        UserPreScheduleDeletionPayload, UserProfilePreUpdatePayload, UserSessionPayload,
     },
 };
