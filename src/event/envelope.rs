@@ -11,8 +11,10 @@ use super::{
 /// One Authgear webhook delivery.
 ///
 /// The `type` is not a field: it is [`Payload::event_type`], so a type and a payload can
-/// never disagree. Deserialising then serialising gives back the same JSON value (fields
-/// this crate does not know are kept at every level; a `null` may come back absent).
+/// never disagree. Any JSON object with a string `id` and a string `type` parses (a part
+/// that does not fit the model is kept as sent: see [`off_model_reason`](Self::off_model_reason)),
+/// and serialising gives back exactly the JSON value that was parsed, `null`s included
+/// (fields this crate does not know are kept at every level).
 ///
 /// With the `axum` feature, `Event` is also an extractor that only accepts requests the
 /// [`VerifySignatureLayer`](crate::VerifySignatureLayer) let through.

@@ -45,16 +45,60 @@
 //!
 //! Parse only a body the [`VerifySignatureLayer`](crate::VerifySignatureLayer) let through.
 //! With the `axum` feature, `Event` is an extractor that does exactly that: it answers 500
-//! on a route without the layer, and 400 when the body is not an event.
+//! on a route without the layer, and 400 only when the body is not an Authgear envelope at
+//! all.
 //!
-//! # Older and newer servers
+//! # Checked against today's server
 //!
-//! Deliveries differ by Authgear version: fields missing or `null` (Go writes nil maps and
-//! slices as `null`), `audit_context: null`, new `triggered_by` values, new event types.
-//! All of them parse: anything not sent by every version is an `Option`, open string sets
-//! keep unknown values in an `Other` variant, unknown event types become
-//! [`Payload::Unknown`], and unknown fields are kept in each struct's `extra`. Serialising an
-//! `Event` gives back the JSON value it was parsed from (a `null` may come back absent).
+//! The model was checked, struct by struct and field by field, against Authgear's server
+//! source at commit `fa7a7d55` (2026-08-21): `pkg/api/event/{event,context,event_payload}.go`,
+//! every payload in `pkg/api/event/blocking` and in `pkg/api/event/nonblocking` whose
+//! `ForHook()` is true, and the models they embed in `pkg/api/model` (`User`, `Identity`,
+//! `Session`, `Identification`, `Authentication`, `Authenticator`, usage). Every field the
+//! server may omit (`omitempty`, `omitzero`) or send as `null` (a pointer, a nil map or
+//! slice, a code path that leaves it nil, such as `session` after a SAML login) is an
+//! `Option`; every enum has every value of that commit, plus `Other` for later ones. The
+//! `adminapi.mutation.*.executed` and the other audit-only events are never sent to hooks
+//! (`ForHook()` is false); the portal's `project.*` events are kept as
+//! [`Payload::Unknown`].
+//!
+//! # Never refused for its shape
+//!
+//! Authgear sends each delivery once and never retries it, and a failed blocking delivery
+//! fails the end user's operation, so parsing refuses only what is not an Authgear envelope
+//! at all: anything but a JSON object with a string `id` and a string `type`. Everything
+//! else parses:
+//!
+//! - fields missing or `null` (older servers), new `triggered_by` values, new event types
+//!   (kept as [`Payload::Unknown`]), unknown fields (kept in each struct's `extra`);
+//! - a known type whose payload does not fit the model (a newer server, a field this crate
+//!   got wrong) is [`Payload::OffModel`]: the payload as sent, with the reason;
+//! - a `context` or `seq` that does not fit is kept as sent in [`Event::extra`].
+//!
+//! [`Event::off_model_reason`] says what did not fit (naming kinds, never the delivery's
+//! values), and the extractor logs it with `tracing` (feature `tracing`; the crate never
+//! prints). Serialising an `Event` gives back exactly the JSON value it was parsed from,
+//! `null`s included. Numbers are read correctly rounded (serde_json's `float_roundtrip`), so
+//! a token claim written back in an answer is the `float64` Authgear sent. (A number beyond
+//! `float64`'s range, which Go's encoder never writes, is not JSON serde_json can read: 400.)
+//!
+//! # What Authgear does with your answer
+//!
+//! Read in the server source named above (`pkg/lib/hook/{sink,hook_web,http}.go`,
+//! `pkg/lib/config/hook.go`, `pkg/util/httputil/ext_client.go`):
+//!
+//! - A blocking hook gets 5 s to answer, and all the blocking hooks of one event 10 s in
+//!   total (checked before each further hook); both are configurable per project
+//!   (`hook.sync_hook_timeout_seconds`, `hook.sync_hook_total_timeout_seconds`).
+//! - A non-blocking delivery gets 60 s and is sent once, never retried; its answer is
+//!   ignored.
+//! - Redirects are not followed: a 3xx is a non-2xx answer.
+//! - On a blocking event, any non-2xx status, a timeout, or a body outside the event's
+//!   response schema fails the end user's operation (sign-up, login, token issuance). So a
+//!   400, 401, 413 or 503 from this crate on a blocking event is a failure the end user
+//!   sees; answer [`Answer::deny`] to refuse on purpose.
+//! - `identity.{email,phone,username}.{verified,unverified}` cannot be named in a project's
+//!   `non_blocking_handlers`: only a handler subscribed to `"*"` receives them.
 //!
 //! # Answers
 //!
