@@ -16,6 +16,14 @@
 //! Other events get 200. A verified body that is not an Authgear event gets 400, anything
 //! not signed with the secret 401. One line per request on stdout.
 //!
+//! What Authgear does with the answer: it waits 5 s for a blocking event (10 s for all the
+//! hooks of one event; both configurable per project), and any non-2xx status, timeout or
+//! answer outside the event's schema fails the end user's sign-up, login or token. So a 400,
+//! 401, 413 or 503 from this server on a blocking event is a failure the user sees.
+//! Non-blocking events are sent once (60 s, no retry) and redirects are never followed. A
+//! delivery whose payload does not fit the typed model (`Payload::OffModel`) is still
+//! handled and allowed.
+//!
 //! Replay protection is on: a delivery older than 5 minutes, or one already received, gets
 //! 401. Ids are remembered in memory, or in Redis when `REDIS_URL` is set (for several
 //! instances behind a load balancer). `AUTHGEAR_WEBHOOK_REPLAY=off` turns it off, e.g. to
