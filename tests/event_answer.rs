@@ -193,15 +193,17 @@ fn every_example_answer_can_be_built_and_serialises_the_same() {
     custom.insert("age".into(), json!(30));
     let mut jane = Map::new();
     jane.insert("name".into(), json!("Jane"));
-    // The docs' token: the example delivery's, with the docs' subject.
+    // The docs' token: the example delivery's event with the docs' claims.
     let mut docs_token = event("oidc.jwt.pre_create");
     let Payload::OidcJwtPreCreate(payload) = &mut docs_token.payload else {
         panic!("oidc.jwt.pre_create");
     };
-    payload
-        .jwt
-        .payload
-        .insert("sub".into(), json!("THE_USER_ID"));
+    payload.jwt.payload = serde_json::from_value(json!({
+        "iss": "https://myapp.authgear.cloud",
+        "aud": ["YOUR_CLIENT_ID"],
+        "sub": "THE_USER_ID",
+    }))
+    .expect("claims");
     let docs_jwt = payload
         .allow()
         .add_claim(

@@ -227,15 +227,16 @@ impl Event {
 pub(crate) fn redacted(error: &impl std::fmt::Display) -> String {
     let message = error.to_string();
     for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
-        if let Some(rest) = message.strip_prefix(prefix) {
-            if let Some((unexpected, expected)) = rest.split_once(", expected ") {
-                let kind = unexpected
-                    .split(['"', '`'])
-                    .next()
-                    .unwrap_or_default()
-                    .trim();
-                return format!("{prefix}{kind}, expected {expected}");
-            }
+        if let Some((unexpected, expected)) = message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once(", expected "))
+        {
+            let kind = unexpected
+                .split(['"', '`'])
+                .next()
+                .unwrap_or_default()
+                .trim();
+            return format!("{prefix}{kind}, expected {expected}");
         }
     }
     message
