@@ -83,7 +83,7 @@ fn off_model() -> Vec<(&'static str, Value, &'static str)> {
     cases.push((
         "a field of the wrong type",
         value,
-        "payload: invalid type: string, expected a boolean",
+        "/payload/user/is_verified: invalid type: string, expected a boolean",
     ));
 
     let mut value = delivery("user.pre_create");
@@ -94,7 +94,7 @@ fn off_model() -> Vec<(&'static str, Value, &'static str)> {
     cases.push((
         "a required field missing",
         value,
-        "payload: missing field `id`",
+        "/payload/user: missing field `id`",
     ));
 
     let mut value = delivery("oidc.jwt.pre_create");
@@ -102,7 +102,7 @@ fn off_model() -> Vec<(&'static str, Value, &'static str)> {
     cases.push((
         "a token that is not an object",
         value,
-        "payload: invalid type: string, expected a map",
+        "/payload/jwt/payload: invalid type: string, expected a map",
     ));
 
     let mut value = delivery("authentication.post_identified");
@@ -110,7 +110,7 @@ fn off_model() -> Vec<(&'static str, Value, &'static str)> {
     cases.push((
         "an enum that is not a string",
         value,
-        "payload: invalid type: integer, expected a string",
+        "/payload/identification/identification: invalid type: integer, expected a string",
     ));
 
     let mut value = delivery("user.authenticated");
@@ -118,7 +118,7 @@ fn off_model() -> Vec<(&'static str, Value, &'static str)> {
     cases.push((
         "a session that is an array",
         value,
-        "payload: invalid type: sequence, expected struct Session",
+        "/payload/session: invalid type: sequence, expected struct Session",
     ));
 
     let mut value = delivery("authentication.pre_authenticated");
@@ -126,7 +126,7 @@ fn off_model() -> Vec<(&'static str, Value, &'static str)> {
     cases.push((
         "a context that does not fit",
         value,
-        "context: invalid type: string, expected i64",
+        "/context/timestamp: invalid type: string, expected i64",
     ));
 
     let mut value = delivery("user.profile.pre_update");
@@ -134,7 +134,7 @@ fn off_model() -> Vec<(&'static str, Value, &'static str)> {
     cases.push((
         "a seq that is not an integer",
         value,
-        "seq: not a 64-bit integer",
+        "/seq: not a 64-bit integer",
     ));
     cases
 }
@@ -179,7 +179,7 @@ async fn off_model_deliveries_reach_the_handler_kept_as_sent() {
         assert_eq!(event.event_type(), value["type"], "{what}");
         assert_eq!(event.id, value["id"], "{what}");
         assert_eq!(event.off_model_reason(), Some(reason), "{what}");
-        if reason.starts_with("payload") {
+        if reason.starts_with("/payload") {
             let Payload::OffModel { payload, .. } = &event.payload else {
                 panic!("{what}: not kept off-model");
             };

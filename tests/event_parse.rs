@@ -431,22 +431,22 @@ fn a_known_type_with_a_wrong_payload_is_kept_off_model() {
         (
             "user.pre_create",
             json!({}),
-            "payload: missing field `user`",
+            "/payload: missing field `user`",
         ),
         (
             "user.pre_create",
             json!(null),
-            "payload: invalid type: null, expected struct UserPreCreatePayload",
+            "/payload: invalid type: null, expected struct UserPreCreatePayload",
         ),
         (
             "user.created",
             json!({ "user": "not a user" }),
-            "payload: invalid type: string, expected struct User",
+            "/payload/user: invalid type: string, expected struct User",
         ),
         (
             "oidc.jwt.pre_create",
             json!({ "user": universal_payload()["user"] }),
-            "payload: missing field `jwt`",
+            "/payload: missing field `jwt`",
         ),
     ] {
         let value = envelope(event_type, payload.clone());
@@ -461,7 +461,7 @@ fn a_known_type_with_a_wrong_payload_is_kept_off_model() {
                 reason: why,
             } => {
                 assert_eq!((kept.as_str(), raw), (event_type, &payload));
-                assert_eq!(Some(format!("payload: {why}").as_str()), Some(reason));
+                assert_eq!(why, reason);
             }
             other => panic!("not kept off-model: {other:?}"),
         }
@@ -499,31 +499,31 @@ fn only_a_body_that_is_no_envelope_at_all_is_an_error() {
         ),
         (
             json!({ "id": "1", "type": "user.created" }),
-            Some("payload: invalid type: null, expected struct UserCreatedPayload"),
+            Some("/payload: invalid type: null, expected struct UserCreatedPayload"),
         ),
         (
             json!({ "id": "1", "type": "x", "seq": "one" }),
-            Some("seq: not a 64-bit integer"),
+            Some("/seq: not a 64-bit integer"),
         ),
         (
             json!({ "id": "1", "type": "x", "seq": 1.5 }),
-            Some("seq: not a 64-bit integer"),
+            Some("/seq: not a 64-bit integer"),
         ),
         (
             json!({ "id": "1", "type": "x", "seq": u64::MAX }),
-            Some("seq: not a 64-bit integer"),
+            Some("/seq: not a 64-bit integer"),
         ),
         (
             json!({ "id": "1", "type": "x", "context": null }),
-            Some("context: invalid type: null, expected struct Context"),
+            Some("/context: invalid type: null, expected struct Context"),
         ),
         (
             json!({ "id": "1", "type": "x", "context": { "timestamp": "now" } }),
-            Some("context: invalid type: string, expected i64"),
+            Some("/context/timestamp: invalid type: string, expected i64"),
         ),
         (
             json!({ "id": "1", "type": "x", "context": { "triggered_by": 5 } }),
-            Some("context: invalid type: integer, expected a string"),
+            Some("/context/triggered_by: invalid type: integer, expected a string"),
         ),
     ] {
         let event = round_trip(&body);

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::{
     context::Context,
+    misfit::typed,
     payload::{BLOCKING_TYPES, Payload},
 };
 
@@ -97,8 +98,9 @@ impl Event {
     /// Why a part of this delivery (its `payload`, `context` or `seq`) did not fit the typed
     /// model; `None` for a delivery that fits, as every delivery of the server version the
     /// model was checked against does. The part that did not fit is kept as sent: the payload
-    /// as [`Payload::OffModel`], `context` and `seq` in [`extra`](Self::extra). The reason
-    /// names the field's kind, never its value.
+    /// as [`Payload::OffModel`], `context` and `seq` in [`extra`](Self::extra). The reason is
+    /// a JSON pointer to what does not fit (the object, for a missing field) and serde's
+    /// message, which names the value's kind, never the value.
     ///
     /// ```
     /// use authgear_webhook::event::{Answer, Event, Payload};
@@ -111,7 +113,7 @@ impl Event {
     /// assert!(matches!(event.payload, Payload::OffModel { .. }));
     /// assert_eq!(
     ///     event.off_model_reason(),
-    ///     Some("payload: invalid type: string, expected a boolean"),
+    ///     Some("/payload/user/is_verified: invalid type: string, expected a boolean"),
     /// );
     /// assert!(event.is_blocking());
     /// // Allow and deny fit every blocking event; the JSON value comes back as sent.
@@ -146,17 +148,17 @@ impl Event {
         let seq = match map.remove("seq") {
             Some(Value::Number(seq)) if seq.as_i64().is_some() => seq.as_i64(),
             Some(other) => {
-                misfit = Some("seq: not a 64-bit integer".to_owned());
+                misfit = Some("/seq: not a 64-bit integer".to_owned());
                 extra.insert("seq".to_owned(), other);
                 None
             }
             None => None,
         };
         let context = match map.remove("context") {
-            Some(raw) => match Context::deserialize(&raw) {
+            Some(raw) => match typed::<Context>(&raw, "/context") {
                 Ok(context) => Some(context),
-                Err(error) => {
-                    misfit.get_or_insert_with(|| format!("context: {}", redacted(&error)));
+                Err(reason) => {
+                    misfit.get_or_insert(reason);
                     extra.insert("context".to_owned(), raw);
                     None
                 }
@@ -166,7 +168,7 @@ impl Event {
         // An absent payload is kept as `null`, and written back absent by a null patch.
         let payload = Payload::from_parts(event_type, map.remove("payload").unwrap_or_default());
         if let Some(reason) = payload.off_model_reason() {
-            misfit.get_or_insert_with(|| format!("payload: {reason}"));
+            misfit.get_or_insert_with(|| reason.to_owned());
         }
         extra.extend(map);
         let mut event = Self {
@@ -219,27 +221,6 @@ impl Event {
             self.misfit.get_or_insert(reason);
         }
     }
-}
-
-/// A serde error's message without the value it quotes: `invalid type: string "x",
-/// expected a boolean` becomes `invalid type: string, expected a boolean`. A reason is
-/// logged, and the values are the end user's data.
-pub(crate) fn redacted(error: &impl std::fmt::Display) -> String {
-    let message = error.to_string();
-    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
-        if let Some((unexpected, expected)) = message
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.split_once(", expected "))
-        {
-            let kind = unexpected
-                .split(['"', '`'])
-                .next()
-                .unwrap_or_default()
-                .trim();
-            return format!("{prefix}{kind}, expected {expected}");
-        }
-    }
-    message
 }
 
 /// One step into a JSON value.

@@ -137,6 +137,7 @@ mod answer;
 mod axum;
 mod context;
 mod envelope;
+mod misfit;
 mod models;
 mod payload;
 

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::{
-    envelope::redacted,
+    misfit,
     models::{AuthenticationContext, Identification, Identity, Session, User},
 };
 
@@ -62,7 +62,8 @@ macro_rules! payloads {
                 event_type: String,
                 /// The raw `payload` (`null` when the delivery had none).
                 payload: Value,
-                /// Why it did not fit, e.g. `invalid type: string "x", expected a boolean`.
+                /// Why it did not fit, e.g. `/payload/user: invalid type: string, expected a
+                /// boolean` (where, and serde's message without the value).
                 reason: String,
             },
         }
@@ -133,7 +134,7 @@ macro_rules! payloads {
                     payload: &Value,
                     variant: fn(T) -> Payload,
                 ) -> Result<Payload, String> {
-                    T::deserialize(payload).map(variant).map_err(|error| redacted(&error))
+                    misfit::typed(payload, "/payload").map(variant)
                 }
                 let typed = match event_type.as_str() {
                     $( $blocking_type => typed(&payload, Self::$blocking), )*
