@@ -35,22 +35,22 @@ pub struct Context {
     pub timestamp: i64,
     /// The user the event is about; `None` before one is known (e.g. at
     /// `authentication.pre_initialize`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub user_id: Option<String>,
     /// Who caused the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggered_by: Option<TriggeredBy>,
     /// The request that caused the event; `None` on older servers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub audit_context: Option<AuditContext>,
     /// The end user's preferred languages (BCP 47 tags), most preferred first.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub preferred_languages: Option<Vec<String>>,
     /// The language Authgear resolved for the end user (may be empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
     /// Country code from the end user's IP address (newer servers).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub geo_location_code: Option<String>,
     /// The OAuth `state` and `x_state` of the authorization request, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]

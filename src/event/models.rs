@@ -3,7 +3,9 @@
 //! Timestamps are kept as Authgear writes them (RFC 3339 strings); parse them with the date
 //! crate of your choice. A field every Authgear version sends, never `null`, is a plain
 //! field; anything a server omits (`omitempty`, `omitzero`), or Go may write as `null` (a
-//! pointer, a nil map or slice), is an `Option`. Checked field by field against
+//! pointer, a nil map or slice), is an `Option`; `None` is written the way that server
+//! writes it: `null` where Go writes a nil pointer, map or slice, absent where Go omits it.
+//! Checked field by field against
 //! `pkg/api/model/{user,identity,session,identification,authentication,authenticator}.go`
 //! and `pkg/api/event/event_payload.go` (see the [module docs](super) for the commit).
 
@@ -54,19 +56,19 @@ pub struct User {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub can_reauthenticate: Option<bool>,
     /// Standard attributes (OIDC claims: `email`, `name`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub standard_attributes: Option<Map<String, Value>>,
     /// Custom attributes defined in the project.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub custom_attributes: Option<Map<String, Value>>,
     /// Web3 attributes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub x_web3: Option<Map<String, Value>>,
     /// Role keys.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub roles: Option<Vec<String>>,
     /// Group keys.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub groups: Option<Vec<String>>,
     /// Last login (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,7 +209,7 @@ pub struct Identity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     /// Its claims (`email`, `phone_number`, provider claims, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub claims: Option<Map<String, Value>>,
     /// Fields this crate does not know, kept as sent.
     #[serde(flatten)]
@@ -323,7 +325,7 @@ pub struct Session {
     )]
     pub last_accessed_by_ip_english_country_name: Option<String>,
     /// `clientID`: the OAuth client, if any.
-    #[serde(rename = "clientID", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "clientID", default)]
     pub client_id: Option<String>,
     /// `displayName`: e.g. the browser's name.
     #[serde(
@@ -385,19 +387,19 @@ string_enum! {
 #[non_exhaustive]
 pub struct AuthenticationContext {
     /// The flow, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub authentication_flow: Option<AuthenticationFlow>,
     /// The user, once identified.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub user: Option<User>,
     /// The identifications asserted so far.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub asserted_identifications: Option<Vec<Identification>>,
     /// The authentications asserted so far.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub asserted_authentications: Option<Vec<Authentication>>,
     /// The authentication methods used so far (`pwd`, `otp`, `x_primary_password`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub amr: Option<Vec<String>>,
     /// Fields this crate does not know, kept as sent.
     #[serde(flatten)]
@@ -489,10 +491,10 @@ pub struct Identification {
     /// The method.
     pub identification: IdentificationMethod,
     /// The identity it matched, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub identity: Option<Identity>,
     /// The ID token presented, for `id_token`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub id_token: Option<String>,
     /// Fields this crate does not know, kept as sent.
     #[serde(flatten)]
@@ -547,7 +549,7 @@ pub struct Authentication {
     /// The method.
     pub authentication: AuthenticationMethod,
     /// The authenticator used, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub authenticator: Option<Authenticator>,
     /// Fields this crate does not know, kept as sent.
     #[serde(flatten)]

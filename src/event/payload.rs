@@ -237,7 +237,7 @@ pub struct UserPreCreatePayload {
     /// The user about to be created.
     pub user: User,
     /// Its identities.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub identities: Option<Vec<Identity>>,
     /// Fields this crate does not know, kept as sent.
     #[serde(flatten)]
@@ -354,7 +354,7 @@ pub struct OidcJwtPreCreatePayload {
     /// The user the token is for.
     pub user: User,
     /// The user's identities.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub identities: Option<Vec<Identity>>,
     /// The token about to be issued.
     pub jwt: Token,
@@ -384,7 +384,7 @@ pub struct OidcIdTokenPreCreatePayload {
     /// The user the token is for.
     pub user: User,
     /// The user's identities.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub identities: Option<Vec<Identity>>,
     /// The token about to be issued.
     pub id_token: Token,
@@ -497,7 +497,7 @@ pub struct UserCreatedPayload {
     /// The new user.
     pub user: User,
     /// Its identities.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub identities: Option<Vec<Identity>>,
     /// Fields this crate does not know, kept as sent.
     #[serde(flatten)]
@@ -529,7 +529,7 @@ pub struct UserSessionPayload {
     /// The user.
     pub user: User,
     /// The session; `None` when the server sends `null` (SAML logins).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub session: Option<Session>,
     /// The session that was continued, when the login continued one (`omitempty`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -613,7 +613,7 @@ pub struct UserAnonymousPromotedPayload {
     /// The user as it is now.
     pub user: User,
     /// Its identities.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub identities: Option<Vec<Identity>>,
     /// Fields this crate does not know, kept as sent.
     #[serde(flatten)]
