@@ -6,7 +6,11 @@
 
 mod common;
 
-use std::{fs, path::PathBuf};
+use std::{
+    fs,
+    path::PathBuf,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use authgear_webhook::{event::is_blocking_type, sign};
 use common::example::{SECRET, Server};
@@ -113,5 +117,31 @@ async fn every_delivery_of_todays_server_gets_200_and_a_valid_answer() {
                 }
             }
         }
+    }
+}
+
+/// `body` with a new envelope id and the current time, its other bytes as Go wrote them.
+fn fresh(body: &[u8], id: &str) -> Vec<u8> {
+    let text = String::from_utf8(body.to_vec()).expect("utf-8");
+    let value: Value = serde_json::from_str(&text).expect("json");
+    let old_id = format!(r#"{{"id":{}"#, value["id"]);
+    let old_time = format!(r#""timestamp":{}"#, value["context"]["timestamp"]);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    assert!(text.starts_with(&old_id), "{text}");
+    text.replacen(&old_id, &format!(r#"{{"id":"{id}""#), 1)
+        .replacen(&old_time, &format!(r#""timestamp":{now}"#), 1)
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn with_replay_protection_on_every_fresh_delivery_gets_200() {
+    let server = Server::start("axum_server", &[]);
+    for (index, (name, body)) in deliveries().into_iter().enumerate() {
+        let body = fresh(&body, &format!("{:016x}", 0x7e57_0000 + index));
+        let (status, _, answer) = server.post(&body, Some(sign(SECRET, &body))).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {answer}");
     }
 }
