@@ -125,6 +125,9 @@ pub(crate) trait Tap: fmt::Debug + Send + Sync {
     fn data(&mut self, data: &Bytes);
     /// The body ended (`complete`), or failed.
     fn end(&mut self, complete: bool);
+    /// The body said it has ended (`is_end_stream`): a server then stops polling it, and
+    /// drops it without the last poll that would have called [`end`](Self::end).
+    fn at_end(&self);
 }
 
 impl<B> ResponseBody<B> {
@@ -195,7 +198,13 @@ where
 
     fn is_end_stream(&self) -> bool {
         match &self.inner {
-            Inner::Body { body, .. } => body.is_end_stream(),
+            Inner::Body { body, tap } => {
+                let ended = body.is_end_stream();
+                if let (true, Some(tap)) = (ended, tap) {
+                    tap.at_end();
+                }
+                ended
+            }
             Inner::Rejection { message } => message.is_none(),
         }
     }

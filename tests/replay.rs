@@ -614,10 +614,13 @@ async fn an_unavailable_store_fails_closed_unless_told_otherwise() {
     );
 }
 
+/// What a store was asked: the operation, the key and the ttl.
+type Call = (&'static str, String, Duration);
+
 /// A store that records what it is asked to do, on top of a memory store.
 #[derive(Default, Clone)]
 struct Recording {
-    calls: Arc<std::sync::Mutex<Vec<(&'static str, String, Duration)>>>,
+    calls: Arc<std::sync::Mutex<Vec<Call>>>,
     store: MemoryStore,
 }
 
@@ -716,11 +719,14 @@ async fn deliver(addr: SocketAddr, path: &str, body: &str) -> (StatusCode, Bytes
 /// same 200 decision; returns it.
 async fn many_copies(addrs: &[SocketAddr]) -> Bytes {
     let body = Arc::new(delivery(&format!("copy-{}", now()), now()));
-    let copies = (0..64).map(|i| {
-        let body = body.clone();
-        let addr = addrs[i % addrs.len()];
-        tokio::spawn(async move { deliver(addr, "/blocking", &body).await })
-    });
+    // Spawned all before the first is awaited: at once.
+    let copies: Vec<_> = (0..64)
+        .map(|i| {
+            let body = body.clone();
+            let addr = addrs[i % addrs.len()];
+            tokio::spawn(async move { deliver(addr, "/blocking", &body).await })
+        })
+        .collect();
     let mut answers = Vec::new();
     for copy in copies {
         answers.push(copy.await.expect("no panic"));

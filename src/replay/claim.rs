@@ -6,7 +6,7 @@ use std::{
     hash::BuildHasher,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -91,7 +91,7 @@ impl Claim {
             head: None,
             frames: Vec::new(),
             size: 0,
-            polled: false,
+            at_end: AtomicBool::new(false),
         }))
     }
 }
@@ -198,7 +198,8 @@ struct Recorder {
     /// The body so far (cheap clones of its frames), unless it outgrew the limit.
     frames: Vec<Bytes>,
     size: usize,
-    polled: bool,
+    /// The body said it has ended: dropped unpolled, it is still complete.
+    at_end: AtomicBool,
 }
 
 impl Recorder {
@@ -236,7 +237,6 @@ impl Tap for Recorder {
     }
 
     fn data(&mut self, data: &Bytes) {
-        self.polled = true;
         self.size = self.size.saturating_add(data.len());
         match self.size <= self.record_limit {
             true => self.frames.push(data.clone()),
@@ -245,17 +245,21 @@ impl Tap for Recorder {
     }
 
     fn end(&mut self, complete: bool) {
-        self.polled = true;
         self.finish(complete);
+    }
+
+    fn at_end(&self) {
+        self.at_end.store(true, Ordering::Relaxed);
     }
 }
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        // Dropped with the answer given but its body not read to the end. Never polled: an
-        // empty body (servers do not poll a body that says it has ended), complete. Polled:
-        // the client went away mid-way; the handler did run, so the delivery stays answered.
-        let complete = !self.polled;
+        // Dropped with the answer given but its body not read to the end. If the body said
+        // it had ended (a server does not poll an empty body), the answer is complete.
+        // Otherwise the client went away mid-way, or nobody read it: the handler did run, so
+        // the delivery stays answered, without an answer to repeat.
+        let complete = *self.at_end.get_mut();
         self.finish(complete);
         // Without a head (the inner service failed, or the request was cancelled), the
         // claim is dropped here: released.

@@ -42,13 +42,16 @@ struct State {
     bytes: usize,
     entries: HashMap<String, Entry>,
     /// Keys in insertion order, to drop expired ones without scanning the map. A key may
-    /// appear more than once (replaced, removed): only the entry whose expiry matches counts.
-    order: VecDeque<(Instant, String)>,
+    /// appear more than once (replaced, removed): only the one whose `set` matches counts.
+    order: VecDeque<(Instant, String, u64)>,
+    /// Numbers each `set`, to tell its queue entry from older ones of the same key.
+    sets: u64,
 }
 
 struct Entry {
     expiry: Instant,
     value: Bytes,
+    set: u64,
 }
 
 impl MemoryStore {
@@ -65,6 +68,7 @@ impl MemoryStore {
                 bytes: 0,
                 entries: HashMap::new(),
                 order: VecDeque::new(),
+                sets: 0,
             })),
         }
     }
@@ -129,31 +133,38 @@ impl MemoryStore {
 impl State {
     /// Drops the entries at the front of the queue that have expired.
     fn expire(&mut self, now: Instant) {
-        while let Some((expiry, _)) = self.order.front() {
+        while let Some((expiry, _, _)) = self.order.front() {
             if *expiry > now {
                 break;
             }
-            if let Some((expiry, key)) = self.order.pop_front() {
+            if let Some((_, key, set)) = self.order.pop_front() {
                 // The key may have been set again since: keep that one.
-                if self.entries.get(&key).is_some_and(|e| e.expiry == expiry) {
+                if self.is_current(&key, set) {
                     self.take(&key);
                 }
             }
         }
     }
 
+    fn is_current(&self, key: &str, set: u64) -> bool {
+        self.entries.get(key).is_some_and(|e| e.set == set)
+    }
+
     /// Sets `key`, replacing any entry it had.
     fn set(&mut self, key: String, value: Bytes, expiry: Instant) {
         self.take(&key);
         self.bytes += key.len() + value.len();
-        self.entries.insert(key.clone(), Entry { expiry, value });
-        self.order.push_back((expiry, key));
+        self.sets += 1;
+        let set = self.sets;
+        self.entries
+            .insert(key.clone(), Entry { expiry, value, set });
+        self.order.push_back((expiry, key, set));
         // Replaced and removed keys leave stale queue entries: drop them before the queue
         // outgrows the map, so it stays bounded by the capacity (amortised O(1)).
         if self.order.len() > 2 * self.capacity.max(16) {
-            let entries = &self.entries;
-            self.order
-                .retain(|(expiry, key)| entries.get(key).is_some_and(|e| e.expiry == *expiry));
+            let mut order = std::mem::take(&mut self.order);
+            order.retain(|(_, key, set)| self.is_current(key, *set));
+            self.order = order;
         }
     }
 

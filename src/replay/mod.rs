@@ -46,7 +46,8 @@
 //!   succeed. A failure is not recorded: copies never inherit a 5xx. Handlers must then
 //!   tolerate running again after a failure, as Authgear asks of hooks anyway.
 //! - Once the answer is given, the delivery stays answered even if the client goes away
-//!   while it streams out (the handler did run): its copies get 401.
+//!   while it streams out, or nobody reads it (the handler did run): its copies get 401.
+//!   The answer is recorded when its body has been read to the end (as a server sends it).
 //!
 //! An attacker replaying a captured delivery gains nothing: within the window the handler
 //! does not run again and the replay gets the first answer back (which reveals that answer
@@ -96,25 +97,28 @@
 //!
 //! let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
 //! let body = format!(r#"{{"id":"0001","type":"user.created","context":{{"timestamp":{now}}}}}"#);
-//! let delivery = |body: &str| {
-//!     Request::post("/")
+//! // Sends a signed delivery; returns the status, whether it was a repeat, and the body.
+//! let send = |body: String| {
+//!     let request = Request::post("/")
 //!         .header(SIGNATURE_HEADER, sign("secret", body.as_bytes()))
-//!         .body(Body::from(body.to_owned()))
-//!         .unwrap()
+//!         .body(Body::from(body))
+//!         .unwrap();
+//!     let app = app.clone();
+//!     async move {
+//!         let response = app.oneshot(request).await.unwrap();
+//!         let repeated = response.extensions().get::<Repeated>().is_some();
+//!         let status = response.status();
+//!         (status, repeated, axum::body::to_bytes(response.into_body(), 1024).await.unwrap())
+//!     }
 //! };
-//! let first = app.clone().oneshot(delivery(&body)).await.unwrap();
-//! assert_eq!(first.status(), StatusCode::OK);
-//! assert!(first.extensions().get::<Repeated>().is_none());
+//! assert_eq!(send(body.clone()).await, (StatusCode::OK, false, "ok".into()));
 //!
 //! // The same delivery again: the handler does not run, the first answer is repeated.
-//! let copy = app.clone().oneshot(delivery(&body)).await.unwrap();
-//! assert_eq!(copy.status(), StatusCode::OK);
-//! assert!(copy.extensions().get::<Repeated>().is_some());
+//! assert_eq!(send(body.clone()).await, (StatusCode::OK, true, "ok".into()));
 //!
 //! // A delivery older than the window: refused.
 //! let old = body.replace(&now.to_string(), &(now - 301).to_string());
-//! let stale = app.oneshot(delivery(&old)).await.unwrap();
-//! assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(send(old).await.0, StatusCode::UNAUTHORIZED);
 //! # }
 //! ```
 
