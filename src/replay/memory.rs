@@ -96,9 +96,11 @@ impl MemoryStore {
     ) -> Result<Option<Bytes>, StoreError> {
         let mut state = self.lock();
         state.expire(now);
-        if let Some(entry) = state.entries.get(&key) {
+        if let Some(entry) = state.live(&key, now) {
             return Ok(Some(entry.value.clone()));
         }
+        // Expired but not yet dropped (its queue entry waits behind a later expiry).
+        state.take(&key);
         let size = key.len() + value.len();
         if state.entries.len() >= state.capacity || state.bytes + size > state.max_bytes {
             return Err(StoreError::new("in-memory seen-ids store is full", None));
@@ -110,7 +112,7 @@ impl MemoryStore {
     fn replace_at(&self, key: String, current: &Bytes, value: Bytes, ttl: Duration, now: Instant) {
         let mut state = self.lock();
         state.expire(now);
-        let Some(old) = state.entries.get(&key).filter(|e| e.value == *current) else {
+        let Some(old) = state.live(&key, now).filter(|e| e.value == *current) else {
             return;
         };
         let room = (state.max_bytes + old.value.len()).saturating_sub(state.bytes);
@@ -124,7 +126,7 @@ impl MemoryStore {
     fn remove_at(&self, key: &str, current: &Bytes, now: Instant) {
         let mut state = self.lock();
         state.expire(now);
-        if state.entries.get(key).is_some_and(|e| e.value == *current) {
+        if state.live(key, now).is_some_and(|e| e.value == *current) {
             state.take(key);
         }
     }
@@ -144,6 +146,11 @@ impl State {
                 }
             }
         }
+    }
+
+    /// The entry of `key`, unless it has expired.
+    fn live(&self, key: &str, now: Instant) -> Option<&Entry> {
+        self.entries.get(key).filter(|entry| entry.expiry > now)
     }
 
     fn is_current(&self, key: &str, set: u64) -> bool {
@@ -248,6 +255,22 @@ mod tests {
         );
         assert_eq!(store.lock().order.len(), 2);
         assert_eq!(store.lock().bytes, 4);
+    }
+
+    #[test]
+    fn an_expired_entry_queued_behind_a_later_one_is_gone() {
+        let store = MemoryStore::with_capacity(10);
+        let t0 = Instant::now();
+        store.insert_at("long".into(), b("1"), TTL * 2, t0).unwrap();
+        store
+            .insert_at("short".into(), b("1"), Duration::from_secs(1), t0)
+            .unwrap();
+        let later = t0 + Duration::from_secs(2);
+        assert_eq!(
+            store.insert_at("short".into(), b("2"), TTL, later).unwrap(),
+            None
+        );
+        assert_eq!(store.lock().bytes, 11);
     }
 
     #[test]

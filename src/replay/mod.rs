@@ -396,7 +396,14 @@ impl ReplayProtection {
             Ok(Some(pending)) => Check::Wait(Box::pin(async move {
                 Ok(match pending.resolve().await? {
                     Delivery::Fresh(claim) => Verdict::Call(claim.into_tap()),
-                    Delivery::Repeat(answer) => Verdict::Answer(answer.into_response()),
+                    Delivery::Repeat(answer) => {
+                        #[cfg(feature = "tracing")]
+                        tracing::debug!(
+                            status = answer.status().as_u16(),
+                            "authgear webhook delivery repeated: the first answer given again"
+                        );
+                        Verdict::Answer(answer.into_response())
+                    }
                 })
             })),
         }
