@@ -22,7 +22,6 @@ use crate::{RejectionKind, body::Tap};
 
 /// What [`ReplayProtection::check`](super::ReplayProtection::check) found.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum Delivery {
     /// The first copy within the window: handle it, then
     /// [`record`](Claim::record) the answer (or [`release`](Claim::release) the claim if

@@ -45,6 +45,8 @@
 //!   Authgear counted that delivery as failed, so a later copy runs the handler again and may
 //!   succeed. A failure is not recorded: copies never inherit a 5xx. Handlers must then
 //!   tolerate running again after a failure, as Authgear asks of hooks anyway.
+//! - If the process handling the first copy dies (or its request is cancelled while the
+//!   store is being asked), its claim stays until the window ends: copies wait, then get 401.
 //! - Once the answer is given, the delivery stays answered even if the client goes away
 //!   while it streams out, or nobody reads it (the handler did run): its copies get 401.
 //!   The answer is recorded when its body has been read to the end (as a server sends it).
@@ -338,7 +340,6 @@ impl ReplayProtection {
     ///             (answer.status(), answer.body().to_vec())
     ///         }
     ///         Ok(Delivery::Repeat(answer)) => (answer.status(), answer.body().to_vec()),
-    ///         Ok(_) => (StatusCode::INTERNAL_SERVER_ERROR, Vec::new()),
     ///         Err(RejectionKind::StoreUnavailable) => (StatusCode::SERVICE_UNAVAILABLE, Vec::new()),
     ///         Err(_) => (StatusCode::UNAUTHORIZED, Vec::new()),
     ///     }
