@@ -30,8 +30,8 @@
 //! - The first copy claims the delivery in the store and runs the handler. Its answer
 //!   (status, `Content-Type`, body) is recorded under the claim for the rest of the window,
 //!   as it streams out to Authgear. Only a body up to
-//!   [`record_limit`](ReplayProtection::record_limit) (default 64 KiB; Authgear's answers
-//!   are a few hundred bytes) is recorded; a larger answer is not, and its copies get 401.
+//!   [`record_limit`](ReplayProtection::record_limit) (default 64 KiB; answers to Authgear
+//!   are a few KiB at most) is recorded; a larger answer is not, and its copies get 401.
 //! - A copy arriving later gets the recorded answer at once: the same status and body (the
 //!   same decision, the same mutations), with [`Repeated`] in the response extensions. The
 //!   handler does not run.
