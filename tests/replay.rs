@@ -368,6 +368,45 @@ async fn answers_above_the_record_limit_are_not_kept() {
 }
 
 #[tokio::test]
+async fn a_streamed_answer_is_recorded_whole_and_a_broken_one_not_at_all() {
+    let app = Router::new()
+        .route(
+            "/streamed",
+            post(|| async { Body::new(common::Frames::split(b"{\"is_allowed\":true}", &[3, 5])) }),
+        )
+        .route(
+            "/broken",
+            post(|| async { Body::new(common::Frames::split(b"{\"is_", &[2]).then_error()) }),
+        )
+        .layer(
+            VerifySignatureLayer::new(SECRET)
+                .replay_protection(fixed_clock(ReplayProtection::in_memory())),
+        );
+    let body = delivery("streamed", NOW);
+    let first = copy(&app, "/streamed", &body).await;
+    let second = copy(&app, "/streamed", &body).await;
+    assert_eq!(second.body.as_ref(), br#"{"is_allowed":true}"#);
+    assert_eq!((first.body, second.repeated), (second.body, true));
+
+    // The first copy's answer broke off: the handler did run, there is nothing to repeat.
+    let request = Request::post("/broken")
+        .header(SIGNATURE_HEADER, sign(SECRET, body.as_bytes()))
+        .body(Body::from(body.clone()))
+        .expect("request");
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    assert!(
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .is_err()
+    );
+    let second = copy(&app, "/broken", &body).await;
+    assert_eq!(
+        (second.status, second.kind),
+        (StatusCode::UNAUTHORIZED, Some(RejectionKind::Replayed))
+    );
+}
+
+#[tokio::test]
 async fn a_copy_waits_for_the_first_at_most_the_wait_then_gets_401_not_5xx() {
     let release = Arc::new(tokio::sync::Notify::new());
     let started = Arc::new(tokio::sync::Notify::new());
