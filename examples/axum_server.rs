@@ -14,7 +14,8 @@
 //!   (`"https://authgear-webhook.example/plan": "free"`).
 //!
 //! Other events get 200. A verified body that is not an Authgear event gets 400, anything
-//! not signed with the secret 401. One line per request on stdout.
+//! not signed with the secret 401. One line per request on stdout, and one more,
+//! `handled {type} {id}`, each time the handler runs for an event.
 //!
 //! What Authgear does with the answer: it waits 5 s for a blocking event (10 s for all the
 //! hooks of one event; both configurable per project), and any non-2xx status, timeout or
@@ -24,10 +25,12 @@
 //! delivery whose payload does not fit the typed model (`Payload::OffModel`) is still
 //! handled and allowed.
 //!
-//! Replay protection is on: a delivery older than 5 minutes, or one already received, gets
-//! 401. Ids are remembered in memory, or in Redis when `REDIS_URL` is set (for several
-//! instances behind a load balancer). `AUTHGEAR_WEBHOOK_REPLAY=off` turns it off, e.g. to
-//! replay a captured delivery while debugging.
+//! Replay protection is on: a delivery older than 5 minutes gets 401; a delivery already
+//! received (Authgear sends one twice to a URL configured twice) gets the first answer again
+//! without running the handler. Deliveries are remembered in memory, or in Redis when
+//! `REDIS_URL` is set (for several instances behind a load balancer).
+//! `AUTHGEAR_WEBHOOK_REPLAY=off` turns it off, e.g. to replay a captured delivery while
+//! debugging.
 
 use std::{env, process::ExitCode};
 
@@ -36,7 +39,7 @@ use std::sync::Arc;
 use authgear_webhook::{
     Rejection, Secret, VerifySignatureLayer,
     event::{Answer, Event, EventRejection, Payload},
-    replay::{RedisStore, ReplayProtection},
+    replay::{RedisStore, Repeated, ReplayProtection},
 };
 use axum::{
     Router,
@@ -126,6 +129,7 @@ async fn receive(
             return rejection.into_response();
         }
     };
+    println!("handled {} {}", event.event_type(), event.id);
     if !event.is_blocking() {
         println!("200 {} {}", event.event_type(), event.id);
         return StatusCode::OK.into_response();
@@ -163,10 +167,13 @@ fn answer(event: &Event, blocked: &[String]) -> Answer {
     }
 }
 
-/// Prints why the layer refused a request: it puts the reason in the response extensions.
+/// Prints why the layer refused a request (it puts the reason in the response extensions),
+/// or that it answered a repeated delivery with the first answer.
 async fn log_rejection(response: Response) -> Response {
     if let Some(rejection) = response.extensions().get::<Rejection>() {
         println!("{} refused: {rejection}", response.status().as_u16());
+    } else if response.extensions().get::<Repeated>().is_some() {
+        println!("{} repeated: the first answer", response.status().as_u16());
     }
     response
 }

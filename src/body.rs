@@ -2,12 +2,13 @@
 
 use std::{
     convert::Infallible,
+    fmt,
     pin::Pin,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -110,15 +111,34 @@ pin_project! {
     #[project = InnerProj]
     #[derive(Debug)]
     enum Inner<B> {
-        Body { #[pin] body: B },
+        Body { #[pin] body: B, tap: Option<Box<dyn Tap>> },
         Rejection { message: Option<Bytes> },
     }
 }
 
+/// Sees a response on its way out of the layer: replay protection records the answer to
+/// the first copy of a delivery. Dropped before [`end`](Self::end), it decides alone.
+pub(crate) trait Tap: fmt::Debug + Send + Sync {
+    /// The inner service's status and headers; `false`: nothing to see, drop the tap.
+    fn head(&mut self, status: StatusCode, headers: &HeaderMap) -> bool;
+    /// A data frame of the body.
+    fn data(&mut self, data: &Bytes);
+    /// The body ended (`complete`), or failed.
+    fn end(&mut self, complete: bool);
+    /// The body said it has ended (`is_end_stream`): a server then stops polling it, and
+    /// drops it without the last poll that would have called [`end`](Self::end).
+    fn at_end(&self);
+}
+
 impl<B> ResponseBody<B> {
     pub(crate) fn new(body: B) -> Self {
+        Self::tapped(body, None)
+    }
+
+    /// The inner service's body, shown to `tap` frame by frame.
+    pub(crate) fn tapped(body: B, tap: Option<Box<dyn Tap>>) -> Self {
         Self {
-            inner: Inner::Body { body },
+            inner: Inner::Body { body, tap },
         }
     }
 
@@ -148,7 +168,28 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().inner.project() {
-            InnerProj::Body { body } => body.poll_frame(cx),
+            InnerProj::Body { mut body, tap } => {
+                let Some(seen) = tap else {
+                    return body.poll_frame(cx);
+                };
+                let frame = ready!(body.as_mut().poll_frame(cx));
+                let ended = match &frame {
+                    Some(Ok(frame)) => {
+                        if let Some(data) = frame.data_ref() {
+                            seen.data(data);
+                        }
+                        // A server stops polling a body that says it has ended.
+                        body.is_end_stream().then_some(true)
+                    }
+                    Some(Err(_)) => Some(false),
+                    None => Some(true),
+                };
+                if let Some(complete) = ended {
+                    seen.end(complete);
+                    *tap = None;
+                }
+                Poll::Ready(frame)
+            }
             InnerProj::Rejection { message } => {
                 Poll::Ready(message.take().map(|m| Ok(Frame::data(m))))
             }
@@ -157,14 +198,20 @@ where
 
     fn is_end_stream(&self) -> bool {
         match &self.inner {
-            Inner::Body { body } => body.is_end_stream(),
+            Inner::Body { body, tap } => {
+                let ended = body.is_end_stream();
+                if let (true, Some(tap)) = (ended, tap) {
+                    tap.at_end();
+                }
+                ended
+            }
             Inner::Rejection { message } => message.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
-            Inner::Body { body } => body.size_hint(),
+            Inner::Body { body, .. } => body.size_hint(),
             Inner::Rejection { message } => {
                 SizeHint::with_exact(message.as_ref().map_or(0, |m| m.len() as u64))
             }

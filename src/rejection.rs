@@ -52,7 +52,8 @@ pub enum RejectionKind {
     BodyUnreadable,
     /// Replay protection: the delivery's timestamp is outside the window (401).
     Stale,
-    /// Replay protection: a delivery with this id was already accepted (401).
+    /// Replay protection: a delivery with this id was already received, and its first answer
+    /// cannot be given again (not recorded, or still being handled past the wait) (401).
     Replayed,
     /// Replay protection: the verified body has no `id` or `context.timestamp` (401).
     MissingReplayFields,

@@ -8,6 +8,7 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     RejectionKind, Secret, VerifiedBody,
+    body::Tap,
     signature::{HmacSha256, TAG_LEN, keyed},
 };
 
@@ -90,8 +91,17 @@ pub(crate) enum Check {
     Pass,
     /// Refuse it.
     Reject(RejectionKind),
-    /// Wait for an asynchronous check (the seen-ids store), then call or refuse.
-    Wait(Pin<Box<dyn Future<Output = Result<(), RejectionKind>> + Send>>),
+    /// Wait for an asynchronous check (the seen-ids store), then call, answer or refuse.
+    Wait(Pin<Box<dyn Future<Output = Result<Verdict, RejectionKind>> + Send>>),
+}
+
+/// What an asynchronous check decided, when it did not refuse.
+#[cfg_attr(not(feature = "replay"), allow(dead_code))]
+pub(crate) enum Verdict {
+    /// Call the inner service; the tap sees its response (replay protection records it).
+    Call(Option<Box<dyn Tap>>),
+    /// Answer this without calling it (a repeated delivery's recorded answer).
+    Answer(http::Response<bytes::Bytes>),
 }
 
 impl Config {
@@ -121,7 +131,7 @@ impl Config {
     pub(crate) fn after_verify(&self, request: &Request<VerifiedBody>) -> Check {
         #[cfg(feature = "replay")]
         if let Some(replay) = &self.replay {
-            return replay.check(request.uri().path(), request.body().bytes());
+            return replay.check_request(request.uri().path(), request.body().bytes());
         }
         let _ = request;
         Check::Pass

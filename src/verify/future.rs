@@ -4,13 +4,21 @@ use std::{
     task::{Context, Poll, ready},
 };
 
+use bytes::Bytes;
 use http::{Request, Response, request::Parts};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{collect::Collector, config::Check, service::is_grpc};
-use crate::{Rejection, RejectionKind, VerifiedBody, body::ResponseBody};
+use super::{
+    collect::Collector,
+    config::{Check, Verdict},
+    service::is_grpc,
+};
+use crate::{
+    Rejection, RejectionKind, VerifiedBody,
+    body::{ResponseBody, Tap},
+};
 
 pin_project! {
     /// Response future of [`VerifySignature`](crate::VerifySignature): reads and checks the
@@ -40,15 +48,19 @@ pin_project! {
         },
         /// The signature matched; an asynchronous check (replay protection) is running.
         Checking {
-            check: Pin<Box<dyn Future<Output = Result<(), RejectionKind>> + Send>>,
+            check: Pin<Box<dyn Future<Output = Result<Verdict, RejectionKind>> + Send>>,
             request: Option<Request<VerifiedBody>>,
             service: Option<S>,
         },
-        /// The body was verified; the inner service has the request.
+        /// The body was verified; the inner service has the request. `tap` (replay
+        /// protection) sees the response; dropped unanswered, it frees the delivery.
         Calling {
             #[pin]
             future: S::Future,
+            tap: Option<Box<dyn Tap>>,
         },
+        /// Answered without calling the inner service (a repeated delivery).
+        Answered { response: Option<Response<Bytes>> },
         /// Refused: the inner service is never called. `grpc`: whether the request is a
         /// gRPC call, to answer the gRPC way.
         Rejected { rejection: Option<Rejection>, grpc: bool },
@@ -86,6 +98,7 @@ where
             State::Collecting { .. } => "Collecting",
             State::Checking { .. } => "Checking",
             State::Calling { .. } => "Calling",
+            State::Answered { .. } => "Answered",
             State::Rejected { .. } => "Rejected",
         };
         f.debug_struct("ResponseFuture")
@@ -121,6 +134,7 @@ where
     match collector.config().after_verify(&request) {
         Check::Pass => State::Calling {
             future: service.call(request),
+            tap: None,
         },
         Check::Reject(kind) => State::rejected(kind, is_grpc(request.headers())),
         Check::Wait(check) => State::Checking {
@@ -185,19 +199,37 @@ where
                     request.take(),
                     service.take(),
                 ) {
-                    (Ok(()), Some(request), Some(mut service)) => {
+                    (Ok(Verdict::Call(tap)), Some(request), Some(mut service)) => {
                         let future = service.call(request);
-                        state.set(State::Calling { future });
+                        state.set(State::Calling { future, tap });
+                    }
+                    (Ok(Verdict::Answer(response)), _, _) => {
+                        state.set(State::Answered {
+                            response: Some(response),
+                        });
                     }
                     (Err(kind), request, _) => {
                         let grpc = request.is_some_and(|request| is_grpc(request.headers()));
                         state.set(State::rejected(kind, grpc));
                     }
-                    (Ok(()), _, _) => unreachable!("the request is taken only once"),
+                    (Ok(Verdict::Call(_)), _, _) => {
+                        unreachable!("the request is taken only once")
+                    }
                 },
-                StateProj::Calling { future } => {
+                StateProj::Calling { future, tap } => {
                     let response = ready!(future.poll(cx))?;
-                    return Poll::Ready(Ok(response.map(ResponseBody::new)));
+                    let tap = tap.take().and_then(|mut tap| {
+                        tap.head(response.status(), response.headers())
+                            .then_some(tap)
+                    });
+                    return Poll::Ready(Ok(response.map(|body| ResponseBody::tapped(body, tap))));
+                }
+                StateProj::Answered { response } => {
+                    let Some(response) = response.take() else {
+                        panic!("ResponseFuture polled after completion");
+                    };
+                    // The recorded bytes, in the same fixed-bytes body as a refusal's.
+                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
                 }
                 StateProj::Rejected { rejection, grpc } => {
                     let Some(rejection) = rejection.take() else {

@@ -55,7 +55,8 @@ impl VerifySignatureLayer {
         self
     }
 
-    /// Also refuses stale and repeated deliveries, once the signature is verified: see
+    /// Also refuses stale deliveries and runs the inner service once per delivery (a
+    /// repeated one gets the first answer), once the signature is verified: see
     /// [`replay`](crate::replay).
     ///
     /// ```

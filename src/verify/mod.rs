@@ -115,5 +115,5 @@ mod layer;
 mod service;
 
 #[cfg(feature = "replay")]
-pub(crate) use self::config::Check;
+pub(crate) use self::config::{Check, Verdict};
 pub use self::{future::ResponseFuture, layer::VerifySignatureLayer, service::VerifySignature};

@@ -5,7 +5,7 @@ use std::{
     io::{BufRead, BufReader, Read},
     path::PathBuf,
     process::{Child, Command, ExitStatus, Stdio},
-    sync::{Mutex, mpsc},
+    sync::{Arc, Mutex, mpsc},
     thread,
     time::{Duration, Instant},
 };
@@ -100,6 +100,9 @@ pub struct Server {
     child: Child,
     pub addr: String,
     lines: mpsc::Receiver<String>,
+    /// The `handled {type} {id}` lines (one per run of the handler), kept apart from the
+    /// others so that `next_line` reads the per-request lines in order.
+    handled: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -117,9 +120,16 @@ impl Server {
             .expect("the example runs");
         let stdout = child.stdout.take().expect("piped");
         let (send, lines) = mpsc::channel();
+        let handled = Arc::new(Mutex::new(Vec::new()));
+        let handled_lines = handled.clone();
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = send.send(line);
+                if line.starts_with("handled ") {
+                    let mut handled = handled_lines.lock().unwrap_or_else(|p| p.into_inner());
+                    handled.push(line);
+                } else {
+                    let _ = send.send(line);
+                }
             }
         });
         let first = lines.recv_timeout(TIMEOUT).expect("the server starts");
@@ -128,7 +138,21 @@ impl Server {
             .and_then(|rest| rest.split(' ').next())
             .expect("a listening line")
             .to_owned();
-        Self { child, addr, lines }
+        Self {
+            child,
+            addr,
+            lines,
+            handled,
+        }
+    }
+
+    /// The `handled` lines printed so far. Lines come in order: once `next_line` has
+    /// returned a line printed after a run of the handler, that run's line is here.
+    pub fn handled(&self) -> Vec<String> {
+        self.handled
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// `http://` and the address.
