@@ -33,5 +33,5 @@ pub use self::{
     sign_request::{SignError, SignErrorKind, SignRequest, SignRequestLayer, SignedBody},
     signature::{SIGNATURE_HEADER, sign},
     verified::Verified,
-    verify::{VerifySignature, VerifySignatureLayer},
+    verify::{BodyBudget, VerifySignature, VerifySignatureLayer},
 };

@@ -9,7 +9,9 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{collect::Collector, config::Check, service::is_grpc};
+use super::{
+    budget::Reservation, collect::Collector, config::Check, deadline::Deadline, service::is_grpc,
+};
 use crate::{Rejection, RejectionKind, VerifiedBody, body::ResponseBody};
 
 pin_project! {
@@ -21,6 +23,9 @@ pin_project! {
     {
         #[pin]
         state: State<S, B>,
+        // The request's room in the body budget: returned when the future ends or is
+        // dropped, whichever way (refused, answered, cancelled, unwound by a panic).
+        room: Reservation,
     }
 }
 
@@ -35,6 +40,7 @@ pin_project! {
             #[pin]
             body: B,
             collector: Collector,
+            deadline: Deadline,
             parts: Option<Parts>,
             service: Option<S>,
         },
@@ -59,20 +65,29 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<VerifiedBody>>,
 {
-    pub(super) fn collecting(parts: Parts, body: B, collector: Collector, service: S) -> Self {
+    pub(super) fn collecting(
+        parts: Parts,
+        body: B,
+        collector: Collector,
+        service: S,
+        room: Reservation,
+    ) -> Self {
         Self {
             state: State::Collecting {
                 body,
                 collector,
+                deadline: Deadline::default(),
                 parts: Some(parts),
                 service: Some(service),
             },
+            room,
         }
     }
 
     pub(super) fn rejected(kind: RejectionKind, grpc: bool) -> Self {
         Self {
             state: State::rejected(kind, grpc),
+            room: Reservation::default(),
         }
     }
 }
@@ -139,20 +154,33 @@ where
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
+        let this = self.project();
+        let (mut state, room) = (this.state, this.room);
         loop {
             match state.as_mut().project() {
                 StateProj::Collecting {
                     mut body,
                     collector,
+                    deadline,
                     parts,
                     service,
                 } => {
                     // Takes every frame that is ready, then moves on once.
                     let next = loop {
-                        let kind = match ready!(body.as_mut().poll_frame(cx)) {
+                        let frame = match body.as_mut().poll_frame(cx) {
+                            Poll::Ready(frame) => frame,
+                            Poll::Pending => {
+                                collector.waiting();
+                                if !deadline.expired(collector.config().body_deadline, cx) {
+                                    return Poll::Pending;
+                                }
+                                let grpc = parts.as_ref().is_some_and(|p| is_grpc(&p.headers));
+                                break State::rejected(RejectionKind::BodyDeadline, grpc);
+                            }
+                        };
+                        let kind = match frame {
                             Some(Ok(frame)) => match frame.into_data() {
-                                Ok(data) => match collector.push_data(data) {
+                                Ok(data) => match collector.push_data(data, room) {
                                     Ok(()) => continue,
                                     Err(kind) => kind,
                                 },
@@ -196,13 +224,15 @@ where
                     (Ok(()), _, _) => unreachable!("the request is taken only once"),
                 },
                 StateProj::Calling { future } => {
-                    let response = ready!(future.poll(cx))?;
-                    return Poll::Ready(Ok(response.map(ResponseBody::new)));
+                    let response = ready!(future.poll(cx));
+                    room.release();
+                    return Poll::Ready(response.map(|response| response.map(ResponseBody::new)));
                 }
                 StateProj::Rejected { rejection, grpc } => {
                     let Some(rejection) = rejection.take() else {
                         panic!("ResponseFuture polled after completion");
                     };
+                    room.release();
                     return Poll::Ready(Ok(rejection.into_response(*grpc)));
                 }
             }

@@ -6,8 +6,11 @@
 //!    with 401 at once if it is missing or not 64 hex characters;
 //! 2. refuses with 413 at once if `Content-Length` is above the body limit;
 //! 3. reads the body frame by frame, feeding each frame to HMAC-SHA256 as it arrives, and
-//!    refuses with 413 as soon as the limit is crossed (never buffering more), or with 400
-//!    if the body breaks off;
+//!    refuses with 413 as soon as the limit is crossed (never buffering more), with 400 if
+//!    the body breaks off, with 408 if it has not fully arrived within the
+//!    [body deadline](VerifySignatureLayer::body_deadline) (10 s), and with 503 at once if
+//!    the [body budget](BodyBudget) shared by all requests in flight (32 MiB) has no room
+//!    for what the buffer would hold with the next frame;
 //! 4. compares the signature with the HMAC under each accepted secret, in constant time, and
 //!    refuses with 401 if none matches;
 //! 5. calls the inner service with the same method, URI, headers and extensions, a
@@ -108,12 +111,17 @@
 //! # }
 //! ```
 
+mod budget;
 mod collect;
 mod config;
+mod deadline;
 mod future;
 mod layer;
 mod service;
 
 #[cfg(feature = "replay")]
 pub(crate) use self::config::Check;
-pub use self::{future::ResponseFuture, layer::VerifySignatureLayer, service::VerifySignature};
+pub use self::{
+    budget::BodyBudget, future::ResponseFuture, layer::VerifySignatureLayer,
+    service::VerifySignature,
+};
