@@ -25,7 +25,8 @@
 //! (32 MiB for all bodies in flight) at their defaults, a 5 s timeout around the handler,
 //! a 5 s HTTP/1 header-read timeout, a 16 KiB HTTP/1 read buffer and at most
 //! `MAX_CONNECTIONS` connections at once (the rest wait in the listen queue). A flood of
-//! slow bodies then holds at most about 32 MiB + 4 096 × 20 KiB (see SECURITY.md).
+//! slow bodies then holds at most 32 MiB + 4 096 × (16 KiB + ~16 KiB) ≈ 160 MiB above idle
+//! (see SECURITY.md).
 
 use std::{env, process::ExitCode};
 

@@ -5,6 +5,7 @@
 //! [`VerifiedBody`]: crate::VerifiedBody
 //! [`Rejection`]: crate::Rejection
 //! [`RejectionKind`]: crate::RejectionKind
+//! [`BodyBudget`]: crate::BodyBudget
 //! [`sign`]: crate::sign
 //! [`Event`]: crate::event::Event
 //! [`Answer`]: crate::event::Answer

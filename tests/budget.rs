@@ -70,21 +70,19 @@ enum Inner {
     Hang,
 }
 
+type Answer = Pin<Box<dyn Future<Output = Result<Response<String>, io::Error>>>>;
+
 /// Each case: the inner service checks that the budget covers the body it was handed.
 fn inner(
     mode: Inner,
     budget: BodyBudget,
-) -> impl Service<
-    Request<VerifiedBody>,
-    Response = Response<String>,
-    Error = io::Error,
-    Future = Pin<Box<dyn Future<Output = Result<Response<String>, io::Error>>>>,
-> + Clone {
+) -> impl Service<Request<VerifiedBody>, Response = Response<String>, Error = io::Error, Future = Answer>
++ Clone {
     tower::service_fn(move |request: Request<VerifiedBody>| {
         let body = request.into_body().into_bytes();
         assert!(budget.in_use() >= body.len(), "the budget covers the body");
         assert!(budget.in_use() <= budget.limit());
-        let future: Pin<Box<dyn Future<Output = _>>> = match mode {
+        let future: Answer = match mode {
             Inner::Answer => Box::pin(async { Ok(Response::new(String::from("ok"))) }),
             Inner::Fail => Box::pin(async { Err(io::Error::other("inner failed")) }),
             Inner::Panic => Box::pin(async { panic!("inner panicked") }),
@@ -240,9 +238,7 @@ proptest! {
             let index = pick % futures.len();
             if let Some(future) = &mut futures[index] {
                 // Every seventh turn cancels instead of polling.
-                if turn % 7 == 6 {
-                    futures[index] = None;
-                } else if future.as_mut().poll(&mut cx).is_ready() {
+                if turn % 7 == 6 || future.as_mut().poll(&mut cx).is_ready() {
                     futures[index] = None;
                 }
             }

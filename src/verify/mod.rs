@@ -21,6 +21,23 @@
 //! (no secret, no expected signature, no body), with the [`Rejection`](crate::Rejection) in
 //! its extensions for outer layers. The inner service is not called.
 //!
+//! # Floods of slow bodies
+//!
+//! The layer must hold a body before it can know who sent it (the HMAC covers all of it),
+//! so anyone can make it hold memory. Three bounds make that harmless:
+//!
+//! - per request: [`body_limit`](VerifySignatureLayer::body_limit) (1 MiB);
+//! - in total: the [`BodyBudget`] (32 MiB), shared by the layer's clones, which counts what
+//!   the buffers of all requests in flight hold, reserved as bytes arrive and returned when
+//!   the request leaves the layer whichever way (drop included); without room, 503 at once;
+//! - in time: the [`body_deadline`](VerifySignatureLayer::body_deadline) (10 s), counted from
+//!   when a body first makes the layer wait; then 408, and the buffer is freed.
+//!
+//! With `C` connections, a server then holds at most `budget + C × (r + c)`, `r` being its
+//! read-ahead per connection and `c` about 16 KiB: see SECURITY.md, and the examples for
+//! the server settings (header-read timeout, handler timeout, connection limit) that bound
+//! the rest.
+//!
 //! # Body types, per stack
 //!
 //! The inner service always receives `Request<VerifiedBody>`: an [`http_body::Body`] with
