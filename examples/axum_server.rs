@@ -23,9 +23,9 @@
 //!
 //! Served as a public endpoint should be: the layer's body deadline (10 s) and body budget
 //! (32 MiB for all bodies in flight) at their defaults, a 5 s timeout around the handler,
-//! a 5 s HTTP/1 header-read timeout, a 16 KiB HTTP/1 read buffer and at most
+//! a 5 s HTTP/1 header-read timeout, an 8 KiB HTTP/1 read buffer and at most
 //! `MAX_CONNECTIONS` connections at once (the rest wait in the listen queue). A flood of
-//! slow bodies then holds at most 32 MiB + 4 096 × (16 KiB + ~16 KiB) ≈ 160 MiB above idle
+//! slow bodies then holds at most 32 MiB + 1 024 × (8 KiB + ~16 KiB) = 56 MiB of live heap
 //! (see SECURITY.md).
 
 use std::{env, process::ExitCode};
@@ -58,10 +58,11 @@ const HANDLER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client may take to send its request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once; more wait in the listen queue until one closes.
-const MAX_CONNECTIONS: usize = 4096;
-/// The most hyper reads ahead per HTTP/1 connection (its default, about 400 KiB, would be
-/// what each connection can cost besides the body budget). Authgear's heads are < 1 KiB.
-const READ_BUFFER: usize = 16 * 1024;
+const MAX_CONNECTIONS: usize = 1024;
+/// The most hyper reads ahead per HTTP/1 connection: its least (its default, about 400 KiB,
+/// would be what each connection can cost besides the body budget). Authgear's request
+/// heads are under 1 KiB, its bodies a few KiB.
+const READ_BUFFER: usize = 8 * 1024;
 
 /// The claim added to every access token.
 const CLAIM: (&str, &str) = ("https://authgear-webhook.example/plan", "free");

@@ -12,7 +12,7 @@
 //!
 //! Served as a public endpoint should be: the layer's body deadline (10 s) and body budget
 //! (32 MiB) at their defaults, a 5 s timeout around the handler, a 5 s HTTP/1 header-read
-//! timeout, a 16 KiB HTTP/1 read buffer and at most 4 096 connections at once.
+//! timeout, an 8 KiB HTTP/1 read buffer and at most 1 024 connections at once.
 
 use std::{convert::Infallible, env, process::ExitCode, sync::Arc, time::Duration};
 
@@ -37,9 +37,9 @@ const HANDLER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client may take to send its request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once; more wait in the listen queue until one closes.
-const MAX_CONNECTIONS: usize = 4096;
+const MAX_CONNECTIONS: usize = 1024;
 /// The most hyper reads ahead per HTTP/1 connection (its default is about 400 KiB).
-const READ_BUFFER: usize = 16 * 1024;
+const READ_BUFFER: usize = 8 * 1024;
 
 #[tokio::main]
 async fn main() -> ExitCode {
