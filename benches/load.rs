@@ -2,7 +2,9 @@
 //! `VerifySignatureLayer` (`layer`), behind a naive `axum::middleware::from_fn` that
 //! collects the body with `to_bytes`, verifies with `hmac` and rebuilds the request
 //! (`naive`), and with no middleware but a handler that verifies the `Bytes` it is given
-//! (`inline`: what the HMAC itself costs in this server). Signed POSTs of 1 KiB and 64 KiB.
+//! (`inline`: what the HMAC itself costs in this server), and behind the layer with its body
+//! budget and body deadline off (`unbounded`: what the flood protection costs, against
+//! `layer`). Signed POSTs of 1 KiB and 64 KiB.
 //!
 //! ```sh
 //! cargo bench --bench load
@@ -10,7 +12,7 @@
 //! ```
 //!
 //! One command: this binary starts the servers itself (itself again, with
-//! `LOAD_SERVER=plain|layer|naive|inline`, on a current-thread runtime), pins them to one
+//! `LOAD_SERVER=plain|layer|naive|inline|unbounded`, on a current-thread runtime), pins them to one
 //! core and wrk to the other (taskset), and runs wrk against each in turn, interleaved, in
 //! rounds. It installs wrk (Debian's package) if it is missing. Per run it reads the
 //! server's CPU time (utime + stime in `/proc/PID/stat`) before and after, and divides by
@@ -48,7 +50,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 const SECRET: &str = "bench-webhook-secret";
-const MODES: [&str; 4] = ["plain", "layer", "naive", "inline"];
+const MODES: [&str; 5] = ["plain", "layer", "naive", "inline", "unbounded"];
 /// The servers' own deadline, whatever happens to the driver.
 const SERVER_MAX: Duration = Duration::from_secs(15 * 60);
 
@@ -94,12 +96,17 @@ fn serve(mode: &str) -> ExitCode {
     let app = match mode {
         "plain" => app,
         "layer" => app.layer(VerifySignatureLayer::new(SECRET)),
+        "unbounded" => app.layer(
+            VerifySignatureLayer::new(SECRET)
+                .body_budget(None)
+                .body_deadline(None),
+        ),
         "naive" => app.layer(middleware::from_fn(naive)),
         "inline" => Router::new()
             .route("/", post(inline))
             .route("/hmac", axum::routing::get(inline_hmac_times)),
         _ => {
-            eprintln!("LOAD_SERVER: plain, layer, naive or inline");
+            eprintln!("LOAD_SERVER: plain, layer, naive, inline or unbounded");
             return ExitCode::FAILURE;
         }
     };

@@ -9,6 +9,9 @@
 //! RATIOS_ONLY=1 cargo bench --bench verify   # the side-by-side table only
 //! ```
 //!
+//! A second table sets the layer with its defaults against the same layer with the body
+//! budget and the body deadline off, side by side: what the flood protection costs.
+//!
 //! Criterion runs one function after the other; on a shared machine their figures drift.
 //! The table at the end times the three side by side, in interleaved batches, and gives the
 //! ratios from the medians: the layer against plain HMAC, and what the layer adds on top of
@@ -206,6 +209,55 @@ fn side_by_side() {
     );
 }
 
+/// The layer with its defaults (body budget and deadline on) and with both off, timed in
+/// interleaved batches; medians and their ratio.
+fn bounds_side_by_side() {
+    use authgear_webhook::VerifySignatureLayer;
+    use tower::Layer;
+    let rounds: usize = env::var("RATIO_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(41);
+    println!(
+        "\nbody budget and deadline, on (default) and off, interleaved ({rounds} rounds, medians)"
+    );
+    println!("| body | frames | on ns | off ns | on / off |");
+    println!("|---|---|---|---|---|");
+    for size in [256, 4 << 10, 64 << 10] {
+        let signed = Signed::new(size);
+        let batch = ((4 << 20) / size).clamp(8, 16384);
+        for frames in FRAMES {
+            let time = |off: bool| {
+                let requests: Vec<_> = (0..batch).map(|_| signed.request(frames)).collect();
+                let mut layer = VerifySignatureLayer::new(SECRET);
+                if off {
+                    layer = layer.body_budget(None).body_deadline(None);
+                }
+                let mut service = layer.layer(inner());
+                let start = Instant::now();
+                for request in requests {
+                    black_box(oneshot(&mut service, request));
+                }
+                start.elapsed().as_nanos() as f64 / batch as f64
+            };
+            let (mut on, mut off) = (vec![], vec![]);
+            for round in 0..=rounds {
+                let (a, b) = (time(false), time(true));
+                if round > 0 {
+                    on.push(a);
+                    off.push(b);
+                }
+            }
+            let (on, off) = (median(on), median(off));
+            println!(
+                "| {} | {frames} | {on:.0} | {off:.0} | {:.3}x |",
+                label(size),
+                on / off
+            );
+        }
+    }
+}
+
 fn main() {
     let bench_mode = env::args().any(|arg| arg == "--bench");
     if env::var("RATIOS_ONLY").as_deref() != Ok("1") {
@@ -219,5 +271,6 @@ fn main() {
     // `cargo test --benches` runs each function once without `--bench`: no table then.
     if bench_mode && env::var("RATIOS").as_deref() != Ok("0") {
         side_by_side();
+        bounds_side_by_side();
     }
 }

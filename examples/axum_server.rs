@@ -31,10 +31,17 @@
 //! `REDIS_URL` is set (for several instances behind a load balancer).
 //! `AUTHGEAR_WEBHOOK_REPLAY=off` turns it off, e.g. to replay a captured delivery while
 //! debugging.
+//!
+//! Served as a public endpoint should be: the layer's body deadline (10 s) and body budget
+//! (32 MiB for all bodies in flight) at their defaults, a 5 s timeout around the handler,
+//! a 5 s HTTP/1 header-read timeout, an 8 KiB HTTP/1 read buffer and at most
+//! `MAX_CONNECTIONS` connections at once (the rest wait in the listen queue). A flood of
+//! slow bodies then holds at most 32 MiB + 1 024 × (8 KiB + ~16 KiB) = 56 MiB of live heap
+//! (see SECURITY.md).
 
 use std::{env, process::ExitCode};
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use authgear_webhook::{
     Rejection, Secret, VerifySignatureLayer,
@@ -49,6 +56,24 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+    service::TowerToHyperService,
+};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tower_http::timeout::TimeoutLayer;
+
+/// How long the handler may take: Authgear waits 5 s for a blocking hook's answer.
+const HANDLER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to send its request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; more wait in the listen queue until one closes.
+const MAX_CONNECTIONS: usize = 1024;
+/// The most hyper reads ahead per HTTP/1 connection: its least (its default, about 400 KiB,
+/// would be what each connection can cost besides the body budget). Authgear's request
+/// heads are under 1 KiB, its bodies a few KiB.
+const READ_BUFFER: usize = 8 * 1024;
 
 /// The claim added to every access token.
 const CLAIM: (&str, &str) = ("https://authgear-webhook.example/plan", "free");
@@ -94,12 +119,18 @@ async fn main() -> ExitCode {
         .collect();
 
     let app = Router::new()
-        .route("/", post(receive))
+        .route(
+            "/",
+            post(receive).layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                HANDLER_TIMEOUT,
+            )),
+        )
         .with_state(blocked)
         .layer(verify)
         .layer(map_response(log_rejection));
 
-    let listener = match tokio::net::TcpListener::bind(&addr).await {
+    let listener = match TcpListener::bind(&addr).await {
         Ok(listener) => listener,
         Err(error) => {
             eprintln!("cannot listen on {addr}: {error}");
@@ -110,11 +141,42 @@ async fn main() -> ExitCode {
         Ok(local) => println!("listening on http://{local} (replay protection: {replay})"),
         Err(_) => println!("listening on http://{addr} (replay protection: {replay})"),
     }
-    if let Err(error) = axum::serve(listener, app).await {
-        eprintln!("server error: {error}");
-        return ExitCode::FAILURE;
-    }
+    serve(listener, app).await;
     ExitCode::SUCCESS
+}
+
+/// Serves `app` on HTTP/1.1 and HTTP/2 with the timeouts and limits of the module docs.
+/// `axum::serve` sets no header-read timeout nor connection limit: hyper-util does it here.
+async fn serve(listener: TcpListener, app: Router) {
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = connections.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors, say: wait rather than spin.
+            Err(error) => {
+                eprintln!("accept: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(READ_BUFFER);
+            // A client that breaks off is no server error: nothing to print.
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            drop(permit);
+        });
+    }
 }
 
 /// Only verified deliveries get here.

@@ -9,8 +9,12 @@
 //! same port. `POST /` only: verified blocking events are allowed (`{"is_allowed":true}`),
 //! other verified events get 200, a verified body that is not JSON gets 400, and anything
 //! not signed with the secret gets 401. One line per request on stdout.
+//!
+//! Served as a public endpoint should be: the layer's body deadline (10 s) and body budget
+//! (32 MiB) at their defaults, a 5 s timeout around the handler, a 5 s HTTP/1 header-read
+//! timeout, an 8 KiB HTTP/1 read buffer and at most 1 024 connections at once.
 
-use std::{convert::Infallible, env, process::ExitCode};
+use std::{convert::Infallible, env, process::ExitCode, sync::Arc, time::Duration};
 
 use authgear_webhook::{
     Rejection, ResponseBody, Secret, VerifiedBody, VerifySignatureLayer, event::is_blocking_type,
@@ -19,13 +23,23 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
     service::TowerToHyperService,
 };
 use serde_json::Value;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore};
 use tower::ServiceBuilder;
+use tower_http::timeout::TimeoutLayer;
+
+/// How long the handler may take: Authgear waits 5 s for a blocking hook's answer.
+const HANDLER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to send its request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; more wait in the listen queue until one closes.
+const MAX_CONNECTIONS: usize = 1024;
+/// The most hyper reads ahead per HTTP/1 connection (its default is about 400 KiB).
+const READ_BUFFER: usize = 8 * 1024;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -64,18 +78,32 @@ pub(crate) async fn serve(listener: TcpListener, secret: Secret) -> std::io::Res
     let service = ServiceBuilder::new()
         .map_response(log_rejection)
         .layer(VerifySignatureLayer::new(secret))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            HANDLER_TIMEOUT,
+        ))
         .service_fn(receive);
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(permit) = connections.clone().acquire_owned().await else {
+            return Ok(());
+        };
         let (stream, _) = listener.accept().await?;
         let service = TowerToHyperService::new(service.clone());
         tokio::spawn(async move {
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(READ_BUFFER);
             if let Err(error) = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
                 eprintln!("connection error: {error}");
             }
+            drop(permit);
         });
     }
 }

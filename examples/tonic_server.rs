@@ -14,12 +14,16 @@
 //!   (`{"is_allowed":true}`), other verified events get 200, a verified body that is not JSON
 //!   gets 400.
 //!
+//! Both layers share one body budget (32 MiB for all bodies in flight) and keep the default
+//! body deadline (10 s); each server answers within 5 s (`Server::timeout`) and closes an
+//! HTTP/1 connection whose head takes over 30 s (tonic's header-read timeout).
+//!
 //! Both serve the standard gRPC health service (`grpc.health.v1.Health`), whose code ships
 //! pre-generated in `tonic-health`: no `protoc` needed.
 
-use std::{env, process::ExitCode};
+use std::{env, process::ExitCode, time::Duration};
 
-use authgear_webhook::{Secret, VerifySignatureLayer, event::is_blocking_type};
+use authgear_webhook::{BodyBudget, Secret, VerifySignatureLayer, event::is_blocking_type};
 use axum::{
     Json,
     body::Bytes,
@@ -54,9 +58,11 @@ async fn main() -> ExitCode {
         local(&mixed, &addr)
     );
 
+    // One budget for both layers: together they hold at most its 32 MiB of bodies.
+    let budget = BodyBudget::default();
     let result = tokio::try_join!(
-        serve_signed_grpc(signed, secret.clone()),
-        serve_grpc_and_webhooks(mixed, secret),
+        serve_signed_grpc(signed, secret.clone(), budget.clone()),
+        serve_grpc_and_webhooks(mixed, secret, budget),
     );
     if let Err(error) = result {
         eprintln!("server error: {error}");
@@ -65,15 +71,20 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// How long a call may take, body and handler: Authgear waits 5 s for a blocking hook.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A gRPC server whose every call must be signed: the layer wraps all its services.
 pub(crate) async fn serve_signed_grpc(
     listener: TcpListener,
     secret: Secret,
+    budget: BodyBudget,
 ) -> Result<(), tonic::transport::Error> {
     let (_reporter, health) = tonic_health::server::health_reporter();
     Server::builder()
+        .timeout(TIMEOUT)
         // The layer hands tonic's router a `VerifiedBody`, which it takes like any body.
-        .layer(VerifySignatureLayer::new(secret))
+        .layer(VerifySignatureLayer::new(secret).body_budget(budget))
         .add_service(health)
         .serve_with_incoming(TcpIncoming::from(listener))
         .await
@@ -84,13 +95,15 @@ pub(crate) async fn serve_signed_grpc(
 pub(crate) async fn serve_grpc_and_webhooks(
     listener: TcpListener,
     secret: Secret,
+    budget: BodyBudget,
 ) -> Result<(), tonic::transport::Error> {
     let (_reporter, health) = tonic_health::server::health_reporter();
     let router = Routes::new(health).into_axum_router().route(
         "/hooks/authgear",
-        post(receive).layer(VerifySignatureLayer::new(secret)),
+        post(receive).layer(VerifySignatureLayer::new(secret).body_budget(budget)),
     );
     Server::builder()
+        .timeout(TIMEOUT)
         // Authgear delivers over HTTP/1.1 unless it negotiates HTTP/2 over TLS.
         .accept_http1(true)
         .add_routes(Routes::from(router))

@@ -103,6 +103,43 @@ impl Buffer {
         &bytes[start..]
     }
 
+    /// The bytes the buffer will hold allocated once it has taken `size` more, as
+    /// [`Self::append`] grows it, or `None` if they would pass the limit (then `append`
+    /// refuses them). The body budget reserves this much before `append` runs.
+    #[inline]
+    pub(crate) fn held_after(&self, size: usize) -> Option<usize> {
+        let len = self.len();
+        if size > self.limit - len {
+            return None;
+        }
+        Some(match &self.data {
+            _ if size == 0 => self.held(),
+            Data::Empty => size,
+            Data::One(_) => capacity(0, len + size, self.expected, self.limit),
+            Data::Many(bytes) => capacity(bytes.capacity(), len + size, self.expected, self.limit),
+        })
+    }
+
+    /// The bytes the buffer holds: the frame kept as it is, or the copy's allocation.
+    #[inline]
+    pub(crate) fn held(&self) -> usize {
+        match &self.data {
+            Data::Empty => 0,
+            Data::One(bytes) => bytes.len(),
+            Data::Many(bytes) => bytes.capacity(),
+        }
+    }
+
+    /// The body makes its reader wait: a frame kept as it is gets copied now (as the next
+    /// frame would have it copied anyway), so that a stalled body never keeps alive the
+    /// (possibly much larger) read buffer of the connection the frame was cut from, which
+    /// the body budget could not count.
+    pub(crate) fn unshare(&mut self) {
+        if let Data::One(bytes) = &self.data {
+            self.data = Data::Many(bytes.to_vec());
+        }
+    }
+
     /// Whether the frames were copied into a buffer of its own (more than one arrived).
     #[inline]
     pub(crate) fn is_copied(&self) -> bool {
@@ -144,17 +181,24 @@ impl Buffer {
 /// up to [`FIRST_ALLOCATION`], if that much was announced). Never past the announced
 /// length (when there is one) nor the limit.
 fn grow(bytes: &mut Vec<u8>, needed: usize, expected: usize, limit: usize) {
-    if needed <= bytes.capacity() {
-        return;
+    let capacity = capacity(bytes.capacity(), needed, expected, limit);
+    bytes.reserve_exact(capacity - bytes.len());
+}
+
+/// The capacity [`grow`] gives a buffer of capacity `current` that must hold `needed`.
+#[inline]
+fn capacity(current: usize, needed: usize, expected: usize, limit: usize) -> usize {
+    if needed <= current {
+        return current;
     }
-    let mut capacity = needed.max(bytes.capacity()).saturating_mul(2);
-    if bytes.capacity() == 0 {
+    let mut capacity = needed.max(current).saturating_mul(2);
+    if current == 0 {
         capacity = capacity.max(expected.min(FIRST_ALLOCATION));
     }
     if expected >= needed {
         capacity = capacity.min(expected);
     }
-    bytes.reserve_exact(capacity.min(limit) - bytes.len());
+    capacity.min(limit)
 }
 
 #[cfg(test)]
@@ -233,6 +277,38 @@ mod tests {
         }
         assert_eq!(capacity(&buffer), 48 * 1024);
         assert_eq!(buffer.take().0.len(), 48 * 1024);
+    }
+
+    #[test]
+    fn held_after_is_what_append_then_holds() {
+        for (limit, expected, frames) in [
+            (1 << 20, 1 << 20, &[1, 1, 5000, 3, 100_000, 0, 7][..]),
+            (1 << 20, 0, &[4096, 1, 1, 9000][..]),
+            (10_000, 6000, &[10, 20, 5000, 970, 4000][..]),
+            (100, 100, &[0, 100][..]),
+        ] {
+            let mut buffer = Buffer::new(limit, expected);
+            for &size in frames {
+                let after = buffer.held_after(size).expect("within the limit");
+                assert!(buffer.append(Bytes::from(vec![1; size])).is_ok());
+                assert_eq!(buffer.held(), after, "{limit} {expected} {frames:?} {size}");
+            }
+            assert!(buffer.held_after(limit + 1).is_none());
+        }
+    }
+
+    #[test]
+    fn unshare_copies_a_kept_frame_and_keeps_its_bytes() {
+        let mut buffer = Buffer::new(1 << 20, 1 << 20);
+        assert!(buffer.append(Bytes::from_static(b"abc")).is_ok());
+        buffer.unshare();
+        assert!(buffer.is_copied());
+        assert_eq!(buffer.held(), 3);
+        let after = buffer.held_after(2);
+        assert!(buffer.append(Bytes::from_static(b"de")).is_ok());
+        assert_eq!(Some(buffer.held()), after);
+        assert_eq!(buffer.unhashed(0), b"abcde");
+        assert_eq!(buffer.take().0, &b"abcde"[..]);
     }
 
     #[test]

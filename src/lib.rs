@@ -5,6 +5,7 @@
 //! [`VerifiedBody`]: crate::VerifiedBody
 //! [`Rejection`]: crate::Rejection
 //! [`RejectionKind`]: crate::RejectionKind
+//! [`BodyBudget`]: crate::BodyBudget
 //! [`sign`]: crate::sign
 //! [`Event`]: crate::event::Event
 //! [`Answer`]: crate::event::Answer
@@ -33,5 +34,5 @@ pub use self::{
     sign_request::{SignError, SignErrorKind, SignRequest, SignRequestLayer, SignedBody},
     signature::{SIGNATURE_HEADER, sign},
     verified::Verified,
-    verify::{VerifySignature, VerifySignatureLayer},
+    verify::{BodyBudget, VerifySignature, VerifySignatureLayer},
 };

@@ -59,6 +59,12 @@ pub enum RejectionKind {
     MissingReplayFields,
     /// Replay protection: the seen-ids store could not answer (503).
     StoreUnavailable,
+    /// The body did not fully arrive within the
+    /// [body deadline](crate::VerifySignatureLayer::body_deadline) (408).
+    BodyDeadline,
+    /// The [body budget](crate::BodyBudget) shared by all requests in flight had no room for
+    /// this body (503, with `Retry-After`); answered at once, never queued.
+    BudgetExhausted,
 }
 
 impl Rejection {
@@ -96,7 +102,10 @@ impl Rejection {
             | RejectionKind::MissingReplayFields => StatusCode::UNAUTHORIZED,
             RejectionKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RejectionKind::BodyUnreadable => StatusCode::BAD_REQUEST,
-            RejectionKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            RejectionKind::StoreUnavailable | RejectionKind::BudgetExhausted => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            RejectionKind::BodyDeadline => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -111,15 +120,19 @@ impl Rejection {
             RejectionKind::Replayed => "delivery already received",
             RejectionKind::MissingReplayFields => "delivery has no id or timestamp",
             RejectionKind::StoreUnavailable => "replay check unavailable",
+            RejectionKind::BodyDeadline => "request body too slow",
+            RejectionKind::BudgetExhausted => "too many request bodies in flight",
         }
     }
 
     /// The gRPC status code a gRPC client should see, following gRPC's own mapping of HTTP
-    /// statuses (but `RESOURCE_EXHAUSTED` for a body too large).
+    /// statuses (but `RESOURCE_EXHAUSTED` for a body too large, `DEADLINE_EXCEEDED` for a
+    /// body too slow).
     fn grpc_status(&self) -> &'static str {
         match self.status() {
             StatusCode::UNAUTHORIZED => "16",
             StatusCode::PAYLOAD_TOO_LARGE => "8",
+            StatusCode::REQUEST_TIMEOUT => "4",
             StatusCode::SERVICE_UNAVAILABLE => "14",
             _ => "13",
         }
@@ -152,6 +165,10 @@ impl Rejection {
                 HeaderValue::from_static("text/plain; charset=utf-8"),
             );
         }
+        if self.kind == RejectionKind::BudgetExhausted {
+            // Room comes back as soon as bodies in flight finish (or reach their deadline).
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response.extensions_mut().insert(self);
         response
     }
@@ -161,11 +178,12 @@ impl Rejection {
 impl Rejection {
     /// One event per refusal: the reason and status, never the signature, secret or body.
     /// Forgeries and replays are `warn` (a misconfigured secret shows up there too), a
-    /// client breaking off is `debug`, an unavailable store is `error`.
+    /// client breaking off or too slow is `debug`, an unavailable store is `error`, a full
+    /// body budget `warn` (under a flood, or too small for the load).
     fn log(&self) {
         let (reason, status) = (self.message(), self.status().as_u16());
         match self.kind {
-            RejectionKind::BodyUnreadable => {
+            RejectionKind::BodyUnreadable | RejectionKind::BodyDeadline => {
                 tracing::debug!(reason, status, "authgear webhook refused")
             }
             RejectionKind::StoreUnavailable => {

@@ -36,7 +36,11 @@ async fn listener() -> (TcpListener, SocketAddr) {
 /// The server that wants every call signed.
 async fn signed_grpc() -> SocketAddr {
     let (listener, addr) = listener().await;
-    tokio::spawn(tonic_server::serve_signed_grpc(listener, SECRET.into()));
+    tokio::spawn(tonic_server::serve_signed_grpc(
+        listener,
+        SECRET.into(),
+        Default::default(),
+    ));
     addr
 }
 
@@ -46,6 +50,7 @@ async fn grpc_and_webhooks() -> SocketAddr {
     tokio::spawn(tonic_server::serve_grpc_and_webhooks(
         listener,
         SECRET.into(),
+        Default::default(),
     ));
     addr
 }

@@ -5,11 +5,14 @@
 //! exactly the bytes sent, within the limit, and the header is their signature under the
 //! secret the layer names; refused implies the inner service was never called and the
 //! answer gives nothing away; the layer never hangs; the outcome is the documented one.
+//! The body budget: a refusal for want of room only when the body could need more than it
+//! has (never when it can hold a body at the limit), and every byte of room is
+//! returned once the request is gone, answered or cancelled after any number of polls.
 #![no_main]
 
 use arbitrary::Arbitrary;
-use authgear_webhook::{SIGNATURE_HEADER, VerifySignatureLayer, sign};
-use authgear_webhook_fuzz::{Script, Step, check, run, split_input};
+use authgear_webhook::{BodyBudget, RejectionKind, SIGNATURE_HEADER, VerifySignatureLayer, sign};
+use authgear_webhook_fuzz::{Script, Step, check, run, run_cancelled, split_input};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, header};
 use http_body::SizeHint;
@@ -71,6 +74,10 @@ struct Control {
     error: Option<u8>,
     trailers: Vec<Vec<(u8, Vec<u8>)>>,
     headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The body budget (`None`: the default 32 MiB). Last, so older seeds decode as before.
+    budget: Option<u16>,
+    /// Also run the request again, dropped after this many polls.
+    cancel_after: Option<u8>,
 }
 
 const TRAILER_NAMES: [&str; 4] = [
@@ -94,7 +101,12 @@ fuzz_target!(|data: &[u8]| {
     secrets.extend(second.clone());
     let limit = c.limit.map_or(1024 * 1024, usize::from);
 
-    let mut layer = VerifySignatureLayer::new(first.clone()).body_limit(limit);
+    let budget = c.budget.map_or_else(BodyBudget::default, |bytes| {
+        BodyBudget::new(usize::from(bytes))
+    });
+    let mut layer = VerifySignatureLayer::new(first.clone())
+        .body_limit(limit)
+        .body_budget(budget.clone());
     if let Some(second) = &second {
         layer = layer.also_accept(second.clone());
     }
@@ -211,7 +223,35 @@ fuzz_target!(|data: &[u8]| {
         .expect("request");
     *request.headers_mut() = headers.clone();
     let outcome = run(&layer, request, steps.len() + 8);
-    check(&secrets, limit, &headers, &hint, &steps, &outcome);
+    assert_eq!(budget.in_use(), 0, "room not returned");
+    let sent: usize = steps
+        .iter()
+        .map(|step| match step {
+            Step::Data(data) => data.len(),
+            _ => 0,
+        })
+        .sum();
+    match outcome.rejection.as_ref().map(|r| r.kind()) {
+        // The buffer holds at most twice what arrived, or its first 4 KiB, and never more
+        // than the body limit.
+        Some(RejectionKind::BudgetExhausted) => {
+            assert!(budget.limit() < (2 * sent).max(4096), "refused with room");
+            assert!(
+                budget.limit() < limit,
+                "refused with room for a body at the limit"
+            );
+            assert!(outcome.seen.is_empty());
+        }
+        _ => check(&secrets, limit, &headers, &hint, &steps, &outcome),
+    }
+    if let Some(polls) = c.cancel_after {
+        let mut again = Request::post("/hooks/authgear")
+            .body(Script::new(steps.clone(), hint))
+            .expect("request");
+        *again.headers_mut() = headers.clone();
+        run_cancelled(&layer, again, usize::from(polls));
+        assert_eq!(budget.in_use(), 0, "room not returned after a cancellation");
+    }
 
     // Trailers reach the inner service: one trailers frame as it was.
     if let [seen] = &outcome.seen[..] {

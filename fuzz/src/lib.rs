@@ -215,6 +215,20 @@ pub fn run(layer: &VerifySignatureLayer, request: Request<Script>, budget: usize
     }
 }
 
+/// Runs `request` through `layer` for at most `polls` polls, then drops it, finished or not
+/// (a client that hangs up): what a cancelled request leaves behind.
+pub fn run_cancelled(layer: &VerifySignatureLayer, request: Request<Script>, polls: usize) {
+    let mut service = layer.layer(Recorder::default());
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(Service::<Request<Script>>::poll_ready(&mut service, &mut cx).is_ready());
+    let mut future = pin!(service.call(request));
+    for _ in 0..polls {
+        if future.as_mut().poll(&mut cx).is_ready() {
+            return;
+        }
+    }
+}
+
 fn read(body: ResponseBody<Empty<Bytes>>) -> Vec<u8> {
     let mut body = pin!(body);
     let mut cx = Context::from_waker(Waker::noop());

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use bytes::Buf;
 use http::HeaderMap;
 
-use super::config::{Config, Macs};
+use super::{
+    budget::{Exhausted, Reservation},
+    config::{Config, Macs},
+};
 use crate::{
     RejectionKind, Verified, VerifiedBody,
     buffer::{Buffer, TooLarge},
@@ -45,9 +48,18 @@ impl Collector {
         &self.config
     }
 
-    /// Takes the next data frame.
+    /// Takes the next data frame, once `room` in the body budget covers what the buffer
+    /// will hold with it.
     #[inline]
-    pub(crate) fn push_data(&mut self, data: impl Buf) -> Result<(), RejectionKind> {
+    pub(crate) fn push_data(
+        &mut self,
+        data: impl Buf,
+        room: &mut Reservation,
+    ) -> Result<(), RejectionKind> {
+        if let Some(held) = self.buffer.held_after(data.remaining()) {
+            room.cover(held)
+                .map_err(|Exhausted| RejectionKind::BudgetExhausted)?;
+        }
         self.buffer
             .append(data)
             .map_err(|TooLarge| RejectionKind::BodyTooLarge)?;
@@ -62,6 +74,12 @@ impl Collector {
             }
         }
         Ok(())
+    }
+
+    /// The body makes the layer wait: stop holding a frame of the connection's.
+    #[inline]
+    pub(crate) fn waiting(&mut self) {
+        self.buffer.unshare();
     }
 
     /// Takes a trailers frame.

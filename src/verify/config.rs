@@ -1,11 +1,13 @@
-//! What the layer and its services share: the keyed MACs and the body limit.
+//! What the layer and its services share: the keyed MACs, the body limit, deadline and
+//! budget.
 
-use std::{fmt, future::Future, pin::Pin};
+use std::{fmt, future::Future, pin::Pin, time::Duration};
 
 use hmac::Mac;
 use http::Request;
 use subtle::ConstantTimeEq;
 
+use super::{BodyBudget, deadline::DEFAULT_BODY_DEADLINE};
 use crate::{
     RejectionKind, Secret, VerifiedBody,
     body::Tap,
@@ -22,6 +24,10 @@ pub(crate) struct Config {
     /// How many secrets were given, empty ones included.
     secrets: usize,
     pub(crate) body_limit: usize,
+    /// How long a body may take to arrive once it first makes the layer wait.
+    pub(crate) body_deadline: Option<Duration>,
+    /// Shared by every clone of the config: the layer's clones and the layers derived.
+    pub(crate) body_budget: Option<BodyBudget>,
     #[cfg(feature = "replay")]
     pub(crate) replay: Option<crate::replay::ReplayProtection>,
 }
@@ -110,6 +116,8 @@ impl Config {
             keys: Macs::default(),
             secrets: 0,
             body_limit: DEFAULT_BODY_LIMIT,
+            body_deadline: Some(DEFAULT_BODY_DEADLINE),
+            body_budget: Some(BodyBudget::default()),
             #[cfg(feature = "replay")]
             replay: None,
         };
@@ -143,7 +151,9 @@ impl fmt::Debug for Config {
         let mut debug = f.debug_struct("Config");
         debug
             .field("secrets", &self.secrets)
-            .field("body_limit", &self.body_limit);
+            .field("body_limit", &self.body_limit)
+            .field("body_deadline", &self.body_deadline)
+            .field("body_budget", &self.body_budget);
         #[cfg(feature = "replay")]
         debug.field("replay", &self.replay);
         debug.finish_non_exhaustive()

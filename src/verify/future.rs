@@ -11,8 +11,10 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::{
+    budget::Reservation,
     collect::Collector,
     config::{Check, Verdict},
+    deadline::Deadline,
     service::is_grpc,
 };
 use crate::{
@@ -29,6 +31,9 @@ pin_project! {
     {
         #[pin]
         state: State<S, B>,
+        // The request's room in the body budget: returned when the future ends or is
+        // dropped, whichever way (refused, answered, cancelled, unwound by a panic).
+        room: Reservation,
     }
 }
 
@@ -43,6 +48,7 @@ pin_project! {
             #[pin]
             body: B,
             collector: Collector,
+            deadline: Deadline,
             parts: Option<Parts>,
             service: Option<S>,
         },
@@ -71,20 +77,29 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<VerifiedBody>>,
 {
-    pub(super) fn collecting(parts: Parts, body: B, collector: Collector, service: S) -> Self {
+    pub(super) fn collecting(
+        parts: Parts,
+        body: B,
+        collector: Collector,
+        service: S,
+        room: Reservation,
+    ) -> Self {
         Self {
             state: State::Collecting {
                 body,
                 collector,
+                deadline: Deadline::default(),
                 parts: Some(parts),
                 service: Some(service),
             },
+            room,
         }
     }
 
     pub(super) fn rejected(kind: RejectionKind, grpc: bool) -> Self {
         Self {
             state: State::rejected(kind, grpc),
+            room: Reservation::default(),
         }
     }
 }
@@ -153,20 +168,33 @@ where
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
+        let this = self.project();
+        let (mut state, room) = (this.state, this.room);
         loop {
             match state.as_mut().project() {
                 StateProj::Collecting {
                     mut body,
                     collector,
+                    deadline,
                     parts,
                     service,
                 } => {
                     // Takes every frame that is ready, then moves on once.
                     let next = loop {
-                        let kind = match ready!(body.as_mut().poll_frame(cx)) {
+                        let frame = match body.as_mut().poll_frame(cx) {
+                            Poll::Ready(frame) => frame,
+                            Poll::Pending => {
+                                collector.waiting();
+                                if !deadline.expired(collector.config().body_deadline, cx) {
+                                    return Poll::Pending;
+                                }
+                                let grpc = parts.as_ref().is_some_and(|p| is_grpc(&p.headers));
+                                break State::rejected(RejectionKind::BodyDeadline, grpc);
+                            }
+                        };
+                        let kind = match frame {
                             Some(Ok(frame)) => match frame.into_data() {
-                                Ok(data) => match collector.push_data(data) {
+                                Ok(data) => match collector.push_data(data, room) {
                                     Ok(()) => continue,
                                     Err(kind) => kind,
                                 },
@@ -217,7 +245,9 @@ where
                     }
                 },
                 StateProj::Calling { future, tap } => {
-                    let response = ready!(future.poll(cx))?;
+                    let response = ready!(future.poll(cx));
+                    room.release();
+                    let response = response?;
                     let tap = tap.take().and_then(|mut tap| {
                         tap.head(response.status(), response.headers())
                             .then_some(tap)
@@ -228,6 +258,7 @@ where
                     let Some(response) = response.take() else {
                         panic!("ResponseFuture polled after completion");
                     };
+                    room.release();
                     // The recorded bytes, in the same fixed-bytes body as a refusal's.
                     return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
                 }
@@ -235,6 +266,7 @@ where
                     let Some(rejection) = rejection.take() else {
                         panic!("ResponseFuture polled after completion");
                     };
+                    room.release();
                     return Poll::Ready(Ok(rejection.into_response(*grpc)));
                 }
             }

@@ -1,8 +1,8 @@
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
-use super::{VerifySignature, config::Config};
+use super::{BodyBudget, VerifySignature, config::Config};
 use crate::Secret;
 
 /// Layer that applies [`VerifySignature`]: see the [module docs](crate::verify).
@@ -52,6 +52,46 @@ impl VerifySignatureLayer {
     /// ```
     pub fn body_limit(mut self, bytes: usize) -> Self {
         Arc::make_mut(&mut self.config).body_limit = bytes;
+        self
+    }
+
+    /// Refuses with 408 a body that has not fully arrived `deadline` after it first made the
+    /// layer wait, and frees its buffer at once (default 10 s; `None` turns it off).
+    ///
+    /// Authgear writes a body in one go, right after the request head (Go's `net/http` with
+    /// the body in memory), and gives a blocking hook 5 s (10 s for all the hooks of an
+    /// event, by default): a body still arriving after 10 s is not Authgear's, or Authgear
+    /// has already given up on it. Non-blocking deliveries are written the same way.
+    ///
+    /// The timer is Tokio's: it needs a Tokio runtime with its timer enabled, as axum,
+    /// hyper-util, tonic and actix-web have. Without a Tokio runtime there is no deadline:
+    /// then rely on your server's timeouts.
+    ///
+    /// ```
+    /// use authgear_webhook::VerifySignatureLayer;
+    /// use std::time::Duration;
+    ///
+    /// let layer = VerifySignatureLayer::new("my-webhook-secret").body_deadline(Duration::from_secs(5));
+    /// let without = VerifySignatureLayer::new("my-webhook-secret").body_deadline(None);
+    /// ```
+    pub fn body_deadline(mut self, deadline: impl Into<Option<Duration>>) -> Self {
+        Arc::make_mut(&mut self.config).body_deadline = deadline.into();
+        self
+    }
+
+    /// Bounds the bytes held by the bodies of all requests in flight together: a request
+    /// the budget has no room for is refused at once with 503 and `Retry-After` (default: a
+    /// budget of 32 MiB of this layer's own; `None` turns it off). See [`BodyBudget`].
+    ///
+    /// ```
+    /// use authgear_webhook::{BodyBudget, VerifySignatureLayer};
+    ///
+    /// let budget = BodyBudget::new(64 * 1024 * 1024);
+    /// let layer = VerifySignatureLayer::new("my-webhook-secret").body_budget(budget.clone());
+    /// assert_eq!(budget.in_use(), 0);
+    /// ```
+    pub fn body_budget(mut self, budget: impl Into<Option<BodyBudget>>) -> Self {
+        Arc::make_mut(&mut self.config).body_budget = budget.into();
         self
     }
 

@@ -6,8 +6,11 @@
 //!    with 401 at once if it is missing or not 64 hex characters;
 //! 2. refuses with 413 at once if `Content-Length` is above the body limit;
 //! 3. reads the body frame by frame, feeding each frame to HMAC-SHA256 as it arrives, and
-//!    refuses with 413 as soon as the limit is crossed (never buffering more), or with 400
-//!    if the body breaks off;
+//!    refuses with 413 as soon as the limit is crossed (never buffering more), with 400 if
+//!    the body breaks off, with 408 if it has not fully arrived within the
+//!    [body deadline](VerifySignatureLayer::body_deadline) (10 s), and with 503 at once if
+//!    the [body budget](BodyBudget) shared by all requests in flight (32 MiB) has no room
+//!    for what the buffer would hold with the next frame;
 //! 4. compares the signature with the HMAC under each accepted secret, in constant time, and
 //!    refuses with 401 if none matches;
 //! 5. calls the inner service with the same method, URI, headers and extensions, a
@@ -17,6 +20,23 @@
 //! A refusal is a response, never an `Err`: a short plain-text message that reveals nothing
 //! (no secret, no expected signature, no body), with the [`Rejection`](crate::Rejection) in
 //! its extensions for outer layers. The inner service is not called.
+//!
+//! # Floods of slow bodies
+//!
+//! The layer must hold a body before it can know who sent it (the HMAC covers all of it),
+//! so anyone can make it hold memory. Three bounds make that harmless:
+//!
+//! - per request: [`body_limit`](VerifySignatureLayer::body_limit) (1 MiB);
+//! - in total: the [`BodyBudget`] (32 MiB), shared by the layer's clones, which counts what
+//!   the buffers of all requests in flight hold, reserved as bytes arrive and returned when
+//!   the request leaves the layer whichever way (drop included); without room, 503 at once;
+//! - in time: the [`body_deadline`](VerifySignatureLayer::body_deadline) (10 s), counted from
+//!   when a body first makes the layer wait; then 408, and the buffer is freed.
+//!
+//! With `C` connections, a server then holds at most `budget + C × (r + c)`, `r` being its
+//! read-ahead per connection and `c` about 16 KiB: see SECURITY.md, and the examples for
+//! the server settings (header-read timeout, handler timeout, connection limit) that bound
+//! the rest.
 //!
 //! # Body types, per stack
 //!
@@ -108,12 +128,17 @@
 //! # }
 //! ```
 
+mod budget;
 mod collect;
 mod config;
+mod deadline;
 mod future;
 mod layer;
 mod service;
 
 #[cfg(feature = "replay")]
 pub(crate) use self::config::{Check, Verdict};
-pub use self::{future::ResponseFuture, layer::VerifySignatureLayer, service::VerifySignature};
+pub use self::{
+    budget::BodyBudget, future::ResponseFuture, layer::VerifySignatureLayer,
+    service::VerifySignature,
+};

@@ -7,7 +7,9 @@ use http::{HeaderMap, Request, Response, header};
 use http_body::Body;
 use tower_service::Service;
 
-use super::{VerifySignatureLayer, collect::Collector, config::Config, future::ResponseFuture};
+use super::{
+    BodyBudget, VerifySignatureLayer, collect::Collector, config::Config, future::ResponseFuture,
+};
 use crate::{RejectionKind, Secret, VerifiedBody, body::ResponseBody, signature};
 
 /// Middleware that lets through only requests whose body is signed by Authgear: see the
@@ -100,8 +102,13 @@ where
         let not_ready = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, not_ready);
         let (parts, body) = request.into_parts();
+        let room = self
+            .config
+            .body_budget
+            .as_ref()
+            .map(BodyBudget::reservation);
         let collector = Collector::new(self.config.clone(), body.size_hint().lower(), tag);
-        ResponseFuture::collecting(parts, body, collector, ready)
+        ResponseFuture::collecting(parts, body, collector, ready, room.unwrap_or_default())
     }
 }
 
