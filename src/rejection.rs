@@ -58,6 +58,9 @@ pub enum RejectionKind {
     MissingReplayFields,
     /// Replay protection: the seen-ids store could not answer (503).
     StoreUnavailable,
+    /// Inbox: the event could not be stored (store full, unwritable or busy) (503).
+    #[cfg(feature = "inbox")]
+    InboxUnavailable,
 }
 
 impl Rejection {
@@ -96,6 +99,8 @@ impl Rejection {
             RejectionKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RejectionKind::BodyUnreadable => StatusCode::BAD_REQUEST,
             RejectionKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            #[cfg(feature = "inbox")]
+            RejectionKind::InboxUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -110,6 +115,8 @@ impl Rejection {
             RejectionKind::Replayed => "delivery already received",
             RejectionKind::MissingReplayFields => "delivery has no id or timestamp",
             RejectionKind::StoreUnavailable => "replay check unavailable",
+            #[cfg(feature = "inbox")]
+            RejectionKind::InboxUnavailable => "inbox unavailable",
         }
     }
 
@@ -168,6 +175,10 @@ impl Rejection {
                 tracing::debug!(reason, status, "authgear webhook refused")
             }
             RejectionKind::StoreUnavailable => {
+                tracing::error!(reason, status, "authgear webhook refused")
+            }
+            #[cfg(feature = "inbox")]
+            RejectionKind::InboxUnavailable => {
                 tracing::error!(reason, status, "authgear webhook refused")
             }
             _ => tracing::warn!(reason, status, "authgear webhook refused"),

@@ -211,8 +211,8 @@ pub trait Store: Send + Sync + 'static {
     /// A crash before `Ok` leaves it claimed until the deadline (and the attempt counted).
     fn release(&self, claim: &Claimed) -> StoreFuture<bool>;
 
-    /// Up to `max` dead letters, oldest first, from the one after `after` (the last key of
-    /// the previous page; `None` for the first page).
+    /// Up to `max` dead letters in key order (endpoint, then id), from the one after
+    /// `after` (the last key of the previous page; `None` for the first page).
     fn dead(&self, after: Option<EventKey>, max: usize) -> StoreFuture<Vec<DeadLetter>>;
 
     /// Queues the dead letter `key` again, due now, with its attempts reset to 0. Resolves
