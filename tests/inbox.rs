@@ -328,7 +328,10 @@ async fn sqlite_store_file_is_locked_while_open() {
     // Waits out SQLite's busy timeout (5 s), then refuses.
     let file = dir.file();
     let second = tokio::task::spawn_blocking(move || SqliteStore::open(file).map(drop));
-    let error = second.await.expect("ran").expect_err("a second store on one file");
+    let error = second
+        .await
+        .expect("ran")
+        .expect_err("a second store on one file");
     assert_eq!(error.to_string(), "inbox file is in use by another process");
 }
 

@@ -51,7 +51,7 @@
 //! | process killed after the 200 | (already 200) | handled after restart |
 //! | process killed while handling | (already 200) | handled again when the claim expires |
 //! | handler error or panic | (already 200) | retried with backoff, then dead letter |
-//! | shutdown ([`CancellationToken`](tokio_util::sync::CancellationToken)) | new deliveries still answered until the listener closes | in flight ones finish within the grace, or go back to the queue |
+//! | shutdown ([`CancellationToken`]) | new deliveries still answered until the listener closes | in flight ones finish within the grace, or go back to the queue |
 //!
 //! # Example
 //!
