@@ -173,7 +173,7 @@ async fn drive() {
     let connections = setting("INBOX_CONNECTIONS", 32);
     let rounds = setting("INBOX_ROUNDS", 2);
     println!("{requests} requests of 1 KiB, {connections} connections, {rounds} rounds");
-    println!("mode   round  req/s    p50 ms  p99 ms  behind  worker/s");
+    println!("mode   round  req/s    p50 ms  p99 ms  behind at the end");
     for round in 1..=rounds {
         for mode in ["plain", "inbox"] {
             let (mut child, port) = start(mode);
