@@ -32,20 +32,31 @@
 //! `AUTHGEAR_WEBHOOK_REPLAY=off` turns it off, e.g. to replay a captured delivery while
 //! debugging.
 //!
+//! Non-blocking events go through the durable inbox (feature `inbox`): each is stored and
+//! synced, answered 200 (the line `200 {type} {id}`), then handed to a worker that prints
+//! `handled {type} {id}` (retrying with backoff if it fails). The inbox is the SQLite file
+//! named by `AUTHGEAR_WEBHOOK_INBOX` (default `authgear-webhook-inbox.sqlite3` in the
+//! current directory; one process per file); `AUTHGEAR_WEBHOOK_INBOX=off` handles them
+//! inline as before. With `REDIS_URL` set, the inbox is in that Redis (Streams, one
+//! consumer group): any number of instances share one queue, and each event is handled by
+//! one of them; run Redis with `appendonly yes` and `appendfsync always` for "200 = not
+//! lost". An instance that dies leaves its claimed events to the others after
+//! `AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS` (default 30000) without a heartbeat.
+//!
 //! Served as a public endpoint should be: the layer's body deadline (10 s) and body budget
 //! (32 MiB for all bodies in flight) at their defaults, a 5 s timeout around the handler,
 //! a 5 s HTTP/1 header-read timeout, an 8 KiB HTTP/1 read buffer and at most
 //! `MAX_CONNECTIONS` connections at once (the rest wait in the listen queue). A flood of
 //! slow bodies then holds at most 32 MiB + 1 024 × (8 KiB + ~16 KiB) = 56 MiB of live heap
-//! (see SECURITY.md).
+//! (see SECURITY.md). SIGTERM or Ctrl-C stops the server gracefully: the listener closes,
+//! requests and events in flight finish.
 
-use std::{env, process::ExitCode};
-
-use std::{sync::Arc, time::Duration};
+use std::{env, process::ExitCode, sync::Arc, time::Duration};
 
 use authgear_webhook::{
     Rejection, Secret, VerifySignatureLayer,
     event::{Answer, Event, EventRejection, Payload},
+    inbox::{CancellationToken, Delivery, Inbox, Receipt, SqliteStore, Store, StoreError, Worker},
     replay::{RedisStore, Repeated, ReplayProtection},
 };
 use axum::{
@@ -58,10 +69,11 @@ use axum::{
 };
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::conn::auto,
+    server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
 use tokio::{net::TcpListener, sync::Semaphore};
+use tower::Layer;
 use tower_http::timeout::TimeoutLayer;
 
 /// How long the handler may take: Authgear waits 5 s for a blocking hook's answer.
@@ -118,7 +130,7 @@ async fn main() -> ExitCode {
         .filter(|domain| !domain.is_empty())
         .collect();
 
-    let app = Router::new()
+    let router = Router::new()
         .route(
             "/",
             post(receive).layer(TimeoutLayer::with_status_code(
@@ -126,9 +138,25 @@ async fn main() -> ExitCode {
                 HANDLER_TIMEOUT,
             )),
         )
-        .with_state(blocked)
-        .layer(verify)
-        .layer(map_response(log_rejection));
+        .with_state(blocked);
+    let (app, inbox) = match open_inbox() {
+        // The inbox sits inside the verifying layer: it stores verified deliveries only.
+        Ok(Some((inbox, name))) => (
+            Router::new().fallback_service(verify.layer(inbox.layer().layer(router))),
+            Some((inbox, name)),
+        ),
+        Ok(None) => (router.layer(verify), None),
+        Err(error) => {
+            eprintln!("AUTHGEAR_WEBHOOK_INBOX: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = app.layer(map_response(log_rejection));
+    let shutdown = CancellationToken::new();
+    let worker = inbox
+        .as_ref()
+        .map(|(inbox, _)| tokio::spawn(worker(inbox.clone()).run(handle, shutdown.clone())));
+    let inbox = inbox.map_or_else(|| "off".to_owned(), |(_, name)| name);
 
     let listener = match TcpListener::bind(&addr).await {
         Ok(listener) => listener,
@@ -137,46 +165,115 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match listener.local_addr() {
-        Ok(local) => println!("listening on http://{local} (replay protection: {replay})"),
-        Err(_) => println!("listening on http://{addr} (replay protection: {replay})"),
-    }
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| addr.clone(), |local| local.to_string());
+    println!("listening on http://{local} (replay protection: {replay}, inbox: {inbox})");
     serve(listener, app).await;
+    // The listener is closed: stop claiming, let the handlers in flight finish.
+    shutdown.cancel();
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
     ExitCode::SUCCESS
 }
 
-/// Serves `app` on HTTP/1.1 and HTTP/2 with the timeouts and limits of the module docs.
-/// `axum::serve` sets no header-read timeout nor connection limit: hyper-util does it here.
+/// Serves `app` on HTTP/1.1 and HTTP/2 with the timeouts and limits of the module docs, until
+/// SIGTERM or Ctrl-C; then stops accepting and lets the requests in flight finish (at most
+/// `HANDLER_TIMEOUT` more). `axum::serve` sets no header-read timeout nor connection limit:
+/// hyper-util does it here.
 async fn serve(listener: TcpListener, app: Router) {
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let graceful = GracefulShutdown::new();
+    let terminated = terminated();
+    tokio::pin!(terminated);
     loop {
-        let Ok(permit) = connections.clone().acquire_owned().await else {
-            return;
+        let accepted = tokio::select! {
+            () = &mut terminated => break,
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => (permit, listener.accept().await),
+                Err(_) => break,
+            },
         };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (permit, stream) = match accepted {
+            (permit, Ok((stream, _))) => (permit, stream),
             // Out of file descriptors, say: wait rather than spin.
-            Err(error) => {
+            (_, Err(error)) => {
                 eprintln!("accept: {error}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
         let service = TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
-            let mut builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(READ_BUFFER);
+        let connection = graceful.watch(
             builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .max_buf_size(READ_BUFFER);
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned(),
+        );
+        tokio::spawn(async move {
             // A client that breaks off is no server error: nothing to print.
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = connection.await;
             drop(permit);
         });
     }
+    drop(listener);
+    let _ = tokio::time::timeout(HANDLER_TIMEOUT, graceful.shutdown()).await;
+}
+
+/// The inbox named by `AUTHGEAR_WEBHOOK_INBOX`, and how the startup line names it; `None`
+/// when non-blocking events are handled inline.
+fn open_inbox() -> Result<Option<(Inbox, String)>, StoreError> {
+    let setting = env::var("AUTHGEAR_WEBHOOK_INBOX").ok();
+    if setting.as_deref() == Some("off") {
+        return Ok(None);
+    }
+    if let Ok(url) = env::var("REDIS_URL") {
+        // Several instances share one queue; each process is one consumer of the group.
+        let store = authgear_webhook::inbox::RedisStore::open(url.as_str())?;
+        return Ok(Some((Inbox::new(store), "redis".to_owned())));
+    }
+    let path = setting.unwrap_or_else(|| "authgear-webhook-inbox.sqlite3".to_owned());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path)?);
+    Ok(Some((Inbox::from_arc(store), format!("sqlite {path}"))))
+}
+
+/// The inbox's worker; `AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS` sets how long a claim holds
+/// without a heartbeat (the default is 30 s).
+fn worker(inbox: Inbox) -> Worker {
+    let worker = Worker::new(inbox);
+    match env::var("AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS").map(|ms| ms.parse::<u64>()) {
+        Ok(Ok(ms)) => worker.claim_for(Duration::from_millis(ms)),
+        _ => worker,
+    }
+}
+
+/// The worker's handler: one line per event.
+async fn handle(delivery: Delivery) -> Result<(), std::convert::Infallible> {
+    let event = delivery.event;
+    println!("handled {} {}", event.event_type(), event.id);
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Only verified deliveries get here.
@@ -230,12 +327,24 @@ fn answer(event: &Event, blocked: &[String]) -> Answer {
 }
 
 /// Prints why the layer refused a request (it puts the reason in the response extensions),
-/// or that it answered a repeated delivery with the first answer.
+/// that it answered a repeated delivery with the first answer, or which event the inbox
+/// stored.
 async fn log_rejection(response: Response) -> Response {
+    let status = response.status().as_u16();
     if let Some(rejection) = response.extensions().get::<Rejection>() {
-        println!("{} refused: {rejection}", response.status().as_u16());
+        println!("{status} refused: {rejection}");
     } else if response.extensions().get::<Repeated>().is_some() {
-        println!("{} repeated: the first answer", response.status().as_u16());
+        println!("{status} repeated: the first answer");
+    } else if let Some(receipt) = response.extensions().get::<Receipt>() {
+        let duplicate = if receipt.duplicate {
+            " (duplicate)"
+        } else {
+            ""
+        };
+        println!(
+            "{status} {} {}{duplicate}",
+            receipt.event_type, receipt.key.id
+        );
     }
     response
 }

@@ -65,6 +65,9 @@ pub enum RejectionKind {
     /// The [body budget](crate::BodyBudget) shared by all requests in flight had no room for
     /// this body (503, with `Retry-After`); answered at once, never queued.
     BudgetExhausted,
+    /// Inbox: the event could not be stored (store full, unwritable or busy) (503).
+    #[cfg(feature = "inbox")]
+    InboxUnavailable,
 }
 
 impl Rejection {
@@ -106,6 +109,8 @@ impl Rejection {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             RejectionKind::BodyDeadline => StatusCode::REQUEST_TIMEOUT,
+            #[cfg(feature = "inbox")]
+            RejectionKind::InboxUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -122,6 +127,8 @@ impl Rejection {
             RejectionKind::StoreUnavailable => "replay check unavailable",
             RejectionKind::BodyDeadline => "request body too slow",
             RejectionKind::BudgetExhausted => "too many request bodies in flight",
+            #[cfg(feature = "inbox")]
+            RejectionKind::InboxUnavailable => "inbox unavailable",
         }
     }
 
@@ -187,6 +194,10 @@ impl Rejection {
                 tracing::debug!(reason, status, "authgear webhook refused")
             }
             RejectionKind::StoreUnavailable => {
+                tracing::error!(reason, status, "authgear webhook refused")
+            }
+            #[cfg(feature = "inbox")]
+            RejectionKind::InboxUnavailable => {
                 tracing::error!(reason, status, "authgear webhook refused")
             }
             _ => tracing::warn!(reason, status, "authgear webhook refused"),

@@ -1,0 +1,338 @@
+//! A durable inbox for non-blocking events (feature `inbox`).
+//!
+//! Authgear sends each non-blocking event (`user.created`, `identity.email.verified`, ...)
+//! once, waits up to 60 s, and never retries. Without an inbox, an event whose handler
+//! fails (database down, a deploy restarting the process, a panic, a kill between the 200
+//! and the commit) is lost for good. With it:
+//!
+//! 1. [`VerifySignatureLayer`](crate::VerifySignatureLayer) verifies the signature (and,
+//!    where enabled, refuses replays), as without the inbox.
+//! 2. [`InboxLayer`], inside it, reads `id` and `type` from the verified body. A
+//!    **non-blocking** event (any type but the 9 blocking ones, unknown types included) is
+//!    stored in the [`Store`], exact signed bytes, and answered 200 only once the store
+//!    has synced it; 503 if the store cannot take it (full, unwritable, unreachable, busy),
+//!    never 200. The same `id` on the same endpoint is stored once (Authgear's repeated
+//!    deliveries and attackers' replays alike) and answered 200 again. **Blocking** events
+//!    and bodies that are not events go to the inner service untouched: Authgear waits for
+//!    their answer.
+//! 3. A [`Worker`] claims stored events and hands each to your [`Handler`] (an async
+//!    function taking a [`Delivery`]: the typed [`Event`](crate::event::Event), the
+//!    attempt number, the endpoint), at most [`concurrency`](Worker::concurrency) at a
+//!    time. Success marks the event done. A failure or a panic is retried after an
+//!    exponential [`Backoff`] with jitter (by default 15 attempts over about 4 hours);
+//!    after the last attempt the event becomes a **dead letter**, kept until re-driven
+//!    ([`Inbox::dead_letters`], [`Inbox::redrive`]), never dropped.
+//! 4. Handled events are kept for the [`retention`](Worker::retention) (7 days) to
+//!    deduplicate late replays, then pruned; [`Inbox::counts`] and [`Inbox::size`] show
+//!    where things stand.
+//!
+//! # Guarantees
+//!
+//! **At least once.** A 200 means the event is on disk (synced); from then on it is handed
+//! to the handler until the handler succeeds or the event is dead-lettered. An event in
+//! flight when its process dies is handed over again when its claim expires (30 s after
+//! the last heartbeat by default: within a minute); a live worker renews its claim while
+//! the handler runs, so a slow handler is not run twice. Exactly once is impossible across a
+//! crash between the handler's commit and the inbox's ack, so make the handler idempotent on
+//! the event id (e.g. `INSERT ... ON CONFLICT (event_id) DO NOTHING`, in the same
+//! transaction as its work).
+//!
+//! **Durability.** [`SqliteStore`] syncs every commit (`fsync`, SQLite WAL with
+//! `synchronous=FULL`) before the 200: an acknowledged event survives a crash of the process
+//! and of the machine, given a disk that honours `fsync`. A Redis store is as durable as
+//! the Redis server: with `appendonly yes` and `appendfsync always`, an acknowledged event
+//! survives a crash of Redis; with `appendfsync everysec` (Redis's default), up to about a
+//! second of acknowledged events can be lost if the Redis server (or its machine) crashes;
+//! without AOF, everything since the last snapshot.
+//!
+//! | fault | delivery answer | events already acknowledged |
+//! | --- | --- | --- |
+//! | store cannot write (disk full, over its size, busy) | 503 | untouched |
+//! | process killed after the 200 | (already 200) | handled after restart |
+//! | process killed while handling | (already 200) | handled again when the claim expires |
+//! | handler error or panic | (already 200) | retried with backoff, then dead letter |
+//! | shutdown ([`CancellationToken`]) | new deliveries still answered until the listener closes | in flight ones finish within the grace, or go back to the queue |
+//!
+//! # Example
+//!
+//! The inbox layer takes the verifying layer's [`VerifiedBody`](crate::VerifiedBody), so
+//! it wraps the application as a tower layer, inside the verifying layer. With axum, wrap
+//! the `Router` as below (axum's `Router::layer` would hand it an axum `Body` instead),
+//! and serve the result with `Router::new().fallback_service(app)`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use authgear_webhook::{inbox::{CancellationToken, Delivery, Inbox, SqliteStore, Worker}, sign, SIGNATURE_HEADER, VerifySignatureLayer};
+//! use axum::{body::Body, http::{Request, StatusCode}, routing::post, Router};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::temp_dir().join(format!("inbox-mod-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let inbox = Inbox::new(SqliteStore::open(dir.join("inbox.sqlite3"))?);
+//! let app = ServiceBuilder::new()
+//!     .layer(VerifySignatureLayer::new("secret"))
+//!     .layer(inbox.layer())
+//!     // Blocking events only: the inbox answers the others.
+//!     .service(Router::new().route("/", post(|| async { r#"{"is_allowed":true}"# })));
+//!
+//! let shutdown = CancellationToken::new();
+//! let (handled, mut seen) = tokio::sync::mpsc::channel(1);
+//! let worker = tokio::spawn(Worker::new(inbox.clone()).run(
+//!     move |delivery: Delivery| {
+//!         let handled = handled.clone();
+//!         async move { handled.send(delivery.event.id).await.map_err(|_| "closed") }
+//!     },
+//!     shutdown.clone(),
+//! ));
+//!
+//! let body = r#"{"id":"0001","seq":1,"type":"user.created",
+//!     "payload":{"user":{"id":"u1","created_at":"2006-01-02T03:04:05Z",
+//!         "updated_at":"2006-01-02T03:04:05Z","is_anonymous":false,"is_verified":true,
+//!         "is_disabled":false},"identities":[]},
+//!     "context":{"timestamp":1764356838}}"#;
+//! let delivery = Request::post("/")
+//!     .header(SIGNATURE_HEADER, sign("secret", body.as_bytes()))
+//!     .body(Body::from(body))?;
+//! // 200: stored and synced. The worker then hands it to the handler.
+//! assert_eq!(app.oneshot(delivery).await?.status(), StatusCode::OK);
+//! # let seen = tokio::time::timeout(Duration::from_secs(10), seen.recv()).await?;
+//! # /*
+//! let seen = seen.recv().await;
+//! # */
+//! assert_eq!(seen.as_deref(), Some("0001"));
+//!
+//! shutdown.cancel();
+//! worker.await?;
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod backoff;
+mod future;
+mod layer;
+mod service;
+mod sqlite;
+mod store;
+mod worker;
+
+use std::{fmt, sync::Arc};
+
+use tokio::sync::Notify;
+
+pub use self::{
+    backoff::Backoff,
+    future::{Receipt, ResponseFuture},
+    layer::InboxLayer,
+    service::InboxService,
+    sqlite::{SqliteBuilder, SqliteStore},
+    store::{
+        Claimed, Counts, DeadLetter, EventKey, Failure, NewEvent, Store, StoreError,
+        StoreErrorKind, StoreFuture, Stored,
+    },
+    worker::{Delivery, Handler, HandlerFuture, ServiceHandler, Worker},
+};
+/// The shutdown signal [`Worker::run`] takes (tokio-util's), re-exported.
+pub use tokio_util::sync::CancellationToken;
+
+/// A store of events shared by the [`InboxLayer`] that fills it and the [`Worker`]s that
+/// empty it. Cheap to clone (one `Arc`).
+///
+/// ```
+/// use authgear_webhook::inbox::{Inbox, SqliteStore};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = std::env::temp_dir().join(format!("inbox-handle-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let inbox = Inbox::new(SqliteStore::open(dir.join("inbox.sqlite3"))?);
+/// let counts = inbox.counts().await?;
+/// assert_eq!((counts.queued, counts.in_flight, counts.dead), (0, 0, 0));
+/// assert!(inbox.size().await? > 0);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Inbox {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    store: Arc<dyn Store>,
+    /// Wakes an idle worker when the layer stored an event.
+    wake: Notify,
+    endpoint: Option<String>,
+}
+
+impl Inbox {
+    /// An inbox on `store`.
+    ///
+    /// ```no_run
+    /// use authgear_webhook::inbox::{Inbox, SqliteStore};
+    ///
+    /// let inbox = Inbox::new(SqliteStore::open("inbox.sqlite3")?);
+    /// # Ok::<_, authgear_webhook::inbox::StoreError>(())
+    /// ```
+    pub fn new(store: impl Store) -> Self {
+        Self::from_arc(Arc::new(store))
+    }
+
+    /// An inbox on a store already shared.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use authgear_webhook::inbox::{Inbox, SqliteStore, Store};
+    ///
+    /// let store: Arc<dyn Store> = Arc::new(SqliteStore::open("inbox.sqlite3")?);
+    /// let inbox = Inbox::from_arc(store);
+    /// # Ok::<_, authgear_webhook::inbox::StoreError>(())
+    /// ```
+    pub fn from_arc(store: Arc<dyn Store>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                wake: Notify::new(),
+                endpoint: None,
+            }),
+        }
+    }
+
+    /// Names the endpoint in the deduplication key instead of the request path (as
+    /// [`ReplayProtection::endpoint`](crate::replay::ReplayProtection::endpoint) does).
+    /// Set it before cloning the inbox into layers and workers.
+    ///
+    /// ```no_run
+    /// use authgear_webhook::inbox::{Inbox, SqliteStore};
+    ///
+    /// let inbox = Inbox::new(SqliteStore::open("inbox.sqlite3")?).endpoint("production");
+    /// # Ok::<_, authgear_webhook::inbox::StoreError>(())
+    /// ```
+    #[must_use]
+    pub fn endpoint(self, endpoint: impl Into<String>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store: self.shared.store.clone(),
+                wake: Notify::new(),
+                endpoint: Some(endpoint.into()),
+            }),
+        }
+    }
+
+    /// The layer that stores deliveries in this inbox: [`InboxLayer::new`].
+    ///
+    /// ```no_run
+    /// # let inbox = authgear_webhook::inbox::Inbox::new(
+    /// #     authgear_webhook::inbox::SqliteStore::open("inbox.sqlite3")?);
+    /// let layer = inbox.layer();
+    /// # Ok::<_, authgear_webhook::inbox::StoreError>(())
+    /// ```
+    pub fn layer(&self) -> InboxLayer {
+        InboxLayer::new(self.clone())
+    }
+
+    /// The store.
+    ///
+    /// ```no_run
+    /// # let inbox = authgear_webhook::inbox::Inbox::new(
+    /// #     authgear_webhook::inbox::SqliteStore::open("inbox.sqlite3")?);
+    /// let store = inbox.store();
+    /// # Ok::<_, authgear_webhook::inbox::StoreError>(())
+    /// ```
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// How many events are queued, in flight, dead, and done (kept for deduplication).
+    ///
+    /// ```no_run
+    /// # async fn f(inbox: authgear_webhook::inbox::Inbox) -> Result<(), authgear_webhook::inbox::StoreError> {
+    /// let counts = inbox.counts().await?;
+    /// println!("queued {} in flight {} dead {}", counts.queued, counts.in_flight, counts.dead);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        self.shared.store.counts().await
+    }
+
+    /// How many bytes the store takes.
+    ///
+    /// ```no_run
+    /// # async fn f(inbox: authgear_webhook::inbox::Inbox) -> Result<(), authgear_webhook::inbox::StoreError> {
+    /// println!("inbox: {} bytes", inbox.size().await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn size(&self) -> Result<u64, StoreError> {
+        self.shared.store.size().await
+    }
+
+    /// Up to `max` dead letters, in key order, after `after` (`None` for the first page).
+    ///
+    /// ```no_run
+    /// # async fn f(inbox: authgear_webhook::inbox::Inbox) -> Result<(), authgear_webhook::inbox::StoreError> {
+    /// for dead in inbox.dead_letters(None, 100).await? {
+    ///     println!("{} {} after {} attempts: {:?}", dead.event_type, dead.key.id, dead.attempts, dead.last_error);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn dead_letters(
+        &self,
+        after: Option<EventKey>,
+        max: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.shared.store.dead(after, max).await
+    }
+
+    /// Queues the dead letter `key` again, its attempts reset; `false` if it is not a dead
+    /// letter.
+    ///
+    /// ```no_run
+    /// # async fn f(inbox: authgear_webhook::inbox::Inbox) -> Result<(), authgear_webhook::inbox::StoreError> {
+    /// use authgear_webhook::inbox::EventKey;
+    /// let requeued = inbox.redrive(&EventKey::new("/", "0001")).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn redrive(&self, key: &EventKey) -> Result<bool, StoreError> {
+        let requeued = self.shared.store.redrive(key).await?;
+        if requeued {
+            tracing::info!(endpoint = %key.endpoint, id = %key.id, "inbox: re-driven");
+            self.shared.wake.notify_one();
+        }
+        Ok(requeued)
+    }
+
+    /// Queues every dead letter again; resolves to how many.
+    ///
+    /// ```no_run
+    /// # async fn f(inbox: authgear_webhook::inbox::Inbox) -> Result<(), authgear_webhook::inbox::StoreError> {
+    /// let requeued = inbox.redrive_all().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn redrive_all(&self) -> Result<u64, StoreError> {
+        let (mut after, mut requeued) = (None, 0);
+        loop {
+            let page = self.shared.store.dead(after, 500).await?;
+            let Some(last) = page.last() else {
+                return Ok(requeued);
+            };
+            after = Some(last.key.clone());
+            for dead in &page {
+                requeued += u64::from(self.redrive(&dead.key).await?);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox")
+            .field("endpoint", &self.shared.endpoint)
+            .finish_non_exhaustive()
+    }
+}

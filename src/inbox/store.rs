@@ -1,0 +1,302 @@
+//! Where the inbox keeps events: one interface for the embedded store and Redis.
+//!
+//! The worker and the layer hold an `Arc<dyn Store>`, so every method returns a boxed
+//! future ([`StoreFuture`]), as [`SeenIds`](crate::replay::SeenIds) does.
+//!
+//! # States of one event
+//!
+//! ```text
+//!  store ──> queued ──claim──> claimed ──ack──> done ──prune (after the retention)──> gone
+//!              ^  ^               │ │
+//!              │  └─fail(retry)───┘ │ claim deadline passes (worker died): claimable again
+//!              │                    └─fail(dead)──> dead
+//!              └──────────────redrive───────────────┘
+//! ```
+//!
+//! A claim is held until a deadline (`claim_for` after the claim, moved on by
+//! [`extend`](Store::extend)). An event whose claim deadline has passed is claimable again,
+//! exactly as a queued event that is due: this is how events in flight in a process that
+//! died are handed over. Each claim gets a fresh [`Claimed::token`]; `extend`, `ack`, `fail`
+//! and `release` act only while that token still holds the claim (except `ack`, see there).
+//!
+//! # Crashes
+//!
+//! Every method is atomic: a crash (of the process or the machine) leaves the store either
+//! as it was before the call or as the call left it, never in between. What a crash
+//! *between* calls leaves is the point of each method's docs.
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+
+/// The future a [`Store`] method returns.
+pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
+
+/// Which event: the endpoint it was delivered to, and its `id`.
+///
+/// Authgear sends the same event, with the same `id`, to every configured URL; the endpoint
+/// keeps those deliveries apart (it is the request path unless the layer names it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventKey {
+    /// The endpoint the delivery arrived on.
+    pub endpoint: String,
+    /// The event's `id`.
+    pub id: String,
+}
+
+impl EventKey {
+    /// The key of event `id` on `endpoint`.
+    ///
+    /// ```
+    /// use authgear_webhook::inbox::EventKey;
+    ///
+    /// let key = EventKey::new("/hooks/authgear", "0001");
+    /// assert_eq!(key.id, "0001");
+    /// ```
+    pub fn new(endpoint: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            id: id.into(),
+        }
+    }
+}
+
+/// A verified delivery to store: the exact signed bytes and what the inbox read from them.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Endpoint and `id`: the deduplication key.
+    pub key: EventKey,
+    /// The event's `type`.
+    pub event_type: String,
+    /// The body exactly as signed by Authgear.
+    pub body: Bytes,
+}
+
+/// What [`Store::store`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// The event is new: it is stored, queued and due now.
+    Stored,
+    /// An event with this key is already stored (in any state, until pruned): nothing
+    /// changed.
+    Duplicate,
+}
+
+/// An event handed to a worker by [`Store::claim`].
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Endpoint and `id`.
+    pub key: EventKey,
+    /// The event's `type`.
+    pub event_type: String,
+    /// The body exactly as stored.
+    pub body: Bytes,
+    /// Which attempt this is: 1 for the first claim, counting every claim since the event
+    /// was stored or last re-driven (a claim that expired because its worker died counts;
+    /// a [`release`](Store::release)d one does not).
+    pub attempt: u32,
+    /// Identifies this claim; opaque to the worker, meaningful to the store that made it.
+    pub token: String,
+}
+
+/// What to do with an event whose handler failed: [`Store::fail`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Queue it again, due after this delay.
+    RetryAfter(Duration),
+    /// No more attempts: make it a dead letter.
+    Dead,
+}
+
+/// An event that exhausted its attempts: [`Store::dead`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Endpoint and `id`.
+    pub key: EventKey,
+    /// The event's `type`.
+    pub event_type: String,
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// When it became a dead letter.
+    pub died_at: SystemTime,
+    /// The last failure, as the worker described it (never the body).
+    pub last_error: Option<String>,
+}
+
+/// How many events are in each state: [`Store::counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Waiting for a worker: new, or waiting for a retry (due now or later).
+    pub queued: u64,
+    /// Claimed by a worker (including claims whose deadline has passed and that are
+    /// about to be handed over).
+    pub in_flight: u64,
+    /// Dead letters, until re-driven.
+    pub dead: u64,
+    /// Handled and kept for deduplication until pruned (a store that deduplicates by
+    /// other means, Redis's per-id keys, may report 0).
+    pub done: u64,
+}
+
+/// A durable store of events for the inbox: implemented by
+/// [`SqliteStore`](super::SqliteStore) (embedded, one file) and, for many instances, by a
+/// Redis store.
+///
+/// Durable means: once a method's future resolves `Ok`, what it did survives a crash of
+/// the process and, for stores that promise it ([`SqliteStore`](super::SqliteStore)
+/// always; Redis with `appendfsync always`), of the machine.
+///
+/// A store error is never a partial success: if a future resolves `Err`, the call either
+/// had no effect or (when the store cannot tell, e.g. a connection lost after the write)
+/// had its full effect; callers must be right either way, which the inbox is (a `store`
+/// error is a 503, and Authgear's delivery is not retried anyway; an `ack` error leaves
+/// the event to be handled again).
+pub trait Store: Send + Sync + 'static {
+    /// Stores `event` durably, queued and due now, unless an event with the same key is
+    /// already stored (in any state, `done` included, until [`prune`](Self::prune)d).
+    ///
+    /// Atomic check-and-insert: of two concurrent calls with one key, one gets
+    /// [`Stored::Stored`], the other [`Stored::Duplicate`]. `Ok` only after the event is
+    /// synced: the layer answers 200 on it. A crash before `Ok` may or may not leave the
+    /// event stored (the delivery was not acknowledged, so either is right).
+    ///
+    /// Errors when the store cannot take it (full, unwritable, unreachable, too busy): the
+    /// layer answers 503.
+    fn store(&self, event: NewEvent) -> StoreFuture<Stored>;
+
+    /// Claims up to `max` events that are due (queued with their due time past, or claimed
+    /// with their claim deadline past), oldest due first, until `claim_for` from now.
+    ///
+    /// Each claimed event's attempt count goes up by one, and it gets a fresh token.
+    /// Atomic per event: two concurrent claims never get the same event (the first takes
+    /// it, its deadline is then in the future). A crash after `Ok` leaves the events
+    /// claimed until the deadline, then claimable again: handed over, never lost.
+    fn claim(&self, max: usize, claim_for: Duration) -> StoreFuture<Vec<Claimed>>;
+
+    /// Moves the claim deadline of `claim` to `claim_for` from now, if `claim`'s token
+    /// still holds it. Resolves `true` if it did, `false` if the claim was lost (the
+    /// deadline passed and another worker claimed the event, or it was acked).
+    ///
+    /// A worker calls it while its handler runs, well before the deadline, so that a slow
+    /// handler is not handed to a second worker.
+    fn extend(&self, claim: &Claimed, claim_for: Duration) -> StoreFuture<bool>;
+
+    /// Marks the event handled (`done`, kept for deduplication until pruned; its body may
+    /// be dropped), if it is queued or claimed, whoever holds the claim: a handler
+    /// succeeded, so no other attempt is needed. Resolves `false` if it was neither (already
+    /// done, dead, or pruned).
+    ///
+    /// A crash between the handler's success and this call's `Ok` leaves the event claimed:
+    /// it is handled again after the deadline (at least once; the handler gets the id and
+    /// attempt to be idempotent).
+    fn ack(&self, claim: &Claimed) -> StoreFuture<bool>;
+
+    /// Records a failed attempt, if `claim`'s token still holds the claim: queued again due
+    /// after the delay, or dead. `error` is a short description kept with the event (the
+    /// worker never puts the body in it). Resolves `false` if the claim was lost (another
+    /// worker has the event now; nothing changed).
+    ///
+    /// A crash before `Ok` leaves the event claimed: claimable again after the deadline,
+    /// as one more attempt.
+    fn fail(&self, claim: &Claimed, failure: Failure, error: &str) -> StoreFuture<bool>;
+
+    /// Gives the event back unhandled (shutdown): queued, due now, this claim not counted
+    /// as an attempt, if `claim`'s token still holds it. Resolves `false` otherwise.
+    ///
+    /// A crash before `Ok` leaves it claimed until the deadline (and the attempt counted).
+    fn release(&self, claim: &Claimed) -> StoreFuture<bool>;
+
+    /// Up to `max` dead letters in key order (endpoint, then id), from the one after
+    /// `after` (the last key of the previous page; `None` for the first page).
+    fn dead(&self, after: Option<EventKey>, max: usize) -> StoreFuture<Vec<DeadLetter>>;
+
+    /// Queues the dead letter `key` again, due now, with its attempts reset to 0. Resolves
+    /// `false` if `key` is not a dead letter. Atomic.
+    fn redrive(&self, key: &EventKey) -> StoreFuture<bool>;
+
+    /// How many events are in each state: a consistent snapshot where the store can take
+    /// one, approximate otherwise (documented by the store).
+    fn counts(&self) -> StoreFuture<Counts>;
+
+    /// Removes up to `max` `done` events handled before `before` (their deduplication
+    /// ends). Resolves to how many were removed: call again while it is `max`. Small
+    /// batches keep the store responsive.
+    fn prune(&self, before: SystemTime, max: usize) -> StoreFuture<u64>;
+
+    /// How many bytes the store takes (on disk for the embedded store, in memory for
+    /// Redis), for monitoring and for its bound.
+    fn size(&self) -> StoreFuture<u64>;
+}
+
+/// What kind of [`StoreError`] happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// Too many requests are waiting for the store: back-pressure.
+    Busy,
+    /// The store has reached its maximum size, or its disk is full.
+    Full,
+    /// The store cannot be read or written (I/O error, read-only, unreachable, closed).
+    Unavailable,
+}
+
+/// A [`Store`] could not do what was asked.
+///
+/// `Display` says what happened in a few words (never a body); the cause is the source.
+#[derive(Debug)]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: &'static str,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// A store error of `kind` with a short message and an optional cause.
+    ///
+    /// ```
+    /// use authgear_webhook::inbox::{StoreError, StoreErrorKind};
+    ///
+    /// let error = StoreError::new(StoreErrorKind::Full, "inbox is full", None);
+    /// assert_eq!(error.to_string(), "inbox is full");
+    /// assert_eq!(error.kind(), StoreErrorKind::Full);
+    /// ```
+    pub fn new(
+        kind: StoreErrorKind,
+        message: &'static str,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            kind,
+            message,
+            source,
+        }
+    }
+
+    /// What kind of error this is.
+    ///
+    /// ```
+    /// # use authgear_webhook::inbox::{StoreError, StoreErrorKind};
+    /// let error = StoreError::new(StoreErrorKind::Busy, "inbox is busy", None);
+    /// assert_eq!(error.kind(), StoreErrorKind::Busy);
+    /// ```
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}

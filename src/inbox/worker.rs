@@ -1,0 +1,467 @@
+//! The worker: hands stored events to the user's handler, retries, dead-letters.
+
+use std::{
+    fmt,
+    future::Future,
+    panic::{AssertUnwindSafe, catch_unwind},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower_service::Service;
+
+use super::{
+    Backoff, Inbox,
+    store::{Claimed, Failure, Store},
+};
+use crate::event::Event;
+
+/// One stored event handed to the handler.
+///
+/// The same event may be handed over more than once (at least once: the process died after
+/// the handler succeeded but before the inbox recorded it). Make the handler idempotent on
+/// [`event.id`](Event::id), e.g. with `INSERT ... ON CONFLICT (event_id) DO NOTHING` in the
+/// same transaction as its work.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// The typed event.
+    pub event: Event,
+    /// Which attempt this is: 1 for the first.
+    pub attempt: u32,
+    /// The endpoint it was delivered to (the request path unless the inbox names it).
+    pub endpoint: String,
+    /// The body exactly as Authgear signed it.
+    pub body: Bytes,
+}
+
+/// The future a [`Handler`] returns: `Err` with a short description of the failure (it is
+/// kept with the event; never put secrets in it).
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
+
+/// What the worker calls for each event: implemented for async functions and closures
+/// `Fn(Delivery) -> impl Future<Output = Result<(), E>>` with `E: Display`; wrap a tower
+/// `Service<Delivery>` in [`ServiceHandler`].
+///
+/// ```
+/// use authgear_webhook::inbox::{Delivery, Handler};
+///
+/// async fn handle(delivery: Delivery) -> Result<(), std::io::Error> {
+///     println!("{} {}", delivery.event.event_type(), delivery.event.id);
+///     Ok(())
+/// }
+///
+/// fn is_handler(_: impl Handler) {}
+/// is_handler(handle);
+/// ```
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one delivery.
+    fn handle(&self, delivery: Delivery) -> HandlerFuture;
+}
+
+impl<F, Fut, E> Handler for F
+where
+    F: Fn(Delivery) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: fmt::Display,
+{
+    fn handle(&self, delivery: Delivery) -> HandlerFuture {
+        let future = self(delivery);
+        Box::pin(async move { future.await.map_err(|error| error.to_string()) })
+    }
+}
+
+/// A tower `Service<Delivery>` as a [`Handler`]: cloned for each event, then made ready.
+///
+/// ```
+/// use authgear_webhook::inbox::{Delivery, Handler, ServiceHandler};
+///
+/// let service = tower::service_fn(|delivery: Delivery| async move {
+///     Ok::<_, std::io::Error>(())
+/// });
+/// fn is_handler(_: impl Handler) {}
+/// is_handler(ServiceHandler::new(service));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServiceHandler<S>(S);
+
+impl<S> ServiceHandler<S> {
+    /// Wraps `service`.
+    pub fn new(service: S) -> Self {
+        Self(service)
+    }
+}
+
+impl<S> Handler for ServiceHandler<S>
+where
+    S: Service<Delivery> + Clone + Send + Sync + 'static,
+    S::Error: fmt::Display,
+    S::Future: Send + 'static,
+{
+    fn handle(&self, delivery: Delivery) -> HandlerFuture {
+        let mut service = self.0.clone();
+        Box::pin(async move {
+            std::future::poll_fn(|cx| service.poll_ready(cx))
+                .await
+                .map_err(|error| error.to_string())?;
+            service
+                .call(delivery)
+                .await
+                .map(drop)
+                .map_err(|error| error.to_string())
+        })
+    }
+}
+
+/// Runs the inbox's events through a [`Handler`]: see the [module docs](super).
+///
+/// ```no_run
+/// use authgear_webhook::inbox::{CancellationToken, Delivery, Inbox, SqliteStore, Worker};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let inbox = Inbox::new(SqliteStore::open("inbox.sqlite3")?);
+/// let shutdown = CancellationToken::new();
+/// let worker = tokio::spawn(Worker::new(inbox.clone()).concurrency(8).run(
+///     |delivery: Delivery| async move { Ok::<_, std::io::Error>(()) },
+///     shutdown.clone(),
+/// ));
+/// // ... serve until told to stop, then:
+/// shutdown.cancel();
+/// worker.await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Worker {
+    inbox: Inbox,
+    concurrency: usize,
+    backoff: Backoff,
+    claim_for: Duration,
+    poll: Duration,
+    grace: Duration,
+    retention: Duration,
+    prune_every: Duration,
+}
+
+/// Done events removed per prune call.
+const PRUNE_BATCH: usize = 500;
+
+impl Worker {
+    /// A worker for `inbox`: 16 events at once, [`Backoff::default`], claims of 30 s,
+    /// polls every second, 30 s of grace at shutdown, 7 days of retention.
+    ///
+    /// ```
+    /// # fn f(inbox: authgear_webhook::inbox::Inbox) {
+    /// let worker = authgear_webhook::inbox::Worker::new(inbox);
+    /// # }
+    /// ```
+    pub fn new(inbox: Inbox) -> Self {
+        Self {
+            inbox,
+            concurrency: 16,
+            backoff: Backoff::default(),
+            claim_for: Duration::from_secs(30),
+            poll: Duration::from_secs(1),
+            grace: Duration::from_secs(30),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            prune_every: Duration::from_secs(60),
+        }
+    }
+
+    /// How many events are handled at once (default 16, at least 1).
+    ///
+    /// ```
+    /// # fn f(inbox: authgear_webhook::inbox::Inbox) {
+    /// let worker = authgear_webhook::inbox::Worker::new(inbox).concurrency(64);
+    /// # }
+    /// ```
+    pub fn concurrency(mut self, events: usize) -> Self {
+        self.concurrency = events.max(1);
+        self
+    }
+
+    /// The retry schedule (default [`Backoff::default`]).
+    ///
+    /// ```
+    /// # fn f(inbox: authgear_webhook::inbox::Inbox) {
+    /// use authgear_webhook::inbox::{Backoff, Worker};
+    /// let worker = Worker::new(inbox).backoff(Backoff::default().attempts(5));
+    /// # }
+    /// ```
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// How long a claim holds without a heartbeat (default 30 s, at least 1 ms): an event
+    /// in flight when its process dies is handed over this long after the last heartbeat,
+    /// plus at most one [`poll`](Self::poll). A live worker renews its claims every third
+    /// of it while the handler runs.
+    ///
+    /// ```
+    /// # fn f(inbox: authgear_webhook::inbox::Inbox) {
+    /// # use std::time::Duration;
+    /// let worker = authgear_webhook::inbox::Worker::new(inbox).claim_for(Duration::from_secs(10));
+    /// # }
+    /// ```
+    pub fn claim_for(mut self, claim_for: Duration) -> Self {
+        self.claim_for = claim_for.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often an idle worker looks for due events (default 1 s). Events stored through
+    /// this process's layer wake it at once; this is for retries coming due and events
+    /// stored by other processes.
+    ///
+    /// ```
+    /// # fn f(inbox: authgear_webhook::inbox::Inbox) {
+    /// # use std::time::Duration;
+    /// let worker = authgear_webhook::inbox::Worker::new(inbox).poll(Duration::from_millis(100));
+    /// # }
+    /// ```
+    pub fn poll(mut self, every: Duration) -> Self {
+        self.poll = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long handlers in flight may run on after shutdown is asked (default 30 s); then
+    /// they are dropped and their events go back to the queue, not counted as an attempt.
+    ///
+    /// ```
+    /// # fn f(inbox: authgear_webhook::inbox::Inbox) {
+    /// # use std::time::Duration;
+    /// let worker = authgear_webhook::inbox::Worker::new(inbox).grace(Duration::from_secs(5));
+    /// # }
+    /// ```
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// How long handled events are kept (default 7 days): the same id delivered again
+    /// within it is recognised and not handled twice. Pruned every minute, in small batches.
+    ///
+    /// ```
+    /// # fn f(inbox: authgear_webhook::inbox::Inbox) {
+    /// # use std::time::Duration;
+    /// let worker = authgear_webhook::inbox::Worker::new(inbox)
+    ///     .retention(Duration::from_secs(24 * 3600));
+    /// # }
+    /// ```
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Handles events with `handler` until `shutdown` is cancelled; then stops claiming,
+    /// lets handlers in flight finish within the [`grace`](Self::grace) period, gives the
+    /// rest back to the queue, and returns.
+    ///
+    /// Store errors (disk full, Redis down) are logged and retried after a pause; the
+    /// worker keeps going. A handler that panics is a failed attempt; the worker keeps
+    /// going.
+    pub async fn run(self, handler: impl Handler, shutdown: CancellationToken) {
+        let handler: Arc<dyn Handler> = Arc::new(handler);
+        let store = self.inbox.shared.store.clone();
+        let config = Arc::new(self);
+        let permits = Arc::new(Semaphore::new(config.concurrency));
+        let tracker = TaskTracker::new();
+        // Cancelled when the grace period ends: handlers still running are dropped.
+        let give_back = CancellationToken::new();
+        let mut next_prune = tokio::time::Instant::now();
+        let mut pause = config.poll;
+
+        while !shutdown.is_cancelled() {
+            if tokio::time::Instant::now() >= next_prune {
+                next_prune = tokio::time::Instant::now() + config.prune_every;
+                prune(&*store, config.retention).await;
+            }
+            let free = permits.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    permit = permits.acquire() => drop(permit),
+                }
+                continue;
+            }
+            let claims = match store.claim(free, config.claim_for).await {
+                Ok(claims) => {
+                    pause = config.poll;
+                    claims
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "inbox: cannot claim events; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            };
+            let full = claims.len() == free;
+            for claim in claims {
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    // Cannot happen (one claim per free permit); give it back if it does.
+                    let _ = store.release(&claim).await;
+                    continue;
+                };
+                let (store, handler, config) = (store.clone(), handler.clone(), config.clone());
+                let give_back = give_back.clone();
+                tracker.spawn(async move {
+                    config.handle(&*store, &*handler, claim, give_back).await;
+                    drop(permit);
+                });
+            }
+            if full {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = config.inbox.shared.wake.notified() => {}
+                _ = tokio::time::sleep(config.poll) => {}
+            }
+        }
+
+        tracker.close();
+        if tokio::time::timeout(config.grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            give_back.cancel();
+            tracker.wait().await;
+        }
+    }
+
+    /// One claimed event: parse, run the handler with a heartbeat, record the outcome.
+    async fn handle(
+        &self,
+        store: &dyn Store,
+        handler: &dyn Handler,
+        claim: Claimed,
+        give_back: CancellationToken,
+    ) {
+        let (endpoint, id) = (&claim.key.endpoint, &claim.key.id);
+        let event_type = &claim.event_type;
+        let attempt = claim.attempt;
+        if attempt > self.backoff.max_attempts() {
+            // Its claims kept expiring (a handler that kills the process?): stop here.
+            self.dead(store, &claim, "claim expired on the last attempt")
+                .await;
+            return;
+        }
+        let event = match serde_json::from_slice::<Event>(&claim.body) {
+            Ok(event) => event,
+            Err(_) => {
+                // Retrying will not change the bytes.
+                self.dead(store, &claim, "stored body is not an Authgear event")
+                    .await;
+                return;
+            }
+        };
+        let delivery = Delivery {
+            event,
+            attempt,
+            endpoint: endpoint.clone(),
+            body: claim.body.clone(),
+        };
+        let work = CatchUnwind(catch_unwind(AssertUnwindSafe(|| handler.handle(delivery))).ok());
+        tokio::pin!(work);
+        let beat = self.claim_for / 3;
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut work => break outcome,
+                _ = heartbeat.tick() => {
+                    match store.extend(&claim, self.claim_for).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(%endpoint, %id, "inbox: claim lost while handling"),
+                        Err(error) => tracing::warn!(%endpoint, %id, %error, "inbox: cannot extend claim"),
+                    }
+                }
+                _ = give_back.cancelled() => {
+                    match store.release(&claim).await {
+                        Ok(_) => tracing::info!(%endpoint, %id, "inbox: given back at shutdown"),
+                        Err(error) => tracing::warn!(%endpoint, %id, %error, "inbox: cannot give back; handed over when its claim expires"),
+                    }
+                    return;
+                }
+            }
+        };
+        match outcome {
+            Ok(()) => match store.ack(&claim).await {
+                Ok(_) => tracing::info!(%endpoint, %id, %event_type, attempt, "inbox: handled"),
+                Err(error) => {
+                    tracing::warn!(%endpoint, %id, %error, "inbox: handled, but not recorded; it will be handed over again")
+                }
+            },
+            Err(error) => match self.backoff.jittered(attempt) {
+                Some(delay) => {
+                    tracing::warn!(%endpoint, %id, %event_type, attempt, %error, retry_in = ?delay, "inbox: handler failed; retrying");
+                    if let Err(error) = store.fail(&claim, Failure::RetryAfter(delay), &error).await
+                    {
+                        tracing::warn!(%endpoint, %id, %error, "inbox: cannot record the failure; retried when its claim expires");
+                    }
+                }
+                None => self.dead(store, &claim, &error).await,
+            },
+        }
+    }
+
+    async fn dead(&self, store: &dyn Store, claim: &Claimed, error: &str) {
+        let (endpoint, id, attempt) = (&claim.key.endpoint, &claim.key.id, claim.attempt);
+        match store.fail(claim, Failure::Dead, error).await {
+            Ok(_) => {
+                tracing::error!(%endpoint, %id, event_type = %claim.event_type, attempt, %error, "inbox: dead-lettered")
+            }
+            Err(store_error) => {
+                tracing::warn!(%endpoint, %id, error = %store_error, "inbox: cannot dead-letter; retried when its claim expires")
+            }
+        }
+    }
+}
+
+/// Removes handled events older than the retention, in small batches.
+async fn prune(store: &dyn Store, retention: Duration) {
+    let before = SystemTime::now()
+        .checked_sub(retention)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    loop {
+        match store.prune(before, PRUNE_BATCH).await {
+            Ok(removed) if removed as usize == PRUNE_BATCH => tokio::task::yield_now().await,
+            Ok(_) => break,
+            Err(error) => {
+                tracing::warn!(%error, "inbox: cannot prune");
+                break;
+            }
+        }
+    }
+}
+
+/// The handler's future with its panics turned into failures (`None`: `handle` itself
+/// panicked before returning a future).
+struct CatchUnwind(Option<HandlerFuture>);
+
+impl Future for CatchUnwind {
+    type Output = Result<(), String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(future) = self.0.as_mut() else {
+            return Poll::Ready(Err("handler panicked".to_owned()));
+        };
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(_) => {
+                self.0 = None;
+                Poll::Ready(Err("handler panicked".to_owned()))
+            }
+        }
+    }
+}
