@@ -20,10 +20,25 @@
 //! 401. Ids are remembered in memory, or in Redis when `REDIS_URL` is set (for several
 //! instances behind a load balancer). `AUTHGEAR_WEBHOOK_REPLAY=off` turns it off, e.g. to
 //! replay a captured delivery while debugging.
+//!
+//! Non-blocking events go through the durable inbox (feature `inbox`): each is stored and
+//! synced, answered 200 (the line `200 {type} {id}`), then handed to a worker that prints
+//! `handled {type} {id}` (retrying with backoff if it fails). The inbox is the SQLite file
+//! named by `AUTHGEAR_WEBHOOK_INBOX` (default `authgear-webhook-inbox.sqlite3` in the
+//! current directory; one process per file); `AUTHGEAR_WEBHOOK_INBOX=off` handles them
+//! inline as before. With `REDIS_URL` set, the inbox will be Redis's; until the crate has
+//! a Redis inbox store, non-blocking events are then handled inline. SIGTERM or Ctrl-C
+//! stops the server gracefully: the listener closes, events in flight finish.
 
 use std::{env, process::ExitCode};
 
 use std::sync::Arc;
+
+use tower::Layer;
+
+use authgear_webhook::inbox::{
+    CancellationToken, Delivery, Inbox, Receipt, SqliteStore, Store, StoreError, Worker,
+};
 
 use authgear_webhook::{
     Rejection, Secret, VerifySignatureLayer,
@@ -82,11 +97,25 @@ async fn main() -> ExitCode {
         .filter(|domain| !domain.is_empty())
         .collect();
 
-    let app = Router::new()
-        .route("/", post(receive))
-        .with_state(blocked)
-        .layer(verify)
-        .layer(map_response(log_rejection));
+    let router = Router::new().route("/", post(receive)).with_state(blocked);
+    let (app, inbox) = match open_inbox() {
+        // The inbox sits inside the verifying layer: it stores verified deliveries only.
+        Ok(Some((inbox, name))) => (
+            Router::new().fallback_service(verify.layer(inbox.layer().layer(router))),
+            Some((inbox, name)),
+        ),
+        Ok(None) => (router.layer(verify), None),
+        Err(error) => {
+            eprintln!("AUTHGEAR_WEBHOOK_INBOX: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = app.layer(map_response(log_rejection));
+    let shutdown = CancellationToken::new();
+    let worker = inbox
+        .as_ref()
+        .map(|(inbox, _)| tokio::spawn(Worker::new(inbox.clone()).run(handle, shutdown.clone())));
+    let inbox = inbox.map_or_else(|| "off".to_owned(), |(_, name)| name);
 
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(listener) => listener,
@@ -95,15 +124,64 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match listener.local_addr() {
-        Ok(local) => println!("listening on http://{local} (replay protection: {replay})"),
-        Err(_) => println!("listening on http://{addr} (replay protection: {replay})"),
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| addr.clone(), |local| local.to_string());
+    println!("listening on http://{local} (replay protection: {replay}, inbox: {inbox})");
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(terminated())
+        .await;
+    // The listener is closed: stop claiming, let the handlers in flight finish.
+    shutdown.cancel();
+    if let Some(worker) = worker {
+        let _ = worker.await;
     }
-    if let Err(error) = axum::serve(listener, app).await {
+    if let Err(error) = served {
         eprintln!("server error: {error}");
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// The inbox named by `AUTHGEAR_WEBHOOK_INBOX`, and how the startup line names it; `None`
+/// when non-blocking events are handled inline.
+fn open_inbox() -> Result<Option<(Inbox, String)>, StoreError> {
+    let setting = env::var("AUTHGEAR_WEBHOOK_INBOX").ok();
+    if setting.as_deref() == Some("off") {
+        return Ok(None);
+    }
+    if env::var_os("REDIS_URL").is_some() {
+        // The seam for the Redis inbox store: open it here from REDIS_URL (several
+        // instances then share one queue). Until it exists, handle inline rather than give
+        // each instance a file of its own.
+        return Ok(None);
+    }
+    let path = setting.unwrap_or_else(|| "authgear-webhook-inbox.sqlite3".to_owned());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path)?);
+    Ok(Some((Inbox::from_arc(store), format!("sqlite {path}"))))
+}
+
+/// The worker's handler: one line per event.
+async fn handle(delivery: Delivery) -> Result<(), std::convert::Infallible> {
+    let event = delivery.event;
+    println!("handled {} {}", event.event_type(), event.id);
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Only verified deliveries get here.
@@ -155,10 +233,24 @@ fn answer(event: &Event, blocked: &[String]) -> Answer {
     }
 }
 
-/// Prints why the layer refused a request: it puts the reason in the response extensions.
+/// Prints why the layer refused a request (it puts the reason in the response extensions),
+/// or which event the inbox stored.
 async fn log_rejection(response: Response) -> Response {
     if let Some(rejection) = response.extensions().get::<Rejection>() {
         println!("{} refused: {rejection}", response.status().as_u16());
+    }
+    if let Some(receipt) = response.extensions().get::<Receipt>() {
+        let duplicate = if receipt.duplicate {
+            " (duplicate)"
+        } else {
+            ""
+        };
+        println!(
+            "{} {} {}{duplicate}",
+            response.status().as_u16(),
+            receipt.event_type,
+            receipt.key.id
+        );
     }
     response
 }

@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 
 use super::{
     Inbox,
-    store::{NewEvent, StoreFuture, Stored},
+    store::{EventKey, NewEvent, StoreFuture, Stored},
 };
 use crate::{Rejection, RejectionKind, ResponseBody};
 
@@ -25,7 +25,7 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Inner { #[pin] future: F },
-        Storing { stored: StoreFuture<Stored>, inbox: Inbox },
+        Storing { stored: StoreFuture<Stored>, inbox: Inbox, receipt: Option<Receipt> },
     }
 }
 
@@ -38,6 +38,11 @@ impl<F> ResponseFuture<F> {
 
     pub(super) fn storing(inbox: Inbox, event: NewEvent) -> Self {
         let key = event.key.clone();
+        let receipt = Some(Receipt {
+            key: key.clone(),
+            event_type: event.event_type.clone(),
+            duplicate: false,
+        });
         let stored = inbox.shared.store.store(event);
         let stored: StoreFuture<Stored> = Box::pin(async move {
             let result = stored.await;
@@ -55,7 +60,11 @@ impl<F> ResponseFuture<F> {
             result
         });
         Self {
-            state: State::Storing { stored, inbox },
+            state: State::Storing {
+                stored,
+                inbox,
+                receipt,
+            },
         }
     }
 }
@@ -72,22 +81,53 @@ where
                 let response = ready!(future.poll(cx))?;
                 Poll::Ready(Ok(response.map(ResponseBody::new)))
             }
-            StateProj::Storing { stored, inbox } => {
-                let response = match ready!(stored.as_mut().poll(cx)) {
-                    Ok(Stored::Stored) => {
-                        inbox.shared.wake.notify_one();
-                        Response::new(ResponseBody::rejection(bytes::Bytes::new()))
+            StateProj::Storing {
+                stored,
+                inbox,
+                receipt,
+            } => {
+                let stored = ready!(stored.as_mut().poll(cx));
+                let response = match (stored, receipt.take()) {
+                    (Ok(stored), Some(mut receipt)) => {
+                        // A duplicate is already stored: handled, or about to be. The sender
+                        // gets the same 200.
+                        receipt.duplicate = stored == Stored::Duplicate;
+                        if !receipt.duplicate {
+                            inbox.shared.wake.notify_one();
+                        }
+                        let mut response =
+                            Response::new(ResponseBody::rejection(bytes::Bytes::new()));
+                        response.extensions_mut().insert(receipt);
+                        response
                     }
-                    // Already stored: handled, or about to be. The sender gets the same 200.
-                    Ok(Stored::Duplicate) => {
-                        Response::new(ResponseBody::rejection(bytes::Bytes::new()))
-                    }
-                    Err(_) => Rejection::new(RejectionKind::InboxUnavailable).into_response(false),
+                    _ => Rejection::new(RejectionKind::InboxUnavailable).into_response(false),
                 };
                 Poll::Ready(Ok(response))
             }
         }
     }
+}
+
+/// Response extension of the inbox's 200: which event was stored, so that outer layers
+/// (logging, metrics) can tell, as they read a [`Rejection`] from a refusal.
+///
+/// ```
+/// use authgear_webhook::inbox::Receipt;
+///
+/// fn describe<B>(response: &http::Response<B>) -> Option<String> {
+///     let receipt = response.extensions().get::<Receipt>()?;
+///     Some(format!("queued {} {}", receipt.event_type, receipt.key.id))
+/// }
+/// # assert_eq!(describe(&http::Response::new(())), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// Endpoint and `id`.
+    pub key: EventKey,
+    /// The event's `type`.
+    pub event_type: String,
+    /// The same key was already stored: this delivery was not stored again.
+    pub duplicate: bool,
 }
 
 impl<F> std::fmt::Debug for ResponseFuture<F> {

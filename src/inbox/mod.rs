@@ -55,22 +55,27 @@
 //!
 //! # Example
 //!
+//! The inbox layer takes the verifying layer's [`VerifiedBody`](crate::VerifiedBody), so
+//! it wraps the application as a tower layer, inside the verifying layer. With axum, wrap
+//! the `Router` as below (axum's `Router::layer` would hand it an axum `Body` instead),
+//! and serve the result with `Router::new().fallback_service(app)`.
+//!
 //! ```
 //! use std::time::{Duration, SystemTime, UNIX_EPOCH};
 //! use authgear_webhook::{inbox::{CancellationToken, Delivery, Inbox, SqliteStore, Worker}, sign, SIGNATURE_HEADER, VerifySignatureLayer};
 //! use axum::{body::Body, http::{Request, StatusCode}, routing::post, Router};
-//! use tower::ServiceExt;
+//! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = std::env::temp_dir().join(format!("inbox-mod-doc-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir)?;
 //! let inbox = Inbox::new(SqliteStore::open(dir.join("inbox.sqlite3"))?);
-//! let app = Router::new()
-//!     // Blocking events only: the inbox answers the others.
-//!     .route("/", post(|| async { r#"{"is_allowed":true}"# }))
+//! let app = ServiceBuilder::new()
+//!     .layer(VerifySignatureLayer::new("secret"))
 //!     .layer(inbox.layer())
-//!     .layer(VerifySignatureLayer::new("secret"));
+//!     // Blocking events only: the inbox answers the others.
+//!     .service(Router::new().route("/", post(|| async { r#"{"is_allowed":true}"# })));
 //!
 //! let shutdown = CancellationToken::new();
 //! let (handled, mut seen) = tokio::sync::mpsc::channel(1);
@@ -115,7 +120,7 @@ use tokio::sync::Notify;
 pub use self::redis::{RedisBuilder, RedisStore};
 pub use self::{
     backoff::Backoff,
-    future::ResponseFuture,
+    future::{Receipt, ResponseFuture},
     layer::InboxLayer,
     service::InboxService,
     sqlite::{SqliteBuilder, SqliteStore},

@@ -62,6 +62,14 @@ CREATE INDEX IF NOT EXISTS inbox_state_due ON inbox (state, due_at);
 /// from. A full channel is an immediate [`StoreErrorKind::Busy`] (the layer answers 503),
 /// never an unbounded wait.
 ///
+/// # One process per file
+///
+/// The file is locked while the store is open (SQLite's exclusive locking mode): a second
+/// process opening it fails with "inbox file is in use by another process". So, at open,
+/// claims still in the file are those of a process that died: they are handed over at
+/// once, not when their deadline passes. For several instances, use a shared store
+/// (Redis).
+///
 /// # Bounded
 ///
 /// The file grows to [`max_size`](SqliteBuilder::max_size) at most (default 1 GiB; SQLite's
@@ -197,7 +205,14 @@ impl SqliteBuilder {
     /// ```
     pub fn open(self) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(&self.path).map_err(error)?;
-        setup(&conn, self.max_size).map_err(error)?;
+        setup(&conn, self.max_size).map_err(|e| match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::new(
+                StoreErrorKind::Unavailable,
+                "inbox file is in use by another process",
+                Some(Box::new(e)),
+            ),
+            _ => error(e),
+        })?;
         let (jobs, receiver) = mpsc::channel(self.capacity);
         thread::Builder::new()
             .name("authgear-inbox-sqlite".into())
@@ -218,6 +233,9 @@ impl SqliteBuilder {
 
 fn setup(conn: &Connection, max_size: u64) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(5))?;
+    // One process per file: the lock is held from the first transaction until the
+    // connection closes (a process that dies releases it). WAL then needs no shared memory.
+    let _: String = conn.query_row("PRAGMA locking_mode=EXCLUSIVE", [], |row| row.get(0))?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(rusqlite::Error::SqliteFailure(
@@ -235,7 +253,14 @@ fn setup(conn: &Connection, max_size: u64) -> rusqlite::Result<()> {
     let _: i64 = conn.query_row(&format!("PRAGMA max_page_count={pages}"), [], |row| {
         row.get(0)
     })?;
-    Ok(())
+    // Nobody else can have the file open: claims still held were a dead process's. Hand
+    // them over now rather than when their deadline passes.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    conn.execute(
+        "UPDATE inbox SET due_at = ?1 WHERE state = ?2 AND due_at > ?1",
+        params![now_ms(), CLAIMED],
+    )?;
+    conn.execute_batch("COMMIT")
 }
 
 /// The writer thread: batches of waiting calls, one transaction (one sync) each.

@@ -103,14 +103,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the example server `name` with [`SECRET`], a free port and no Redis or replay
-    /// settings, then `env` (which may override them).
+    /// Starts the example server `name` with [`SECRET`], a free port, no Redis or replay
+    /// settings and no inbox, then `env` (which may override them).
     pub fn start(name: &str, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(path(name))
             .env("AUTHGEAR_WEBHOOK_SECRET", SECRET)
             .env("ADDR", "127.0.0.1:0")
             .env_remove("REDIS_URL")
             .env_remove("AUTHGEAR_WEBHOOK_REPLAY")
+            // Non-blocking events inline (their own line, in order); tests/inbox.rs runs
+            // the example with its inbox.
+            .env("AUTHGEAR_WEBHOOK_INBOX", "off")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()

@@ -1,0 +1,923 @@
+//! The durable inbox (feature `inbox`): the store contract (written against the `Store`
+//! trait, so every store can run it), the layer and the worker over real sockets, and the
+//! example server as a real process killed with SIGKILL and stopped with SIGTERM.
+
+mod common;
+
+use std::{
+    collections::HashSet,
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, AtomicUsize, Ordering},
+    },
+    thread,
+    time::{Duration, Instant, SystemTime},
+};
+
+use authgear_webhook::{
+    SIGNATURE_HEADER, VerifySignatureLayer,
+    inbox::{
+        Backoff, CancellationToken, Counts, Delivery, EventKey, Failure, Inbox, NewEvent,
+        SqliteStore, Store, Stored, Worker,
+    },
+    sign,
+};
+use axum::{Router, routing};
+use bytes::Bytes;
+use common::{TIMEOUT, client, example, text};
+use http::{Request, StatusCode, header};
+use http_body_util::Full;
+use tower::ServiceBuilder;
+
+const SECRET: &str = "inbox-test-secret";
+
+/// A directory of its own under the system's temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "authgear-webhook-inbox-{}-{name}-{}",
+            std::process::id(),
+            fastrand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    fn file(&self) -> PathBuf {
+        self.0.join("inbox.sqlite3")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn fastrand_suffix() -> u128 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// A realistic delivery of `event_type` from `tests/fixtures/events/`, with `id`, stamped
+/// now.
+fn event(event_type: &str, id: &str) -> Vec<u8> {
+    let fixture =
+        std::fs::read(format!("tests/fixtures/events/{event_type}.json")).expect("fixture");
+    let mut event: serde_json::Value = serde_json::from_slice(&fixture).expect("json");
+    event["context"]["timestamp"] = now().into();
+    event["id"] = id.into();
+    serde_json::to_vec(&event).expect("json")
+}
+
+fn new_event(id: &str) -> NewEvent {
+    NewEvent {
+        key: EventKey::new("/", id),
+        event_type: "user.created".into(),
+        body: Bytes::from(event("user.created", id)),
+    }
+}
+
+/// Posts `body` signed with `secret` to `url`; the status and the body.
+async fn post(url: &str, body: &[u8], secret: &str) -> (StatusCode, String) {
+    let request = Request::post(url)
+        .header(SIGNATURE_HEADER, sign(secret, body))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .expect("request");
+    let response = tokio::time::timeout(TIMEOUT, client(false).request(request))
+        .await
+        .expect("in time")
+        .expect("a response");
+    let status = response.status();
+    (status, text(response).await)
+}
+
+/// Polls `condition` until it holds; fails the test after `TIMEOUT`.
+async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + TIMEOUT;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn counts(inbox: &Inbox) -> Counts {
+    inbox.counts().await.expect("counts")
+}
+
+// ---------------------------------------------------------------------------------------
+// The store contract, against the trait: run it on every store.
+
+/// What every [`Store`] must do; `claim_for` short claims are used for the expiry steps.
+async fn store_contract(store: Arc<dyn Store>) {
+    let (a, b) = (new_event("a"), new_event("b"));
+    let long = Duration::from_secs(60);
+
+    // Stored once per key.
+    assert_eq!(store.store(a.clone()).await.expect("store"), Stored::Stored);
+    assert_eq!(
+        store.store(a.clone()).await.expect("store"),
+        Stored::Duplicate
+    );
+    assert_eq!(store.store(b.clone()).await.expect("store"), Stored::Stored);
+    // Another endpoint is another key.
+    let mut elsewhere = a.clone();
+    elsewhere.key.endpoint = "/other".into();
+    assert_eq!(store.store(elsewhere).await.expect("store"), Stored::Stored);
+    assert_eq!(store.counts().await.expect("counts").queued, 3);
+
+    // Claimed once, with the exact bytes and attempt 1.
+    let claimed = store.claim(10, long).await.expect("claim");
+    assert_eq!(claimed.len(), 3);
+    assert!(claimed.iter().all(|c| c.attempt == 1));
+    let a1 = claimed
+        .iter()
+        .find(|c| c.key == a.key)
+        .expect("a claimed")
+        .clone();
+    let b1 = claimed
+        .iter()
+        .find(|c| c.key == b.key)
+        .expect("b claimed")
+        .clone();
+    let other = claimed
+        .iter()
+        .find(|c| c.key.endpoint == "/other")
+        .expect("other")
+        .clone();
+    assert_eq!(a1.body, a.body);
+    assert_eq!(a1.event_type, "user.created");
+    assert!(store.claim(10, long).await.expect("claim").is_empty());
+    let counts = store.counts().await.expect("counts");
+    assert_eq!((counts.queued, counts.in_flight), (0, 3));
+
+    // Extended, acked; still a duplicate once done.
+    assert!(store.extend(&a1, long).await.expect("extend"));
+    assert!(store.ack(&a1).await.expect("ack"));
+    assert!(!store.ack(&a1).await.expect("ack twice"));
+    assert!(!store.extend(&a1, long).await.expect("extend done"));
+    assert_eq!(
+        store.store(a.clone()).await.expect("store"),
+        Stored::Duplicate
+    );
+    assert!(store.ack(&other).await.expect("ack"));
+
+    // Failed: retried after the delay, as attempt 2; the old claim is spent.
+    let delay = Duration::from_millis(200);
+    assert!(
+        store
+            .fail(&b1, Failure::RetryAfter(delay), "boom")
+            .await
+            .expect("fail")
+    );
+    assert!(
+        !store
+            .fail(&b1, Failure::Dead, "again")
+            .await
+            .expect("fail spent")
+    );
+    assert!(
+        store.claim(10, long).await.expect("claim").is_empty(),
+        "not due yet"
+    );
+    tokio::time::sleep(delay + Duration::from_millis(50)).await;
+    let b2 = store
+        .claim(10, long)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("b due");
+    assert_eq!((b2.key.clone(), b2.attempt), (b.key.clone(), 2));
+
+    // Released: queued at once, the attempt not counted.
+    assert!(store.release(&b2).await.expect("release"));
+    let short = Duration::from_millis(100);
+    let b2 = store
+        .claim(10, short)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("b released");
+    assert_eq!(b2.attempt, 2);
+
+    // A claim whose deadline passes is handed over (a dead worker), as one more attempt;
+    // the old holder can no longer extend or fail it.
+    tokio::time::sleep(short + Duration::from_millis(50)).await;
+    let b3 = store
+        .claim(10, long)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("b handed over");
+    assert_eq!(b3.attempt, 3);
+    assert_ne!(b3.token, b2.token);
+    assert!(!store.extend(&b2, long).await.expect("extend stale"));
+    assert!(
+        !store
+            .fail(&b2, Failure::Dead, "stale")
+            .await
+            .expect("fail stale")
+    );
+
+    // Dead: listed with its attempts and error; re-driven once, attempts reset.
+    assert!(
+        store
+            .fail(&b3, Failure::Dead, "downstream down")
+            .await
+            .expect("dead")
+    );
+    let counts = store.counts().await.expect("counts");
+    assert_eq!((counts.queued, counts.in_flight, counts.dead), (0, 0, 1));
+    let dead = store.dead(None, 10).await.expect("dead");
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].key.clone(), dead[0].attempts), (b.key.clone(), 3));
+    assert_eq!(dead[0].last_error.as_deref(), Some("downstream down"));
+    assert!(
+        store
+            .dead(Some(b.key.clone()), 10)
+            .await
+            .expect("page 2")
+            .is_empty()
+    );
+    assert!(store.redrive(&b.key).await.expect("redrive"));
+    assert!(!store.redrive(&b.key).await.expect("redrive twice"));
+    let b4 = store
+        .claim(10, long)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("b re-driven");
+    assert_eq!(b4.attempt, 1);
+    assert!(store.ack(&b4).await.expect("ack"));
+
+    // Pruned in batches; then the key may be stored again.
+    let later = SystemTime::now() + Duration::from_secs(1);
+    assert_eq!(store.prune(later, 2).await.expect("prune"), 2);
+    assert_eq!(store.prune(later, 2).await.expect("prune"), 1);
+    assert_eq!(store.prune(later, 2).await.expect("prune"), 0);
+    assert_eq!(store.store(a).await.expect("store"), Stored::Stored);
+
+    assert!(store.size().await.expect("size") > 0);
+}
+
+#[tokio::test]
+async fn sqlite_store_keeps_the_contract() {
+    let dir = TempDir::new("contract");
+    let store = SqliteStore::open(dir.file()).expect("open");
+    store_contract(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn sqlite_store_file_is_one_process_s_and_survives_reopening() {
+    let dir = TempDir::new("reopen");
+    let store = SqliteStore::open(dir.file()).expect("open");
+    store.store(new_event("kept")).await.expect("store");
+    let claimed = store
+        .claim(1, Duration::from_secs(3600))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    drop(store);
+    // The writer thread closes the file once the last handle is gone.
+    let reopened = {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match SqliteStore::open(dir.file()) {
+                Ok(store) => break store,
+                Err(error) => {
+                    assert!(Instant::now() < deadline, "reopen: {error}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    };
+    // A claim left in the file was a dead process's: handed over at once, as attempt 2.
+    let claimed = reopened
+        .claim(1, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (claimed[0].key.id.as_str(), claimed[0].attempt),
+        ("kept", 2)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The layer and the worker, over a real socket.
+
+/// One received event, as the handler saw it.
+#[derive(Debug, Clone)]
+struct Call {
+    id: String,
+    attempt: u32,
+    at: Instant,
+}
+
+/// A server with the inbox inside the verifying layer, on a store in `dir`.
+struct Harness {
+    url: String,
+    inbox: Inbox,
+    blocking_calls: Arc<AtomicUsize>,
+    _dir: TempDir,
+}
+
+impl Harness {
+    async fn start(name: &str) -> Self {
+        Self::with_store(name, |path| SqliteStore::open(path).expect("open")).await
+    }
+
+    async fn with_store(name: &str, open: impl FnOnce(PathBuf) -> SqliteStore) -> Self {
+        let dir = TempDir::new(name);
+        let inbox = Inbox::new(open(dir.file()));
+        let blocking_calls = Arc::new(AtomicUsize::new(0));
+        let calls = blocking_calls.clone();
+        let router = Router::new().route(
+            "/",
+            routing::post(move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { r#"{"is_allowed":true}"# }
+            }),
+        );
+        let stack = ServiceBuilder::new()
+            .layer(VerifySignatureLayer::new(SECRET))
+            .layer(inbox.layer())
+            .service(router);
+        let addr = common::serve(Router::new().fallback_service(stack)).await;
+        Self {
+            url: format!("http://{addr}/"),
+            inbox,
+            blocking_calls,
+            _dir: dir,
+        }
+    }
+
+    async fn post(&self, body: &[u8]) -> (StatusCode, String) {
+        post(&self.url, body, SECRET).await
+    }
+
+    /// A worker with a short schedule (`attempts`, 100 ms doubling, no jitter), recording
+    /// every call, answering with `outcome(call)`.
+    fn worker(
+        &self,
+        attempts: u32,
+        outcome: impl Fn(&Call) -> Result<(), String> + Send + Sync + 'static,
+    ) -> (
+        Arc<Mutex<Vec<Call>>>,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let shutdown = CancellationToken::new();
+        let recorded = calls.clone();
+        let outcome = Arc::new(outcome);
+        let handler = move |delivery: Delivery| {
+            let call = Call {
+                id: delivery.event.id.clone(),
+                attempt: delivery.attempt,
+                at: Instant::now(),
+            };
+            recorded.lock().expect("not poisoned").push(call.clone());
+            let result = outcome(&call);
+            async move { result }
+        };
+        let worker = Worker::new(self.inbox.clone())
+            .backoff(
+                Backoff::new(Duration::from_millis(100), Duration::from_secs(1))
+                    .attempts(attempts)
+                    .jitter(0.0),
+            )
+            .poll(Duration::from_millis(20));
+        let task = tokio::spawn(worker.run(handler, shutdown.clone()));
+        (calls, shutdown, task)
+    }
+}
+
+fn calls_of(calls: &Mutex<Vec<Call>>, id: &str) -> Vec<Call> {
+    calls
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .filter(|call| call.id == id)
+        .cloned()
+        .collect()
+}
+
+async fn stop(shutdown: CancellationToken, task: tokio::task::JoinHandle<()>) {
+    shutdown.cancel();
+    tokio::time::timeout(TIMEOUT, task)
+        .await
+        .expect("worker stops")
+        .expect("worker ran");
+}
+
+#[tokio::test]
+async fn failing_twice_then_handled_at_attempt_three_after_the_backoff() {
+    let harness = Harness::start("retry").await;
+    let (calls, shutdown, task) = harness.worker(5, |call| match call.attempt {
+        1 | 2 => Err("database down".into()),
+        _ => Ok(()),
+    });
+    assert_eq!(
+        harness.post(&event("user.created", "retry")).await.0,
+        StatusCode::OK
+    );
+    eventually("handled", || async {
+        counts(&harness.inbox).await.done == 1
+    })
+    .await;
+
+    let seen = calls_of(&calls, "retry");
+    let attempts: Vec<u32> = seen.iter().map(|call| call.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    // The backoff (100 ms, then 200 ms, no jitter) was waited, at least.
+    assert!(seen[1].at - seen[0].at >= Duration::from_millis(100));
+    assert!(seen[2].at - seen[1].at >= Duration::from_millis(200));
+    stop(shutdown, task).await;
+}
+
+#[tokio::test]
+async fn always_failing_ends_dead_then_is_redriven_and_handled() {
+    let harness = Harness::start("dead").await;
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = down.clone();
+    let (calls, shutdown, task) = harness.worker(2, move |_| match flag.load(Ordering::SeqCst) {
+        true => Err("downstream down".into()),
+        false => Ok(()),
+    });
+    assert_eq!(
+        harness.post(&event("user.created", "dead")).await.0,
+        StatusCode::OK
+    );
+    eventually("dead-lettered", || async {
+        counts(&harness.inbox).await.dead == 1
+    })
+    .await;
+
+    let dead = harness
+        .inbox
+        .dead_letters(None, 10)
+        .await
+        .expect("dead letters");
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].key.id.as_str(), dead[0].attempts), ("dead", 2));
+    assert_eq!(dead[0].event_type, "user.created");
+    assert_eq!(dead[0].last_error.as_deref(), Some("downstream down"));
+    assert_eq!(calls_of(&calls, "dead").len(), 2);
+
+    down.store(false, Ordering::SeqCst);
+    assert_eq!(harness.inbox.redrive_all().await.expect("redrive"), 1);
+    eventually("handled", || async {
+        counts(&harness.inbox).await.done == 1
+    })
+    .await;
+    let counts = counts(&harness.inbox).await;
+    assert_eq!((counts.queued, counts.in_flight, counts.dead), (0, 0, 0));
+    let seen = calls_of(&calls, "dead");
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[2].attempt, 1, "re-driving resets the attempts");
+    stop(shutdown, task).await;
+}
+
+#[tokio::test]
+async fn a_panicking_handler_does_not_kill_the_worker() {
+    let harness = Harness::start("panic").await;
+    let (calls, shutdown, task) = harness.worker(5, |call| {
+        if call.id == "panics" && call.attempt == 1 {
+            panic!("handler bug");
+        }
+        Ok(())
+    });
+    assert_eq!(
+        harness.post(&event("user.created", "panics")).await.0,
+        StatusCode::OK
+    );
+    eventually("retried", || async {
+        counts(&harness.inbox).await.done == 1
+    })
+    .await;
+    assert_eq!(
+        harness.post(&event("user.created", "after")).await.0,
+        StatusCode::OK
+    );
+    eventually("next handled", || async {
+        counts(&harness.inbox).await.done == 2
+    })
+    .await;
+
+    let attempts: Vec<u32> = calls_of(&calls, "panics")
+        .iter()
+        .map(|c| c.attempt)
+        .collect();
+    assert_eq!(attempts, [1, 2]);
+    assert_eq!(calls_of(&calls, "after").len(), 1);
+    stop(shutdown, task).await;
+}
+
+/// A handler that panics before returning its future is caught too.
+#[tokio::test]
+async fn a_handler_panicking_before_its_future_is_a_failure() {
+    let harness = Harness::start("panic-sync").await;
+    let tries = Arc::new(AtomicU32::new(0));
+    let counted = tries.clone();
+    let shutdown = CancellationToken::new();
+    let handler = move |_: Delivery| {
+        if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+            panic!("handler bug");
+        }
+        async { Ok::<_, String>(()) }
+    };
+    let task = tokio::spawn(
+        Worker::new(harness.inbox.clone())
+            .backoff(Backoff::new(
+                Duration::from_millis(10),
+                Duration::from_millis(10),
+            ))
+            .poll(Duration::from_millis(20))
+            .run(handler, shutdown.clone()),
+    );
+    assert_eq!(
+        harness.post(&event("user.created", "sync")).await.0,
+        StatusCode::OK
+    );
+    eventually("handled", || async {
+        counts(&harness.inbox).await.done == 1
+    })
+    .await;
+    assert_eq!(tries.load(Ordering::SeqCst), 2);
+    stop(shutdown, task).await;
+}
+
+#[tokio::test]
+async fn the_same_delivery_twice_is_stored_once_and_handled_once() {
+    let harness = Harness::start("dedup").await;
+    let body = event("identity.email.verified", "twice");
+    assert_eq!(harness.post(&body).await, (StatusCode::OK, String::new()));
+    assert_eq!(harness.post(&body).await, (StatusCode::OK, String::new()));
+    let counts_before = counts(&harness.inbox).await;
+    assert_eq!(counts_before.queued, 1);
+
+    let (calls, shutdown, task) = harness.worker(5, |_| Ok(()));
+    eventually("handled", || async {
+        counts(&harness.inbox).await.done == 1
+    })
+    .await;
+    // Once more after it was handled: still 200, still not handled again.
+    assert_eq!(harness.post(&body).await.0, StatusCode::OK);
+    stop(shutdown, task).await;
+    assert_eq!(calls_of(&calls, "twice").len(), 1);
+    assert_eq!(counts(&harness.inbox).await.done, 1);
+}
+
+#[tokio::test]
+async fn blocking_and_refused_deliveries_never_enter_the_inbox() {
+    let harness = Harness::start("blocking").await;
+    let blocking = event("user.pre_create", "blocking");
+    let (status, body) = harness.post(&blocking).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, r#"{"is_allowed":true}"#)
+    );
+    assert_eq!(harness.blocking_calls.load(Ordering::SeqCst), 1);
+
+    let forged = event("user.created", "forged");
+    let (status, _) = post(&harness.url, &forged, "wrong-secret").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // An unknown type counts as non-blocking: stored, not passed on.
+    let unknown =
+        br#"{"id":"unknown","seq":1,"type":"future.event","payload":{},"context":{"timestamp":0}}"#;
+    assert_eq!(harness.post(unknown).await.0, StatusCode::OK);
+    assert_eq!(harness.blocking_calls.load(Ordering::SeqCst), 1);
+
+    let counts = counts(&harness.inbox).await;
+    assert_eq!(counts.queued, 1, "only the unknown event is stored");
+    let claimed = harness
+        .inbox
+        .store()
+        .claim(10, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(
+        claimed[0].body,
+        Bytes::from_static(unknown),
+        "the exact signed bytes"
+    );
+}
+
+#[tokio::test]
+async fn a_full_store_answers_503_and_keeps_what_it_acknowledged() {
+    let harness = Harness::with_store("full", |path| {
+        SqliteStore::builder(path)
+            .max_size(64 * 1024)
+            .open()
+            .expect("open")
+    })
+    .await;
+    let padding = "x".repeat(4000);
+    let mut acknowledged = 0;
+    let mut refused = None;
+    for n in 0..200 {
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&event("user.created", &format!("full-{n}"))).expect("json");
+        body["padding"] = padding.clone().into();
+        let (status, text) = harness
+            .post(&serde_json::to_vec(&body).expect("json"))
+            .await;
+        match status {
+            StatusCode::OK => acknowledged += 1,
+            _ => {
+                refused = Some((status, text));
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        refused,
+        Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "inbox unavailable".to_owned()
+        ))
+    );
+    assert!(acknowledged > 0);
+    assert_eq!(counts(&harness.inbox).await.queued, acknowledged);
+    let size = harness.inbox.size().await.expect("size");
+    assert!(size > 0);
+}
+
+#[tokio::test]
+async fn a_slow_handler_keeps_its_claim_and_runs_once() {
+    let harness = Harness::start("slow").await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+    // Two workers, claims of 150 ms, a handler of 600 ms: only the heartbeat keeps the
+    // second worker from taking the event over.
+    for _ in 0..2 {
+        let runs = runs.clone();
+        let handler = move |_: Delivery| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                Ok::<_, String>(())
+            }
+        };
+        tasks.push(tokio::spawn(
+            Worker::new(harness.inbox.clone())
+                .claim_for(Duration::from_millis(150))
+                .poll(Duration::from_millis(10))
+                .run(handler, shutdown.clone()),
+        ));
+    }
+    assert_eq!(
+        harness.post(&event("user.created", "slow")).await.0,
+        StatusCode::OK
+    );
+    eventually("handled", || async {
+        counts(&harness.inbox).await.done == 1
+    })
+    .await;
+    shutdown.cancel();
+    for task in tasks {
+        tokio::time::timeout(TIMEOUT, task)
+            .await
+            .expect("stops")
+            .expect("ran");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_event_left_by_a_dead_worker_is_handed_over() {
+    let harness = Harness::start("handover").await;
+    assert_eq!(
+        harness.post(&event("user.created", "orphan")).await.0,
+        StatusCode::OK
+    );
+    // A worker claims it for 200 ms, then dies (never acks, never extends).
+    let claimed = harness
+        .inbox
+        .store()
+        .claim(1, Duration::from_millis(200))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+
+    let (calls, shutdown, task) = harness.worker(5, |_| Ok(()));
+    eventually("handed over", || async {
+        counts(&harness.inbox).await.done == 1
+    })
+    .await;
+    let attempts: Vec<u32> = calls_of(&calls, "orphan")
+        .iter()
+        .map(|c| c.attempt)
+        .collect();
+    assert_eq!(attempts, [2]);
+    stop(shutdown, task).await;
+}
+
+#[tokio::test]
+async fn shutdown_gives_unfinished_events_back_to_the_queue() {
+    let harness = Harness::start("shutdown").await;
+    let started = Arc::new(tokio::sync::Notify::new());
+    let notify = started.clone();
+    let shutdown = CancellationToken::new();
+    let handler = move |_: Delivery| {
+        notify.notify_one();
+        std::future::pending::<Result<(), String>>()
+    };
+    let task = tokio::spawn(
+        Worker::new(harness.inbox.clone())
+            .grace(Duration::from_millis(50))
+            .poll(Duration::from_millis(10))
+            .run(handler, shutdown.clone()),
+    );
+    assert_eq!(
+        harness.post(&event("user.created", "stuck")).await.0,
+        StatusCode::OK
+    );
+    tokio::time::timeout(TIMEOUT, started.notified())
+        .await
+        .expect("handler started");
+    stop(shutdown, task).await;
+
+    let counts = counts(&harness.inbox).await;
+    assert_eq!((counts.queued, counts.in_flight), (1, 0));
+    let claimed = harness
+        .inbox
+        .store()
+        .claim(1, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(
+        claimed[0].attempt, 1,
+        "the interrupted attempt is not counted"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The example server as a real process.
+
+/// `axum_server` on a free port with its inbox in `file`.
+struct Process {
+    child: Child,
+    url: String,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Process {
+    fn start(file: &std::path::Path) -> Self {
+        let mut child = Command::new(example::path("axum_server"))
+            .env("AUTHGEAR_WEBHOOK_SECRET", example::SECRET)
+            .env("ADDR", "127.0.0.1:0")
+            .env("AUTHGEAR_WEBHOOK_INBOX", file)
+            .env_remove("REDIS_URL")
+            .env_remove("AUTHGEAR_WEBHOOK_REPLAY")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the example runs");
+        let stdout = child.stdout.take().expect("piped");
+        let (send, lines) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = send.send(line);
+            }
+        });
+        let first = lines.recv_timeout(TIMEOUT).expect("the server starts");
+        assert!(
+            first.ends_with(&format!("inbox: sqlite {})", file.display())),
+            "{first}"
+        );
+        let addr = first
+            .strip_prefix("listening on http://")
+            .and_then(|rest| rest.split(' ').next())
+            .expect("a listening line");
+        Self {
+            url: format!("http://{addr}/"),
+            child,
+            lines,
+        }
+    }
+
+    /// Every line printed until the process is gone (after a kill).
+    fn remaining_lines(&self) -> Vec<String> {
+        self.lines.iter().collect()
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn handled_ids(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|line| line.strip_prefix("handled user.created "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn example_killed_after_acknowledging_handles_everything_after_restart() {
+    let dir = TempDir::new("kill");
+    let mut first = Process::start(&dir.file());
+    const N: usize = 64;
+    let mut sends = tokio::task::JoinSet::new();
+    for n in 0..N {
+        let url = first.url.clone();
+        sends.spawn(async move {
+            let id = format!("kill-{n:03}");
+            let (status, _) = post(&url, &event("user.created", &id), example::SECRET).await;
+            (id, status)
+        });
+    }
+    let mut acknowledged = HashSet::new();
+    while let Some(sent) = sends.join_next().await {
+        let (id, status) = sent.expect("sent");
+        assert_eq!(status, StatusCode::OK, "{id}");
+        acknowledged.insert(id);
+    }
+    // SIGKILL right after the last 200: no chance to finish anything.
+    first.kill9();
+    let before = first.remaining_lines();
+    let mut handled: Vec<String> = handled_ids(&before);
+    for id in &acknowledged {
+        assert!(
+            before.contains(&format!("200 user.created {id}")),
+            "{id} acknowledged line"
+        );
+    }
+
+    eprintln!("handled before the kill: {} of {N}", handled.len());
+    let second = Process::start(&dir.file());
+    let missing = |handled: &[String]| {
+        acknowledged
+            .iter()
+            .filter(|id| !handled.contains(id))
+            .count()
+    };
+    while missing(&handled) > 0 {
+        let line = second
+            .lines
+            .recv_timeout(TIMEOUT)
+            .unwrap_or_else(|_| panic!("{} acknowledged ids never handled", missing(&handled)));
+        handled.extend(handled_ids(&[line]));
+    }
+    assert!(handled.len() >= N);
+}
+
+#[tokio::test]
+async fn example_stops_gracefully_on_sigterm() {
+    let dir = TempDir::new("sigterm");
+    let mut server = Process::start(&dir.file());
+    let (status, _) = post(&server.url, &event("user.created", "term"), example::SECRET).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        server.lines.recv_timeout(TIMEOUT).expect("a line"),
+        "200 user.created term"
+    );
+    assert_eq!(
+        server.lines.recv_timeout(TIMEOUT).expect("a line"),
+        "handled user.created term"
+    );
+    let term = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(term.success());
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running after SIGTERM");
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
+}
