@@ -26,8 +26,11 @@
 //! `handled {type} {id}` (retrying with backoff if it fails). The inbox is the SQLite file
 //! named by `AUTHGEAR_WEBHOOK_INBOX` (default `authgear-webhook-inbox.sqlite3` in the
 //! current directory; one process per file); `AUTHGEAR_WEBHOOK_INBOX=off` handles them
-//! inline as before. With `REDIS_URL` set, the inbox will be Redis's; until the crate has
-//! a Redis inbox store, non-blocking events are then handled inline. SIGTERM or Ctrl-C
+//! inline as before. With `REDIS_URL` set, the inbox is in that Redis (Streams, one
+//! consumer group): any number of instances share one queue, and each event is handled by
+//! one of them; run Redis with `appendonly yes` and `appendfsync always` for "200 = not
+//! lost". An instance that dies leaves its claimed events to the others after
+//! `AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS` (default 30000) without a heartbeat. SIGTERM or Ctrl-C
 //! stops the server gracefully: the listener closes, events in flight finish.
 
 use std::{env, process::ExitCode};
@@ -39,6 +42,7 @@ use tower::Layer;
 use authgear_webhook::inbox::{
     CancellationToken, Delivery, Inbox, Receipt, SqliteStore, Store, StoreError, Worker,
 };
+use std::time::Duration;
 
 use authgear_webhook::{
     Rejection, Secret, VerifySignatureLayer,
@@ -114,7 +118,7 @@ async fn main() -> ExitCode {
     let shutdown = CancellationToken::new();
     let worker = inbox
         .as_ref()
-        .map(|(inbox, _)| tokio::spawn(Worker::new(inbox.clone()).run(handle, shutdown.clone())));
+        .map(|(inbox, _)| tokio::spawn(worker(inbox.clone()).run(handle, shutdown.clone())));
     let inbox = inbox.map_or_else(|| "off".to_owned(), |(_, name)| name);
 
     let listener = match tokio::net::TcpListener::bind(&addr).await {
@@ -150,15 +154,24 @@ fn open_inbox() -> Result<Option<(Inbox, String)>, StoreError> {
     if setting.as_deref() == Some("off") {
         return Ok(None);
     }
-    if env::var_os("REDIS_URL").is_some() {
-        // The seam for the Redis inbox store: open it here from REDIS_URL (several
-        // instances then share one queue). Until it exists, handle inline rather than give
-        // each instance a file of its own.
-        return Ok(None);
+    if let Ok(url) = env::var("REDIS_URL") {
+        // Several instances share one queue; each process is one consumer of the group.
+        let store = authgear_webhook::inbox::RedisStore::open(url.as_str())?;
+        return Ok(Some((Inbox::new(store), "redis".to_owned())));
     }
     let path = setting.unwrap_or_else(|| "authgear-webhook-inbox.sqlite3".to_owned());
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path)?);
     Ok(Some((Inbox::from_arc(store), format!("sqlite {path}"))))
+}
+
+/// The inbox's worker; `AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS` sets how long a claim holds
+/// without a heartbeat (the default is 30 s).
+fn worker(inbox: Inbox) -> Worker {
+    let worker = Worker::new(inbox);
+    match env::var("AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS").map(|ms| ms.parse::<u64>()) {
+        Ok(Ok(ms)) => worker.claim_for(Duration::from_millis(ms)),
+        _ => worker,
+    }
 }
 
 /// The worker's handler: one line per event.

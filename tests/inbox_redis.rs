@@ -7,7 +7,7 @@
 mod common;
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::Arc,
@@ -650,4 +650,253 @@ async fn faults_are_store_errors_and_the_store_recovers() {
         .expect("one");
     assert!(store.ack(&claim).await.expect("ack"));
     assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory", "0"]), "OK");
+}
+
+// ---------------------------------------------------------------------------------------
+// The example server as real processes sharing one Redis.
+
+/// A realistic `user.created` delivery with `id`, stamped now.
+fn delivery(id: &str) -> Vec<u8> {
+    let fixture = std::fs::read("tests/fixtures/events/user.created.json").expect("fixture");
+    let mut event: serde_json::Value = serde_json::from_slice(&fixture).expect("json");
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    event["context"]["timestamp"] = now.into();
+    event["id"] = id.into();
+    serde_json::to_vec(&event).expect("json")
+}
+
+/// Posts `id`'s delivery to `url`; the status, or `None` if the connection failed (the
+/// server was killed).
+async fn post(url: &str, id: &str) -> Option<http::StatusCode> {
+    use authgear_webhook::{SIGNATURE_HEADER, sign};
+    let body = delivery(id);
+    let request = http::Request::post(url)
+        .header(SIGNATURE_HEADER, sign(common::example::SECRET, &body))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(Bytes::from(body)))
+        .expect("request");
+    let response = tokio::time::timeout(TIMEOUT, common::client(false).request(request))
+        .await
+        .expect("in time");
+    response.ok().map(|response| response.status())
+}
+
+/// `axum_server` on a free port with its inbox in the Redis at `redis_url`.
+struct Server {
+    child: Child,
+    url: String,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(redis_url: &str, claim_ms: u64) -> Self {
+        let mut child = Command::new(common::example::path("axum_server"))
+            .env("AUTHGEAR_WEBHOOK_SECRET", common::example::SECRET)
+            .env("ADDR", "127.0.0.1:0")
+            .env("REDIS_URL", redis_url)
+            .env("AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS", claim_ms.to_string())
+            // Repeated deliveries reach the inbox (which stores them once) instead of
+            // being refused by replay protection first.
+            .env("AUTHGEAR_WEBHOOK_REPLAY", "off")
+            .env_remove("AUTHGEAR_WEBHOOK_INBOX")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the example runs");
+        let stdout = child.stdout.take().expect("piped");
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = send.send(line);
+            }
+        });
+        let first = lines.recv_timeout(TIMEOUT).expect("the server starts");
+        assert!(first.ends_with("inbox: redis)"), "{first}");
+        let addr = first
+            .strip_prefix("listening on http://")
+            .and_then(|rest| rest.split(' ').next())
+            .expect("a listening line");
+        Self {
+            url: format!("http://{addr}/"),
+            child,
+            lines,
+        }
+    }
+
+    /// The ids of the `handled` lines printed so far.
+    fn handled(&self) -> Vec<String> {
+        self.lines.try_iter().filter_map(|line| handled_id(&line)).collect()
+    }
+
+    /// SIGKILL; the ids of the `handled` lines it printed.
+    fn kill9(&mut self) -> Vec<String> {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+        self.lines.iter().filter_map(|line| handled_id(&line)).collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn handled_id(line: &str) -> Option<String> {
+    line.strip_prefix("handled user.created ").map(str::to_owned)
+}
+
+/// Collects `handled` lines from `servers` until every id of `expected` is among them;
+/// fails the test after `TIMEOUT`. Returns how many times each id was handled.
+async fn wait_handled(
+    servers: &[&Server],
+    mut counted: HashMap<String, usize>,
+    expected: &HashSet<String>,
+) -> HashMap<String, usize> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        for server in servers {
+            for id in server.handled() {
+                *counted.entry(id).or_default() += 1;
+            }
+        }
+        let missing = expected.iter().filter(|id| !counted.contains_key(*id)).count();
+        if missing == 0 {
+            return counted;
+        }
+        assert!(Instant::now() < deadline, "{missing} acknowledged events never handled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends `ids` concurrently, each to `urls[n % urls.len()]`; the ids answered 200.
+async fn send_all(urls: &[String], ids: &[String]) -> HashSet<String> {
+    let mut sends = tokio::task::JoinSet::new();
+    for (n, id) in ids.iter().enumerate() {
+        let (url, id) = (urls[n % urls.len()].clone(), id.clone());
+        sends.spawn(async move { (post(&url, &id).await, id) });
+    }
+    let mut acknowledged = HashSet::new();
+    while let Some(sent) = sends.join_next().await {
+        if let (Some(http::StatusCode::OK), id) = sent.expect("sent") {
+            acknowledged.insert(id);
+        }
+    }
+    acknowledged
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|n| format!("{prefix}-{n:04}")).collect()
+}
+
+#[tokio::test]
+async fn two_example_servers_on_one_redis_handle_each_event_exactly_once() {
+    let Some(redis) = Redis::start("example-share").await else {
+        return;
+    };
+    let (a, b) = (Server::start(&redis.url, 30_000), Server::start(&redis.url, 30_000));
+    let urls = [a.url.clone(), b.url.clone()];
+    let sent = ids("share", 200);
+    let acknowledged = send_all(&urls, &sent).await;
+    assert_eq!(acknowledged.len(), sent.len(), "every delivery answered 200");
+    // The same deliveries again, each to the other server: 200, stored once, not handled
+    // again.
+    let again = send_all(&[b.url.clone(), a.url.clone()], &sent[..50]).await;
+    assert_eq!(again.len(), 50);
+
+    let handled = wait_handled(&[&a, &b], HashMap::new(), &acknowledged).await;
+    // Nothing queued or in flight any more: no handling can follow.
+    let store = redis.store();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let counts = store.counts().await.expect("counts");
+        if (counts.queued, counts.in_flight) == (0, 0) {
+            assert_eq!(counts.done, sent.len() as u64);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{counts:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (mut a, mut b) = (a, b);
+    let mut handled = handled;
+    for id in a.kill9().into_iter().chain(b.kill9()) {
+        *handled.entry(id).or_default() += 1;
+    }
+    assert_eq!(handled.len(), sent.len());
+    let twice: Vec<_> = handled.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "handled more than once: {twice:?}");
+}
+
+#[tokio::test]
+async fn an_example_server_killed_mid_run_leaves_its_events_to_the_other() {
+    let Some(redis) = Redis::start("example-kill").await else {
+        return;
+    };
+    // Claims of 500 ms: the dead server's events are taken over half a second after its
+    // last heartbeat (the default is 30 s).
+    let (mut a, b) = (Server::start(&redis.url, 500), Server::start(&redis.url, 500));
+    let urls = [a.url.clone(), b.url.clone()];
+    let sent = ids("kill", 400);
+    let sending = tokio::spawn({
+        let sent = sent.clone();
+        async move { send_all(&urls, &sent).await }
+    });
+    // SIGKILL `a` in the middle of the run, once it has handled some events.
+    let mut handled = HashMap::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while handled.len() < 50 {
+        for id in a.handled() {
+            *handled.entry(id).or_default() += 1;
+        }
+        assert!(Instant::now() < deadline, "a handles events");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    for id in a.kill9() {
+        *handled.entry(id).or_default() += 1;
+    }
+    // What `a` held when it died (its consumer's pending entries).
+    let pending = redis.cli(&["XPENDING", "{authgear-webhook:inbox}:stream", "workers"]);
+    eprintln!("pending right after the kill: {pending}");
+    let acknowledged = sending.await.expect("sent");
+    eprintln!("{} of {} acknowledged", acknowledged.len(), sent.len());
+    assert!(acknowledged.len() > sent.len() / 2);
+    let handled = wait_handled(&[&b], handled, &acknowledged).await;
+    assert!(acknowledged.iter().all(|id| handled.contains_key(id)));
+}
+
+#[tokio::test]
+async fn redis_down_is_503_and_a_restart_loses_nothing_acknowledged() {
+    let Some(mut redis) = Redis::start("example-restart").await else {
+        return;
+    };
+    let server = Server::start(&redis.url, 30_000);
+    let urls = [server.url.clone()];
+    let first = ids("before", 150);
+    let mut acknowledged = send_all(&urls, &first).await;
+    assert_eq!(acknowledged.len(), first.len());
+    // SIGKILL Redis while the worker is still handling them, restart it on the same AOF.
+    redis.kill9();
+    for id in ids("down", 5) {
+        assert_eq!(
+            post(&server.url, &id).await,
+            Some(http::StatusCode::SERVICE_UNAVAILABLE),
+            "Redis down: 503, never 200"
+        );
+    }
+    redis.restart().await;
+    // The server recovers: new deliveries are stored again.
+    let after = ids("after", 50);
+    let deadline = Instant::now() + TIMEOUT;
+    for id in &after {
+        while post(&server.url, id).await != Some(http::StatusCode::OK) {
+            assert!(Instant::now() < deadline, "recovers");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        acknowledged.insert(id.clone());
+    }
+    wait_handled(&[&server], HashMap::new(), &acknowledged).await;
 }
