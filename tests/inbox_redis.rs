@@ -709,7 +709,10 @@ impl Server {
         let (send, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 let _ = send.send(line);
             }
         });
@@ -728,14 +731,20 @@ impl Server {
 
     /// The ids of the `handled` lines printed so far.
     fn handled(&self) -> Vec<String> {
-        self.lines.try_iter().filter_map(|line| handled_id(&line)).collect()
+        self.lines
+            .try_iter()
+            .filter_map(|line| handled_id(&line))
+            .collect()
     }
 
     /// SIGKILL; the ids of the `handled` lines it printed.
     fn kill9(&mut self) -> Vec<String> {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reaped");
-        self.lines.iter().filter_map(|line| handled_id(&line)).collect()
+        self.lines
+            .iter()
+            .filter_map(|line| handled_id(&line))
+            .collect()
     }
 }
 
@@ -747,7 +756,8 @@ impl Drop for Server {
 }
 
 fn handled_id(line: &str) -> Option<String> {
-    line.strip_prefix("handled user.created ").map(str::to_owned)
+    line.strip_prefix("handled user.created ")
+        .map(str::to_owned)
 }
 
 /// Collects `handled` lines from `servers` until every id of `expected` is among them;
@@ -764,11 +774,17 @@ async fn wait_handled(
                 *counted.entry(id).or_default() += 1;
             }
         }
-        let missing = expected.iter().filter(|id| !counted.contains_key(*id)).count();
+        let missing = expected
+            .iter()
+            .filter(|id| !counted.contains_key(*id))
+            .count();
         if missing == 0 {
             return counted;
         }
-        assert!(Instant::now() < deadline, "{missing} acknowledged events never handled");
+        assert!(
+            Instant::now() < deadline,
+            "{missing} acknowledged events never handled"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -798,11 +814,18 @@ async fn two_example_servers_on_one_redis_handle_each_event_exactly_once() {
     let Some(redis) = Redis::start("example-share").await else {
         return;
     };
-    let (a, b) = (Server::start(&redis.url, 30_000), Server::start(&redis.url, 30_000));
+    let (a, b) = (
+        Server::start(&redis.url, 30_000),
+        Server::start(&redis.url, 30_000),
+    );
     let urls = [a.url.clone(), b.url.clone()];
     let sent = ids("share", 200);
     let acknowledged = send_all(&urls, &sent).await;
-    assert_eq!(acknowledged.len(), sent.len(), "every delivery answered 200");
+    assert_eq!(
+        acknowledged.len(),
+        sent.len(),
+        "every delivery answered 200"
+    );
     // The same deliveries again, each to the other server: 200, stored once, not handled
     // again.
     let again = send_all(&[b.url.clone(), a.url.clone()], &sent[..50]).await;
@@ -838,7 +861,10 @@ async fn an_example_server_killed_mid_run_leaves_its_events_to_the_other() {
     };
     // Claims of 500 ms: the dead server's events are taken over half a second after its
     // last heartbeat (the default is 30 s).
-    let (mut a, b) = (Server::start(&redis.url, 500), Server::start(&redis.url, 500));
+    let (mut a, b) = (
+        Server::start(&redis.url, 500),
+        Server::start(&redis.url, 500),
+    );
     let urls = [a.url.clone(), b.url.clone()];
     let sent = ids("kill", 400);
     let sending = tokio::spawn({

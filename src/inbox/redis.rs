@@ -51,8 +51,8 @@ const OVERHEAD: u64 = 256;
 /// loop, so concurrent deliveries share one `fsync` (group commit, as the embedded store
 /// does). Also set `maxmemory-policy noeviction`: any eviction policy may delete queued
 /// events under memory pressure; with `noeviction` a full Redis refuses new events (503)
-/// instead. A replica promoted after its primary died may lack the last acknowledged
-/// writes (replication is asynchronous); use `WAIT`-free failover at your own risk.
+/// instead. Replication is asynchronous: a replica promoted after its primary crashed may
+/// lack the last acknowledged events.
 ///
 /// Requires Redis 7.0 or later (script flags, `XAUTOCLAIM`).
 ///
@@ -648,9 +648,7 @@ impl Store for RedisStore {
 
     fn prune(&self, before: SystemTime, max: usize) -> StoreFuture<u64> {
         let (mut connection, shared) = (self.connection.clone(), self.shared.clone());
-        let before = before
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| millis(since));
+        let before = before.duration_since(UNIX_EPOCH).map_or(0, millis);
         let max = max.min(MAX_CLAIM);
         Box::pin(async move {
             if max == 0 {
