@@ -286,7 +286,7 @@ async fn sqlite_store_keeps_the_contract() {
 }
 
 #[tokio::test]
-async fn sqlite_store_file_is_one_process_s_and_survives_reopening() {
+async fn sqlite_store_hands_over_claims_left_in_its_file_at_reopen() {
     let dir = TempDir::new("reopen");
     let store = SqliteStore::open(dir.file()).expect("open");
     store.store(new_event("kept")).await.expect("store");
@@ -319,6 +319,20 @@ async fn sqlite_store_file_is_one_process_s_and_survives_reopening() {
         (claimed[0].key.id.as_str(), claimed[0].attempt),
         ("kept", 2)
     );
+}
+
+#[tokio::test]
+async fn sqlite_store_file_is_locked_while_open() {
+    let dir = TempDir::new("locked");
+    let _open = SqliteStore::open(dir.file()).expect("open");
+    // Waits out SQLite's busy timeout (5 s), then refuses.
+    let file = dir.file();
+    let second = tokio::task::spawn_blocking(move || SqliteStore::open(file).map(drop));
+    let error = second
+        .await
+        .expect("ran")
+        .expect_err("a second store on one file");
+    assert_eq!(error.to_string(), "inbox file is in use by another process");
 }
 
 // ---------------------------------------------------------------------------------------

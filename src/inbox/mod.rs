@@ -51,7 +51,7 @@
 //! | process killed after the 200 | (already 200) | handled after restart |
 //! | process killed while handling | (already 200) | handled again when the claim expires |
 //! | handler error or panic | (already 200) | retried with backoff, then dead letter |
-//! | shutdown ([`CancellationToken`](tokio_util::sync::CancellationToken)) | new deliveries still answered until the listener closes | in flight ones finish within the grace, or go back to the queue |
+//! | shutdown ([`CancellationToken`]) | new deliveries still answered until the listener closes | in flight ones finish within the grace, or go back to the queue |
 //!
 //! # Example
 //!
@@ -61,7 +61,7 @@
 //! and serve the result with `Router::new().fallback_service(app)`.
 //!
 //! ```
-//! use std::time::{Duration, SystemTime, UNIX_EPOCH};
+//! use std::time::Duration;
 //! use authgear_webhook::{inbox::{CancellationToken, Delivery, Inbox, SqliteStore, Worker}, sign, SIGNATURE_HEADER, VerifySignatureLayer};
 //! use axum::{body::Body, http::{Request, StatusCode}, routing::post, Router};
 //! use tower::{ServiceBuilder, ServiceExt};
@@ -87,12 +87,21 @@
 //!     shutdown.clone(),
 //! ));
 //!
-//! let body = r#"{"id":"0001","seq":1,"type":"user.created","payload":{},"context":{"timestamp":0}}"#;
+//! let body = r#"{"id":"0001","seq":1,"type":"user.created",
+//!     "payload":{"user":{"id":"u1","created_at":"2006-01-02T03:04:05Z",
+//!         "updated_at":"2006-01-02T03:04:05Z","is_anonymous":false,"is_verified":true,
+//!         "is_disabled":false},"identities":[]},
+//!     "context":{"timestamp":1764356838}}"#;
 //! let delivery = Request::post("/")
 //!     .header(SIGNATURE_HEADER, sign("secret", body.as_bytes()))
 //!     .body(Body::from(body))?;
+//! // 200: stored and synced. The worker then hands it to the handler.
 //! assert_eq!(app.oneshot(delivery).await?.status(), StatusCode::OK);
-//! assert_eq!(seen.recv().await.as_deref(), Some("0001"));
+//! # let seen = tokio::time::timeout(Duration::from_secs(10), seen.recv()).await?;
+//! # /*
+//! let seen = seen.recv().await;
+//! # */
+//! assert_eq!(seen.as_deref(), Some("0001"));
 //!
 //! shutdown.cancel();
 //! worker.await?;

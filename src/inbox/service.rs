@@ -36,7 +36,7 @@ impl<S> InboxService<S> {
     /// ```no_run
     /// use authgear_webhook::inbox::{Inbox, InboxService, SqliteStore};
     ///
-    /// let layer = InboxService::layer(Inbox::new(SqliteStore::open("inbox.sqlite3")?));
+    /// let layer = InboxService::<()>::layer(Inbox::new(SqliteStore::open("inbox.sqlite3")?));
     /// # Ok::<_, authgear_webhook::inbox::StoreError>(())
     /// ```
     pub fn layer(inbox: Inbox) -> InboxLayer {

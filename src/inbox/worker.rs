@@ -280,7 +280,7 @@ impl Worker {
 
         while !shutdown.is_cancelled() {
             if tokio::time::Instant::now() >= next_prune {
-                next_prune += config.prune_every;
+                next_prune = tokio::time::Instant::now() + config.prune_every;
                 prune(&*store, config.retention).await;
             }
             let free = permits.available_permits();
