@@ -132,8 +132,13 @@ impl Redis {
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 
+    /// A store with the default settings but a 5 s timeout: the machine running the tests
+    /// may be busy (a refused connection still fails at once).
     fn store(&self) -> RedisStore {
-        RedisStore::open(self.url.as_str()).expect("url")
+        RedisStore::builder()
+            .timeout(Duration::from_secs(5))
+            .open(self.url.as_str())
+            .expect("url")
     }
 }
 
@@ -382,6 +387,7 @@ async fn two_instances_share_one_queue_and_take_over_a_dead_one_s_claims() {
     let open = || {
         RedisStore::builder()
             .idle_consumers(Duration::from_millis(100))
+            .timeout(Duration::from_secs(5))
             .open(redis.url.as_str())
             .expect("url")
     };
@@ -612,6 +618,7 @@ async fn faults_are_store_errors_and_the_store_recovers() {
     let small = RedisStore::builder()
         .prefix("small")
         .max_size(2_000)
+        .timeout(Duration::from_secs(5))
         .open(redis.url.as_str())
         .expect("url");
     let mut stored = 0;

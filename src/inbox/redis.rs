@@ -58,8 +58,8 @@ const OVERHEAD: u64 = 256;
 ///
 /// # Faults
 ///
-/// Every call has a one-second timeout (connecting and answering, as the Redis replay
-/// store). Redis unreachable or slow, read-only (`-READONLY`, a replica), unable to persist
+/// Every call has a one-second [`timeout`](RedisBuilder::timeout) (connecting and
+/// answering, as the Redis replay store). Redis unreachable or slow, read-only (`-READONLY`, a replica), unable to persist
 /// (`-MISCONF`, e.g. its disk is full for the AOF or RDB) is
 /// [`StoreErrorKind::Unavailable`]; out of memory (`-OOM`) or over this store's
 /// [`max_size`](RedisBuilder::max_size) is [`StoreErrorKind::Full`]: the layer answers
@@ -135,6 +135,7 @@ pub struct RedisBuilder {
     max_size: u64,
     retention: Duration,
     idle_consumers: Duration,
+    timeout: Duration,
 }
 
 struct Shared {
@@ -206,6 +207,7 @@ impl RedisStore {
             max_size: 1 << 30,
             retention: Duration::from_secs(7 * 24 * 3600),
             idle_consumers: Duration::from_secs(600),
+            timeout: Duration::from_secs(1),
         }
     }
 
@@ -278,7 +280,20 @@ impl RedisBuilder {
         self
     }
 
-    /// A store on the Redis at `url`, connected lazily, with one-second timeouts. Must be
+    /// How long connecting, and each call, may take before it fails (default 1 s; as the
+    /// Redis replay store): a delivery gets 503 this soon when Redis is unreachable or
+    /// stalled. Only for [`open`](Self::open).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let builder = authgear_webhook::inbox::RedisStore::builder().timeout(Duration::from_secs(2));
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// A store on the Redis at `url`, connected lazily, with the [`timeout`](Self::timeout). Must be
     /// called within a Tokio runtime. Fails only if the URL is invalid.
     ///
     /// ```no_run
@@ -298,8 +313,8 @@ impl RedisBuilder {
         };
         let client = Client::open(url).map_err(invalid)?;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
             .set_number_of_retries(1);
         let connection =
             ConnectionManager::new_lazy_with_config(client, config).map_err(invalid)?;
