@@ -113,6 +113,8 @@
 mod backoff;
 mod future;
 mod layer;
+#[cfg(feature = "redis")]
+mod redis;
 mod service;
 mod sqlite;
 mod store;
@@ -122,6 +124,9 @@ use std::{fmt, sync::Arc};
 
 use tokio::sync::Notify;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RedisBuilder, RedisStore};
 pub use self::{
     backoff::Backoff,
     future::{Receipt, ResponseFuture},
