@@ -36,7 +36,8 @@
 //! synced, answered 200 (the line `200 {type} {id}`), then handed to a worker that prints
 //! `handled {type} {id}` (retrying with backoff if it fails). The inbox is the SQLite file
 //! named by `AUTHGEAR_WEBHOOK_INBOX` (default `authgear-webhook-inbox.sqlite3` in the
-//! current directory; one process per file); `AUTHGEAR_WEBHOOK_INBOX=off` handles them
+//! current directory; one process per file: a second instance in the same directory keeps
+//! its own, `authgear-webhook-inbox-ADDR.sqlite3`); `AUTHGEAR_WEBHOOK_INBOX=off` handles them
 //! inline as before. With `REDIS_URL` set, the inbox is in that Redis (Streams, one
 //! consumer group): any number of instances share one queue, and each event is handled by
 //! one of them; run Redis with `appendonly yes` and `appendfsync always` for "200 = not
@@ -139,7 +140,17 @@ async fn main() -> ExitCode {
             )),
         )
         .with_state(blocked);
-    let (app, inbox) = match open_inbox() {
+    let listener = match TcpListener::bind(&addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("cannot listen on {addr}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| addr.clone(), |local| local.to_string());
+    let (app, inbox) = match open_inbox(&local) {
         // The inbox sits inside the verifying layer: it stores verified deliveries only.
         Ok(Some((inbox, name))) => (
             Router::new().fallback_service(verify.layer(inbox.layer().layer(router))),
@@ -158,16 +169,6 @@ async fn main() -> ExitCode {
         .map(|(inbox, _)| tokio::spawn(worker(inbox.clone()).run(handle, shutdown.clone())));
     let inbox = inbox.map_or_else(|| "off".to_owned(), |(_, name)| name);
 
-    let listener = match TcpListener::bind(&addr).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("cannot listen on {addr}: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let local = listener
-        .local_addr()
-        .map_or_else(|_| addr.clone(), |local| local.to_string());
     println!("listening on http://{local} (replay protection: {replay}, inbox: {inbox})");
     serve(listener, app).await;
     // The listener is closed: stop claiming, let the handlers in flight finish.
@@ -228,7 +229,12 @@ async fn serve(listener: TcpListener, app: Router) {
 
 /// The inbox named by `AUTHGEAR_WEBHOOK_INBOX`, and how the startup line names it; `None`
 /// when non-blocking events are handled inline.
-fn open_inbox() -> Result<Option<(Inbox, String)>, StoreError> {
+///
+/// The default file takes one process at a time: a second instance started in the same
+/// directory without `AUTHGEAR_WEBHOOK_INBOX` finds it in use and keeps its own file, named
+/// after its address, instead (a restarted instance gets the default file back: a process
+/// that dies releases it).
+fn open_inbox(local: &str) -> Result<Option<(Inbox, String)>, StoreError> {
     let setting = env::var("AUTHGEAR_WEBHOOK_INBOX").ok();
     if setting.as_deref() == Some("off") {
         return Ok(None);
@@ -238,8 +244,25 @@ fn open_inbox() -> Result<Option<(Inbox, String)>, StoreError> {
         let store = authgear_webhook::inbox::RedisStore::open(url.as_str())?;
         return Ok(Some((Inbox::new(store), "redis".to_owned())));
     }
-    let path = setting.unwrap_or_else(|| "authgear-webhook-inbox.sqlite3".to_owned());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path)?);
+    let (path, store) = match setting {
+        Some(path) => {
+            let store = SqliteStore::open(&path)?;
+            (path, store)
+        }
+        None => {
+            let path = "authgear-webhook-inbox.sqlite3".to_owned();
+            match SqliteStore::open(&path) {
+                Ok(store) => (path, store),
+                Err(error) => {
+                    let own = format!("authgear-webhook-inbox-{}.sqlite3", local.replace(':', "-"));
+                    eprintln!("{path}: {error}; this instance uses {own}");
+                    let store = SqliteStore::open(&own)?;
+                    (own, store)
+                }
+            }
+        }
+    };
+    let store: Arc<dyn Store> = Arc::new(store);
     Ok(Some((Inbox::from_arc(store), format!("sqlite {path}"))))
 }
 
