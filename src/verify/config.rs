@@ -1,130 +1,37 @@
-//! What the layer and its services share: the keyed MACs and the body limit.
+//! The settings the layer and its services share.
 
-use std::{fmt, future::Future, pin::Pin};
-
-use hmac::Mac;
-use http::Request;
-use subtle::ConstantTimeEq;
+use std::fmt;
 
 use crate::{
-    RejectionKind, Secret, VerifiedBody,
-    signature::{HmacSha256, TAG_LEN, keyed},
+    Secret, Verifier,
+    collect::{DEFAULT_BODY_LIMIT, Keyed},
+    signature::Keys,
 };
-
-/// The default [`body_limit`](crate::VerifySignatureLayer::body_limit): 1 MiB.
-pub(crate) const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 #[derive(Clone)]
 pub(crate) struct Config {
-    /// One MAC, keyed once here, per accepted non-empty secret, with the secret's index.
-    pub(crate) keys: Macs,
-    /// How many secrets were given, empty ones included.
-    secrets: usize,
+    /// The accepted secrets, keyed once here.
+    pub(crate) verifier: Verifier,
     pub(crate) body_limit: usize,
     #[cfg(feature = "replay")]
     pub(crate) replay: Option<crate::replay::ReplayProtection>,
 }
 
-/// Keyed MACs, each with the index of its secret. Cloned per request: the first is kept
-/// inline, so that clone allocates only when more than one secret is accepted.
-#[derive(Clone, Default)]
-pub(crate) struct Macs {
-    first: Option<(usize, HmacSha256)>,
-    others: Vec<(usize, HmacSha256)>,
-}
-
-impl Macs {
-    fn push(&mut self, index: usize, mac: HmacSha256) {
-        match self.first {
-            None => self.first = Some((index, mac)),
-            Some(_) => self.others.push((index, mac)),
-        }
-    }
-
-    /// Feeds `bytes` to every MAC.
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
-        for (_, mac) in self.first.iter_mut().chain(&mut self.others) {
-            mac.update(bytes);
-        }
-    }
-
-    /// Finishes every MAC and compares each with `tag`: the index of the first secret whose
-    /// MAC equals `tag`.
-    pub(crate) fn matching(self, tag: &[u8; TAG_LEN]) -> Option<usize> {
-        first_match(self.first.into_iter().chain(self.others), tag)
-    }
-
-    /// Hashes `bytes` with a copy of every keyed MAC and compares each with `tag`, as
-    /// [`Self::matching`] does, without cloning the `Macs` first (a body hashed in one go).
-    #[inline]
-    pub(crate) fn verify(&self, bytes: &[u8], tag: &[u8; TAG_LEN]) -> Option<usize> {
-        let macs = self.first.iter().chain(&self.others).map(|(index, keyed)| {
-            let mut mac = keyed.clone();
-            mac.update(bytes);
-            (*index, mac)
-        });
-        first_match(macs, tag)
-    }
-}
-
-/// Finishes every MAC and compares each with `tag` in constant time, all of them whatever
-/// matched: the index of the first whose MAC equals `tag`.
-#[inline]
-fn first_match(
-    macs: impl Iterator<Item = (usize, HmacSha256)>,
-    tag: &[u8; TAG_LEN],
-) -> Option<usize> {
-    let mut matched = None;
-    for (index, mac) in macs {
-        if bool::from(mac.finalize().into_bytes().ct_eq(tag)) {
-            matched = matched.or(Some(index));
-        }
-    }
-    matched
-}
-
-/// What to do with a request whose signature matched.
-#[cfg_attr(not(feature = "replay"), allow(dead_code))]
-pub(crate) enum Check {
-    /// Call the inner service.
-    Pass,
-    /// Refuse it.
-    Reject(RejectionKind),
-    /// Wait for an asynchronous check (the seen-ids store), then call or refuse.
-    Wait(Pin<Box<dyn Future<Output = Result<(), RejectionKind>> + Send>>),
-}
-
 impl Config {
     pub(crate) fn new(secret: Secret) -> Self {
-        let mut config = Self {
-            keys: Macs::default(),
-            secrets: 0,
+        Self {
+            verifier: Verifier::new(secret),
             body_limit: DEFAULT_BODY_LIMIT,
             #[cfg(feature = "replay")]
             replay: None,
-        };
-        config.accept(secret);
-        config
-    }
-
-    /// Adds a secret. An empty one is counted but matches nothing: with an empty key anybody
-    /// could sign.
-    pub(crate) fn accept(&mut self, secret: Secret) {
-        if !secret.as_ref().is_empty() {
-            self.keys.push(self.secrets, keyed(secret.as_ref()));
         }
-        self.secrets += 1;
     }
+}
 
-    /// The checks that follow a matching signature: replay protection, when enabled.
+impl Keyed for Config {
     #[inline]
-    pub(crate) fn after_verify(&self, request: &Request<VerifiedBody>) -> Check {
-        #[cfg(feature = "replay")]
-        if let Some(replay) = &self.replay {
-            return replay.check(request.uri().path(), request.body().bytes());
-        }
-        let _ = request;
-        Check::Pass
+    fn keys(&self) -> &Keys {
+        self.verifier.keys()
     }
 }
 
@@ -132,7 +39,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("Config");
         debug
-            .field("secrets", &self.secrets)
+            .field("verifier", &self.verifier)
             .field("body_limit", &self.body_limit);
         #[cfg(feature = "replay")]
         debug.field("replay", &self.replay);

@@ -4,13 +4,18 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{Request, Response, request::Parts};
+use http::{HeaderMap, Request, Response, header, request::Parts};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{collect::Collector, config::Check, service::is_grpc};
-use crate::{Rejection, RejectionKind, VerifiedBody, body::ResponseBody};
+use super::config::Config;
+use crate::{
+    Rejection, RejectionKind, VerifiedBody,
+    body::ResponseBody,
+    collect::{Collector, Stop},
+    signature::Tag,
+};
 
 pin_project! {
     /// Response future of [`VerifySignature`](crate::VerifySignature): reads and checks the
@@ -30,11 +35,13 @@ pin_project! {
     where
         S: Service<Request<VerifiedBody>>,
     {
-        /// Reading the body into the collector; `parts` and the ready `service` wait here.
+        /// Reading the body into the collector; the signature, `parts` and the ready
+        /// `service` wait here.
         Collecting {
             #[pin]
             body: B,
-            collector: Collector,
+            collector: Collector<Config>,
+            tag: Tag,
             parts: Option<Parts>,
             service: Option<S>,
         },
@@ -55,24 +62,43 @@ pin_project! {
     }
 }
 
+/// What to do with a request whose signature matched.
+#[cfg_attr(not(feature = "replay"), allow(dead_code))]
+pub(crate) enum Check {
+    /// Call the inner service.
+    Pass,
+    /// Refuse it.
+    Reject(RejectionKind),
+    /// Wait for an asynchronous check (the seen-ids store), then call or refuse.
+    Wait(Pin<Box<dyn Future<Output = Result<(), RejectionKind>> + Send>>),
+}
+
 impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<VerifiedBody>>,
 {
-    pub(super) fn collecting(parts: Parts, body: B, collector: Collector, service: S) -> Self {
+    pub(super) fn collecting(
+        parts: Parts,
+        body: B,
+        collector: Collector<Config>,
+        tag: Tag,
+        service: S,
+    ) -> Self {
         Self {
             state: State::Collecting {
                 body,
                 collector,
+                tag,
                 parts: Some(parts),
                 service: Some(service),
             },
         }
     }
 
-    pub(super) fn rejected(kind: RejectionKind, grpc: bool) -> Self {
+    /// Refuses a request before reading its body.
+    pub(super) fn rejected(kind: RejectionKind, headers: &HeaderMap) -> Self {
         Self {
-            state: State::rejected(kind, grpc),
+            state: State::rejected(kind, headers),
         }
     }
 }
@@ -98,36 +124,69 @@ impl<S, B> State<S, B>
 where
     S: Service<Request<VerifiedBody>>,
 {
-    fn rejected(kind: RejectionKind, grpc: bool) -> Self {
+    fn rejected(kind: RejectionKind, headers: &HeaderMap) -> Self {
         Self::Rejected {
             rejection: Some(Rejection::new(kind)),
-            grpc,
+            grpc: is_grpc(headers),
         }
     }
 }
 
+/// Whether the request is a gRPC call (`application/grpc`, `application/grpc+proto`, ...),
+/// to be refused the gRPC way.
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
 /// The body has ended: checks the signature, then what follows it (replay protection),
 /// and calls the inner service only if all passed.
-fn body_ended<S, B>(collector: &mut Collector, parts: Parts, mut service: S) -> State<S, B>
+fn body_ended<S, B>(
+    collector: &mut Collector<Config>,
+    tag: &Tag,
+    parts: Parts,
+    service: S,
+) -> State<S, B>
 where
     S: Service<Request<VerifiedBody>>,
 {
-    let (verified, body) = match collector.finish() {
+    let (verified, body) = match collector.verify(tag) {
         Ok(verified) => verified,
-        Err(kind) => return State::rejected(kind, is_grpc(&parts.headers)),
+        Err(kind) => return State::rejected(kind, &parts.headers),
     };
     let mut request = Request::from_parts(parts, body);
     request.extensions_mut().insert(verified);
-    match collector.config().after_verify(&request) {
-        Check::Pass => State::Calling {
-            future: service.call(request),
-        },
-        Check::Reject(kind) => State::rejected(kind, is_grpc(request.headers())),
+    match after_verify(collector.config(), &request) {
+        Check::Pass => call(service, request),
+        Check::Reject(kind) => State::rejected(kind, request.headers()),
         Check::Wait(check) => State::Checking {
             check,
             request: Some(request),
             service: Some(service),
         },
+    }
+}
+
+/// The checks that follow a matching signature: replay protection, when enabled.
+#[inline]
+fn after_verify(config: &Config, request: &Request<VerifiedBody>) -> Check {
+    #[cfg(feature = "replay")]
+    if let Some(replay) = &config.replay {
+        return replay.check(request.uri().path(), request.body().bytes());
+    }
+    let _ = (config, request);
+    Check::Pass
+}
+
+/// The one place the inner service is called: every check has passed.
+#[inline]
+fn call<S, B>(mut service: S, request: Request<VerifiedBody>) -> State<S, B>
+where
+    S: Service<Request<VerifiedBody>>,
+{
+    State::Calling {
+        future: service.call(request),
     }
 }
 
@@ -143,36 +202,24 @@ where
         loop {
             match state.as_mut().project() {
                 StateProj::Collecting {
-                    mut body,
+                    body,
                     collector,
+                    tag,
                     parts,
                     service,
                 } => {
-                    // Takes every frame that is ready, then moves on once.
-                    let next = loop {
-                        let kind = match ready!(body.as_mut().poll_frame(cx)) {
-                            Some(Ok(frame)) => match frame.into_data() {
-                                Ok(data) => match collector.push_data(data) {
-                                    Ok(()) => continue,
-                                    Err(kind) => kind,
-                                },
-                                Err(frame) => {
-                                    if let Ok(trailers) = frame.into_trailers() {
-                                        collector.push_trailers(trailers);
-                                    }
-                                    continue;
-                                }
-                            },
-                            Some(Err(_)) => RejectionKind::BodyUnreadable,
-                            None => match (parts.take(), service.take()) {
-                                (Some(parts), Some(service)) => {
-                                    break body_ended(collector, parts, service);
-                                }
-                                _ => unreachable!("the request is taken only once"),
-                            },
-                        };
-                        let grpc = parts.as_ref().is_some_and(|parts| is_grpc(&parts.headers));
-                        break State::rejected(kind, grpc);
+                    let read = ready!(collector.poll_body(body, cx));
+                    let (Some(parts), Some(service)) = (parts.take(), service.take()) else {
+                        unreachable!("the request is taken only once");
+                    };
+                    let next = match read {
+                        Ok(()) => body_ended(collector, tag, parts, service),
+                        Err(Stop::TooLarge) => {
+                            State::rejected(RejectionKind::BodyTooLarge, &parts.headers)
+                        }
+                        Err(Stop::Unreadable(_)) => {
+                            State::rejected(RejectionKind::BodyUnreadable, &parts.headers)
+                        }
                     };
                     state.set(next);
                 }
@@ -180,21 +227,17 @@ where
                     check,
                     request,
                     service,
-                } => match (
-                    ready!(check.as_mut().poll(cx)),
-                    request.take(),
-                    service.take(),
-                ) {
-                    (Ok(()), Some(request), Some(mut service)) => {
-                        let future = service.call(request);
-                        state.set(State::Calling { future });
-                    }
-                    (Err(kind), request, _) => {
-                        let grpc = request.is_some_and(|request| is_grpc(request.headers()));
-                        state.set(State::rejected(kind, grpc));
-                    }
-                    (Ok(()), _, _) => unreachable!("the request is taken only once"),
-                },
+                } => {
+                    let checked = ready!(check.as_mut().poll(cx));
+                    let (Some(request), Some(service)) = (request.take(), service.take()) else {
+                        unreachable!("the request is taken only once");
+                    };
+                    let next = match checked {
+                        Ok(()) => call(service, request),
+                        Err(kind) => State::rejected(kind, request.headers()),
+                    };
+                    state.set(next);
+                }
                 StateProj::Calling { future } => {
                     let response = ready!(future.poll(cx))?;
                     return Poll::Ready(Ok(response.map(ResponseBody::new)));

@@ -3,12 +3,17 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{HeaderMap, Request, Response, header};
+use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
-use super::{VerifySignatureLayer, collect::Collector, config::Config, future::ResponseFuture};
-use crate::{RejectionKind, Secret, VerifiedBody, body::ResponseBody, signature};
+use super::{VerifySignatureLayer, config::Config, future::ResponseFuture};
+use crate::{
+    RejectionKind, Secret, VerifiedBody,
+    body::ResponseBody,
+    collect::{Collector, declared_length},
+    signature,
+};
 
 /// Middleware that lets through only requests whose body is signed by Authgear: see the
 /// [module docs](crate::verify).
@@ -85,13 +90,14 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let rejected = |kind| ResponseFuture::rejected(kind, is_grpc(request.headers()));
+        let rejected = |kind| ResponseFuture::rejected(kind, request.headers());
         let tag = match signature::parse_header(request.headers()) {
             Ok(tag) => tag,
             Err(kind) => return rejected(kind),
         };
         let limit = self.config.body_limit;
-        if declared_length(&request).is_some_and(|length| length > limit as u64) {
+        let declared = declared_length(&request);
+        if declared > limit as u64 {
             return rejected(RejectionKind::BodyTooLarge);
         }
 
@@ -100,27 +106,7 @@ where
         let not_ready = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, not_ready);
         let (parts, body) = request.into_parts();
-        let collector = Collector::new(self.config.clone(), body.size_hint().lower(), tag);
-        ResponseFuture::collecting(parts, body, collector, ready)
+        let collector = Collector::new(self.config.clone(), limit, declared);
+        ResponseFuture::collecting(parts, body, collector, tag, ready)
     }
-}
-
-/// Whether the request is a gRPC call (`application/grpc`, `application/grpc+proto`, ...):
-/// asked only to answer a refusal.
-pub(super) fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
-}
-
-/// The body length the request announces: the larger of its `Content-Length` and the lower
-/// bound the body itself knows (hyper sets it from `Content-Length` on HTTP/1.1 and HTTP/2).
-/// Both are read: a request whose header and body disagree is judged by the larger.
-fn declared_length<B: Body>(request: &Request<B>) -> Option<u64> {
-    let header = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
-    let hint = request.body().size_hint().lower();
-    header.max(Some(hint))
 }
