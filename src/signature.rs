@@ -280,6 +280,21 @@ impl Verifier {
         self.verify_tag(body, &tag)
     }
 
+    /// Checks only the form of `signature` (the header's raw value), with the rules of
+    /// [`verify`](Self::verify): to refuse a missing or malformed signature before reading
+    /// the body, as the layer does.
+    ///
+    /// ```
+    /// use authgear_webhook::{sign, RejectionKind, Verifier};
+    ///
+    /// assert_eq!(Verifier::check_format(sign("any", b"").as_bytes()), Ok(()));
+    /// assert_eq!(Verifier::check_format(b" "), Err(RejectionKind::MissingSignature));
+    /// assert_eq!(Verifier::check_format(b"abc"), Err(RejectionKind::MalformedSignature));
+    /// ```
+    pub fn check_format(signature: &[u8]) -> Result<(), RejectionKind> {
+        parse_signature(signature).map(drop)
+    }
+
     /// [`verify`](Self::verify) with the signature already decoded.
     #[inline]
     pub(crate) fn verify_tag(&self, body: &[u8], tag: &Tag) -> Result<Verified, RejectionKind> {
