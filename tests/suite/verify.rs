@@ -1,21 +1,19 @@
 //! The middleware in process: every row of the behaviour table, tower discipline, and
 //! properties over random bodies and chunkings.
 
-mod common;
-
 use std::convert::Infallible;
 
+use crate::common::{Frames, Recorder, text};
 use authgear_webhook::{
     Rejection, RejectionKind, SIGNATURE_HEADER, VerifiedBody, Verifier, VerifySignatureLayer, sign,
 };
 use bytes::Bytes;
-use common::{Frames, Recorder, text};
 use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use http_body_util::{Either, Full};
 use proptest::prelude::*;
 use tower::{Layer, Service, ServiceExt};
 
-const SECRET: &str = "0123456789abcdefghijABCDEFGHIJ_x";
+use crate::common::SECRET;
 const BODY: &[u8] = br#"{"id":"0000000000022b55","seq":142165,"type":"user.created"}"#;
 
 fn signed<B>(body: B, signature: &str) -> Request<B> {

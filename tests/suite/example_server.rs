@@ -1,12 +1,10 @@
 //! `cargo run --example axum_server`, run for real: the built example binary on a loopback
 //! port, driven by a real HTTP client.
 
-mod common;
-
 use std::process::Command;
 
+use crate::common::example::{self, SECRET, Server};
 use authgear_webhook::{SIGNATURE_HEADER, sign};
-use common::example::{self, SECRET, Server};
 use http::StatusCode;
 
 fn now() -> u64 {
@@ -130,7 +128,7 @@ async fn allows_every_domain_by_default() {
 
 #[tokio::test]
 async fn two_instances_share_replay_protection_through_redis() {
-    let Some(redis) = common::RedisServer::start().await else {
+    let Some(redis) = crate::common::RedisServer::start().await else {
         return;
     };
     let env = [("REDIS_URL", redis.url.as_str())];
@@ -280,7 +278,7 @@ async fn raw_status(addr: &str, head: &[u8], body: &[u8]) -> u16 {
         let line = String::from_utf8_lossy(&answer[..got]).into_owned();
         line[9..12].parse().expect("a status code")
     };
-    tokio::time::timeout(common::TIMEOUT, exchange)
+    tokio::time::timeout(crate::common::TIMEOUT, exchange)
         .await
         .expect("in time")
 }
