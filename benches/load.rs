@@ -2,9 +2,11 @@
 //! `VerifySignatureLayer` (`layer`), behind a naive `axum::middleware::from_fn` that
 //! collects the body with `to_bytes`, verifies with `hmac` and rebuilds the request
 //! (`naive`), and with no middleware but a handler that verifies the `Bytes` it is given
-//! (`inline`: what the HMAC itself costs in this server), and behind the layer with its body
+//! (`inline`: what the HMAC itself costs in this server), behind the layer with its body
 //! budget and body deadline off (`unbounded`: what the flood protection costs, against
-//! `layer`). Signed POSTs of 1 KiB and 64 KiB.
+//! `layer`), and behind `tower-github-webhook` 0.2's layer (`github`: the closest Rust tower
+//! peer, GitHub's HMAC-SHA256 scheme, which each request also carries as
+//! `x-hub-signature-256`). Signed POSTs of 1 KiB and 64 KiB.
 //!
 //! ```sh
 //! cargo bench --bench load
@@ -12,7 +14,7 @@
 //! ```
 //!
 //! One command: this binary starts the servers itself (itself again, with
-//! `LOAD_SERVER=plain|layer|naive|inline|unbounded`, on a current-thread runtime), pins them to one
+//! `LOAD_SERVER=plain|layer|naive|inline|unbounded|github`, on a current-thread runtime), pins them to one
 //! core and wrk to the other (taskset), and runs wrk against each in turn, interleaved, in
 //! rounds. It installs wrk (Debian's package) if it is missing. Per run it reads the
 //! server's CPU time (utime + stime in `/proc/PID/stat`) before and after, and divides by
@@ -50,7 +52,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 const SECRET: &str = "bench-webhook-secret";
-const MODES: [&str; 5] = ["plain", "layer", "naive", "inline", "unbounded"];
+const MODES: [&str; 6] = ["plain", "layer", "naive", "inline", "unbounded", "github"];
+/// The header `github` verifies: GitHub's name for the same HMAC-SHA256 of the body.
+const GITHUB_HEADER: &str = "x-hub-signature-256";
 /// The servers' own deadline, whatever happens to the driver.
 const SERVER_MAX: Duration = Duration::from_secs(15 * 60);
 
@@ -105,8 +109,15 @@ fn serve(mode: &str) -> ExitCode {
         "inline" => Router::new()
             .route("/", post(inline))
             .route("/hmac", axum::routing::get(inline_hmac_times)),
+        "github" => app.layer(
+            tower::ServiceBuilder::new()
+                .map_response(|response: Response<_>| response.map(Body::new))
+                .layer(tower_github_webhook::ValidateGitHubWebhookLayer::new(
+                    SECRET,
+                )),
+        ),
         _ => {
-            eprintln!("LOAD_SERVER: plain, layer, naive, inline or unbounded");
+            eprintln!("LOAD_SERVER: plain, layer, naive, inline, unbounded or github");
             return ExitCode::FAILURE;
         }
     };
@@ -426,6 +437,16 @@ fn report(
                 added / inline,
             );
         }
+        let layer_vs = |mode: usize| {
+            paired(&runs[index][1], &runs[index][mode], &|r, p| {
+                r.per_second / p.per_second
+            })
+        };
+        println!(
+            "| {size} B | layer req/s: {:.3}x inline's, {:.3}x github's | | | | | | |",
+            layer_vs(3),
+            layer_vs(4),
+        );
         println!(
             "| {size} B | HMAC alone: {hmac_us:.2} us, timed in the inline server: {:.2} us | cap {:.3}x | | | | | |",
             median(&mut in_server[index]) / 1000.0,
@@ -542,7 +563,8 @@ fn check_server(server: &Server, size: usize) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let head = format!(
             "POST / HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
-             content-length: {}\r\n{SIGNATURE_HEADER}: {signature}\r\nconnection: close\r\n\r\n",
+             content-length: {}\r\n{SIGNATURE_HEADER}: {signature}\r\n\
+             {GITHUB_HEADER}: sha256={signature}\r\nconnection: close\r\n\r\n",
             body.len()
         );
         stream
@@ -572,6 +594,7 @@ fn write_script(dir: &Path, size: usize) -> Result<PathBuf, String> {
         "wrk.method = \"POST\"\n\
          wrk.headers[\"Content-Type\"] = \"application/json\"\n\
          wrk.headers[\"{SIGNATURE_HEADER}\"] = \"{signature}\"\n\
+         wrk.headers[\"{GITHUB_HEADER}\"] = \"sha256={signature}\"\n\
          wrk.body = [==[{text}]==]\n"
     );
     let path = dir.join(format!("post-{size}.lua"));

@@ -13,7 +13,8 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 /// The request body the inner service receives: the verified bytes, exactly as they
-/// arrived, followed by the request's trailers if it had any.
+/// arrived, followed by the request's trailers if it had any. The signing side forwards the
+/// same type under the name [`SignedBody`](crate::SignedBody).
 ///
 /// It is an ordinary [`http_body::Body`] with `Data = Bytes`: axum's extractors (`Bytes`,
 /// `String`, `Json<T>`) and tonic's router consume it as they would any body, and a hyper

@@ -52,13 +52,15 @@ impl Buffer {
 
     /// Takes the next data frame and returns its bytes (to hash them), or `TooLarge` if the
     /// body would pass the limit, in which case nothing is kept.
-    pub(crate) fn push(&mut self, frame: Bytes) -> Result<&[u8], TooLarge> {
+    #[cfg(test)]
+    fn push(&mut self, frame: Bytes) -> Result<&[u8], TooLarge> {
         self.append(frame)?;
         Ok(self.unhashed(0))
     }
 
     /// Takes the next data frame, or refuses it with `TooLarge` if the body would pass the
     /// limit, in which case nothing is kept. Its bytes are handed out by [`Self::unhashed`].
+    /// The one place bytes are added to a request's buffer.
     #[inline]
     pub(crate) fn append(&mut self, mut frame: impl Buf) -> Result<(), TooLarge> {
         let size = frame.remaining();

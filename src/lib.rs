@@ -2,6 +2,8 @@
 //!
 //! [`VerifySignatureLayer`]: crate::VerifySignatureLayer
 //! [`Verified`]: crate::Verified
+//! [`Verifier`]: crate::Verifier
+//! [`Verifier::start`]: crate::Verifier::start
 //! [`VerifiedBody`]: crate::VerifiedBody
 //! [`Rejection`]: crate::Rejection
 //! [`RejectionKind`]: crate::RejectionKind
@@ -13,6 +15,7 @@
 
 mod body;
 mod buffer;
+mod collect;
 mod rejection;
 mod secret;
 pub mod sign_request;
@@ -35,7 +38,7 @@ pub use self::{
     rejection::{Rejection, RejectionKind},
     secret::{FromEnvError, Secret},
     sign_request::{SignError, SignErrorKind, SignRequest, SignRequestLayer, SignedBody},
-    signature::{SIGNATURE_HEADER, sign},
+    signature::{SIGNATURE_HEADER, Verification, Verifier, sign},
     verified::Verified,
     verify::{BodyBudget, VerifySignature, VerifySignatureLayer},
 };

@@ -205,6 +205,22 @@ impl Rejection {
     }
 }
 
+/// The refusal for `kind`, to answer it outside tower with the layer's status and message
+/// (a [`Verifier`](crate::Verifier) returns the kind).
+///
+/// ```
+/// use authgear_webhook::{Rejection, RejectionKind};
+///
+/// let rejection = Rejection::from(RejectionKind::BodyTooLarge);
+/// assert_eq!(rejection.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+/// assert_eq!(rejection.to_string(), "request body too large");
+/// ```
+impl From<RejectionKind> for Rejection {
+    fn from(kind: RejectionKind) -> Self {
+        Self::new(kind)
+    }
+}
+
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.message())

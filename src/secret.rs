@@ -162,7 +162,7 @@ mod tests {
     #[test]
     fn from_env_names_the_variable() {
         // Setting variables needs `unsafe` in edition 2024; the empty case is tested by
-        // running the example server with an empty secret (tests/example_server.rs).
+        // running the example server with an empty secret (tests/suite/example_server.rs).
         let unset = Secret::from_env("AUTHGEAR_WEBHOOK_TEST_UNSET").unwrap_err();
         assert_eq!(unset.name(), "AUTHGEAR_WEBHOOK_TEST_UNSET");
         assert_eq!(

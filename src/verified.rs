@@ -2,6 +2,7 @@
 
 /// Request extension inserted by [`VerifySignature`](crate::VerifySignature) on every request
 /// it lets through: proof for handlers and extractors that the body was signed by Authgear.
+/// [`Verifier::verify`](crate::Verifier::verify) returns it too.
 ///
 /// ```
 /// use authgear_webhook::Verified;
@@ -24,8 +25,9 @@ impl Verified {
     }
 
     /// Which secret the signature matched: `0` for the one given to
-    /// [`VerifySignatureLayer::new`](crate::VerifySignatureLayer::new), then `1`, `2`, ... for
-    /// those given to [`also_accept`](crate::VerifySignatureLayer::also_accept), in order.
+    /// [`VerifySignatureLayer::new`](crate::VerifySignatureLayer::new) (or
+    /// [`Verifier::new`](crate::Verifier::new)), then `1`, `2`, ... for those given to
+    /// [`also_accept`](crate::VerifySignatureLayer::also_accept), in order.
     ///
     /// Useful during a secret rotation, to see when the old secret stops being used.
     ///

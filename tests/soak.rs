@@ -41,7 +41,7 @@ use tower::Layer;
 #[global_allocator]
 static HEAP: PeakAlloc = PeakAlloc;
 
-const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
+use common::SECRET;
 const LIMIT: usize = 64 * 1024;
 /// Deliveries per round: 7 in 10 valid, 2 forged, 1 oversized.
 const ROUND: u32 = 1000;

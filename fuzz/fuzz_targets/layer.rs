@@ -11,7 +11,9 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use authgear_webhook::{BodyBudget, RejectionKind, SIGNATURE_HEADER, VerifySignatureLayer, sign};
+use authgear_webhook::{
+    BodyBudget, RejectionKind, SIGNATURE_HEADER, Verifier, VerifySignatureLayer, sign,
+};
 use authgear_webhook_fuzz::{Script, Step, check, run, run_cancelled, split_input};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, header};
@@ -266,6 +268,38 @@ fuzz_target!(|data: &[u8]| {
             [] => assert!(seen.trailers.is_none()),
             [one] => assert_eq!(seen.trailers.as_ref(), Some(*one)),
             _ => assert!(seen.trailers.is_some()),
+        }
+    }
+
+    // The Verifier, whole and chunk by chunk, answers as the layer does on the same bytes.
+    let mut verifier = Verifier::new(first.clone());
+    if let Some(second) = &second {
+        verifier = verifier.also_accept(second.clone());
+    }
+    let mut values = headers.get_all(SIGNATURE_HEADER).iter();
+    if let (Some(value), None) = (values.next(), values.next()) {
+        let whole = verifier.verify(value.as_bytes(), &body);
+        let mut verification = verifier.start();
+        for step in &steps {
+            if let Step::Data(data) = step {
+                verification.update(data);
+            }
+        }
+        let complete = !steps.iter().any(|s| matches!(s, Step::Error));
+        if complete {
+            assert_eq!(verification.finish(value.as_bytes()), whole);
+        }
+        match (&outcome.seen[..], outcome.rejection.as_ref().map(|r| r.kind())) {
+            ([seen], _) => assert_eq!(whole.ok(), seen.verified),
+            (
+                _,
+                Some(
+                    kind @ (RejectionKind::MissingSignature
+                    | RejectionKind::MalformedSignature
+                    | RejectionKind::InvalidSignature),
+                ),
+            ) => assert_eq!(whole, Err(kind)),
+            _ => {}
         }
     }
 });

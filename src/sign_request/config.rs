@@ -1,28 +1,33 @@
-//! What the layer and its services share: the keyed MAC and the body limit.
+//! The settings the layer and its services share.
 
 use std::fmt;
 
 use crate::{
     Secret,
-    signature::{HmacSha256, keyed},
+    collect::{DEFAULT_BODY_LIMIT, Keyed},
+    signature::Keys,
 };
-
-/// The default [`body_limit`](super::SignRequestLayer::body_limit): 1 MiB, as for verifying.
-pub(super) const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 #[derive(Clone)]
 pub(super) struct Config {
-    /// The MAC keyed once here; each request signs with a clone of it.
-    pub(super) mac: HmacSha256,
+    /// The MAC keyed once here; each request signs with a copy of it.
+    keys: Keys,
     pub(super) body_limit: usize,
 }
 
 impl Config {
     pub(super) fn new(secret: &Secret) -> Self {
         Self {
-            mac: keyed(secret.as_ref()),
+            keys: Keys::one(secret.as_ref()),
             body_limit: DEFAULT_BODY_LIMIT,
         }
+    }
+}
+
+impl Keyed for Config {
+    #[inline]
+    fn keys(&self) -> &Keys {
+        &self.keys
     }
 }
 

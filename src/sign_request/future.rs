@@ -4,18 +4,16 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use bytes::{Buf, Bytes};
-use hmac::Mac;
 use http::{HeaderValue, Request, request::Parts};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{SignError, SignedBody, error::BoxError};
+use super::{SignError, SignedBody, config::Config, error::BoxError};
 use crate::{
     SIGNATURE_HEADER,
-    buffer::{Buffer, TooLarge},
-    signature::HmacSha256,
+    collect::{Collector, Stop},
+    verify::budget::Reservation,
 };
 
 pin_project! {
@@ -36,11 +34,11 @@ pin_project! {
     where
         S: Service<Request<SignedBody>>,
     {
-        /// Reading the body into the signer; `parts` and the ready `service` wait here.
-        Buffering {
+        /// Reading the body into the collector; `parts` and the ready `service` wait here.
+        Collecting {
             #[pin]
             body: B,
-            signer: Signer,
+            collector: Collector<Config>,
             parts: Option<Parts>,
             service: Option<S>,
         },
@@ -50,7 +48,7 @@ pin_project! {
             future: S::Future,
         },
         /// The body could not be signed: the inner service is never called.
-        Failed { error: Option<SignError> },
+        Rejected { error: Option<SignError> },
     }
 }
 
@@ -58,20 +56,25 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<SignedBody>>,
 {
-    pub(super) fn buffering(parts: Parts, body: B, signer: Signer, service: S) -> Self {
+    pub(super) fn collecting(
+        parts: Parts,
+        body: B,
+        collector: Collector<Config>,
+        service: S,
+    ) -> Self {
         Self {
-            state: State::Buffering {
+            state: State::Collecting {
                 body,
-                signer,
+                collector,
                 parts: Some(parts),
                 service: Some(service),
             },
         }
     }
 
-    pub(super) fn failed(error: SignError) -> Self {
+    pub(super) fn rejected(error: SignError) -> Self {
         Self {
-            state: State::Failed { error: Some(error) },
+            state: State::Rejected { error: Some(error) },
         }
     }
 }
@@ -82,9 +85,9 @@ where
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.state {
-            State::Buffering { .. } => "Buffering",
+            State::Collecting { .. } => "Collecting",
             State::Calling { .. } => "Calling",
-            State::Failed { .. } => "Failed",
+            State::Rejected { .. } => "Rejected",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
@@ -101,49 +104,49 @@ where
 {
     type Output = Result<S::Response, BoxError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
         loop {
-            let mut state = self.as_mut().project().state;
             match state.as_mut().project() {
-                StateProj::Buffering {
+                StateProj::Collecting {
                     body,
-                    signer,
+                    collector,
                     parts,
                     service,
                 } => {
-                    // Read until the body says it has ended, not until `is_end_stream()`.
-                    let outcome = match ready!(body.poll_frame(cx)) {
-                        Some(Ok(frame)) => match frame.into_data() {
-                            Ok(mut data) => signer.push_data(data.copy_to_bytes(data.remaining())),
-                            Err(frame) => {
-                                if let Ok(trailers) = frame.into_trailers() {
-                                    signer.buffer.push_trailers(trailers);
-                                }
-                                Ok(())
-                            }
-                        },
-                        Some(Err(error)) => Err(SignError::unreadable(error.into())),
-                        None => {
-                            let (Some(mut parts), Some(mut service)) =
-                                (parts.take(), service.take())
-                            else {
-                                unreachable!("the request is taken only once");
+                    // Signing has no body budget: a default reservation counts nothing.
+                    let read = ready!(collector.poll_body(body, cx, &mut Reservation::default()));
+                    let (Some(mut parts), Some(mut service)) = (parts.take(), service.take())
+                    else {
+                        unreachable!("the request is taken only once");
+                    };
+                    let next = match read {
+                        Ok(()) => {
+                            let (tag, body) = collector.sign();
+                            let signature = match HeaderValue::from_str(&hex::encode(tag)) {
+                                Ok(value) => value,
+                                Err(_) => unreachable!("hex is a valid header value"),
                             };
-                            let (signature, body) = signer.finish();
                             parts.headers.insert(SIGNATURE_HEADER, signature);
                             let future = service.call(Request::from_parts(parts, body));
-                            state.set(State::Calling { future });
-                            Ok(())
+                            State::Calling { future }
+                        }
+                        Err(Stop::TooLarge) => State::Rejected {
+                            error: Some(SignError::too_large()),
+                        },
+                        Err(Stop::Unreadable(error)) => State::Rejected {
+                            error: Some(SignError::unreadable(error.into())),
+                        },
+                        Err(Stop::Exhausted | Stop::Deadline) => {
+                            unreachable!("signing has no body budget nor deadline")
                         }
                     };
-                    if let Err(error) = outcome {
-                        state.set(State::Failed { error: Some(error) });
-                    }
+                    state.set(next);
                 }
                 StateProj::Calling { future } => {
                     return Poll::Ready(ready!(future.poll(cx)).map_err(Into::into));
                 }
-                StateProj::Failed { error } => {
+                StateProj::Rejected { error } => {
                     let Some(error) = error.take() else {
                         panic!("ResponseFuture polled after completion");
                     };
@@ -151,40 +154,5 @@ where
                 }
             }
         }
-    }
-}
-
-/// The bounded buffer: feeds each frame to the MAC as it arrives and keeps the bytes.
-pub(super) struct Signer {
-    mac: HmacSha256,
-    buffer: Buffer,
-}
-
-impl Signer {
-    pub(super) fn new(mac: HmacSha256, limit: usize, expected: u64) -> Self {
-        Self {
-            mac,
-            buffer: Buffer::new(limit, expected),
-        }
-    }
-
-    fn push_data(&mut self, data: Bytes) -> Result<(), SignError> {
-        let bytes = self
-            .buffer
-            .push(data)
-            .map_err(|TooLarge| SignError::too_large())?;
-        self.mac.update(bytes);
-        Ok(())
-    }
-
-    /// The signature header value and the body with the same bytes.
-    fn finish(&mut self) -> (HeaderValue, SignedBody) {
-        let tag = self.mac.clone().finalize().into_bytes();
-        let signature = match HeaderValue::from_str(&hex::encode(tag)) {
-            Ok(value) => value,
-            Err(_) => unreachable!("hex is a valid header value"),
-        };
-        let (data, trailers) = self.buffer.take();
-        (signature, SignedBody::new(data, trailers))
     }
 }

@@ -3,17 +3,18 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{Request, header};
+use http::Request;
 use http_body::Body;
 use tower_service::Service;
 
 use super::{
-    SignError, SignRequestLayer, SignedBody,
-    config::Config,
-    error::BoxError,
-    future::{ResponseFuture, Signer},
+    SignError, SignRequestLayer, SignedBody, config::Config, error::BoxError,
+    future::ResponseFuture,
 };
-use crate::Secret;
+use crate::{
+    Secret,
+    collect::{Collector, declared_length},
+};
 
 /// Middleware for clients: buffers the request body, signs it the way Authgear does and sends
 /// the same bytes with the signature header. See the [module docs](crate::sign_request).
@@ -94,7 +95,7 @@ where
         let limit = self.config.body_limit;
         let declared = declared_length(&request);
         if declared > limit as u64 {
-            return ResponseFuture::failed(SignError::too_large());
+            return ResponseFuture::rejected(SignError::too_large());
         }
 
         // The inner service was made ready by `poll_ready`: take that one into the future
@@ -102,19 +103,9 @@ where
         let not_ready = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, not_ready);
         let (parts, body) = request.into_parts();
-        let signer = Signer::new(self.config.mac.clone(), limit, declared);
-        ResponseFuture::buffering(parts, body, signer, ready)
+        let collector = Collector::new(self.config.clone(), limit, declared);
+        ResponseFuture::collecting(parts, body, collector, ready)
     }
-}
-
-/// The body length the request announces: its `Content-Length`, or the lower bound the body
-/// itself knows, whichever is larger.
-fn declared_length<B: Body>(request: &Request<B>) -> u64 {
-    let header = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
-    header.unwrap_or(0).max(request.body().size_hint().lower())
 }
 
 #[cfg(test)]
@@ -122,7 +113,7 @@ mod tests {
     use std::{collections::VecDeque, convert::Infallible, io, pin::Pin};
 
     use bytes::Bytes;
-    use http::{HeaderMap, HeaderValue, Response};
+    use http::{HeaderMap, HeaderValue, Response, header};
     use http_body::Frame;
     use http_body_util::BodyExt;
     use tower::{Layer, ServiceExt};
@@ -267,6 +258,18 @@ mod tests {
 
         let hinted = Request::new(http_body_util::Full::new(Bytes::from_static(b"12345")));
         let error = client.clone().oneshot(hinted).await.expect_err("refused");
+        assert_eq!(kind(error), Some(SignErrorKind::BodyTooLarge));
+
+        // The header is read even when the body knows a smaller length, as when verifying.
+        let disagreeing = Request::post("/")
+            .header(header::CONTENT_LENGTH, "2000000")
+            .body(http_body_util::Full::new(Bytes::from_static(b"12")))
+            .expect("request");
+        let error = client
+            .clone()
+            .oneshot(disagreeing)
+            .await
+            .expect_err("refused");
         assert_eq!(kind(error), Some(SignErrorKind::BodyTooLarge));
 
         let crossing = Request::new(Frames::new(&[b"12", b"34", b"5"]));

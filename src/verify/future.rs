@@ -1,30 +1,27 @@
 use std::{
     future::Future,
     pin::Pin,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 
 use bytes::Bytes;
-use http::{Request, Response, request::Parts};
+use http::{HeaderMap, Request, Response, header, request::Parts};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{
-    budget::Reservation,
-    collect::Collector,
-    config::{Check, Verdict},
-    deadline::Deadline,
-    service::is_grpc,
-};
+use super::{budget::Reservation, config::Config, deadline::Deadline};
 use crate::{
     Rejection, RejectionKind, VerifiedBody,
     body::{ResponseBody, Tap},
+    collect::{Collector, Stop},
+    signature::Tag,
 };
 
 pin_project! {
     /// Response future of [`VerifySignature`](crate::VerifySignature): reads and checks the
     /// body, then calls the inner service or answers the refusal.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct ResponseFuture<S, B>
     where
         S: Service<Request<VerifiedBody>>,
@@ -43,11 +40,13 @@ pin_project! {
     where
         S: Service<Request<VerifiedBody>>,
     {
-        /// Reading the body into the collector; `parts` and the ready `service` wait here.
+        /// Reading the body into the collector; the signature, `parts` and the ready
+        /// `service` wait here.
         Collecting {
             #[pin]
             body: B,
-            collector: Collector,
+            collector: Collector<Config>,
+            tag: Tag,
             deadline: Deadline,
             parts: Option<Parts>,
             service: Option<S>,
@@ -73,6 +72,26 @@ pin_project! {
     }
 }
 
+/// What to do with a request whose signature matched.
+#[cfg_attr(not(feature = "replay"), allow(dead_code))]
+pub(crate) enum Check {
+    /// Call the inner service.
+    Pass,
+    /// Refuse it.
+    Reject(RejectionKind),
+    /// Wait for an asynchronous check (the seen-ids store), then call, answer or refuse.
+    Wait(Pin<Box<dyn Future<Output = Result<Verdict, RejectionKind>> + Send>>),
+}
+
+/// What an asynchronous check decided, when it did not refuse.
+#[cfg_attr(not(feature = "replay"), allow(dead_code))]
+pub(crate) enum Verdict {
+    /// Call the inner service; the tap sees its response (replay protection records it).
+    Call(Option<Box<dyn Tap>>),
+    /// Answer this without calling it (a repeated delivery's recorded answer).
+    Answer(Response<Bytes>),
+}
+
 impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<VerifiedBody>>,
@@ -80,7 +99,8 @@ where
     pub(super) fn collecting(
         parts: Parts,
         body: B,
-        collector: Collector,
+        collector: Collector<Config>,
+        tag: Tag,
         service: S,
         room: Reservation,
     ) -> Self {
@@ -88,6 +108,7 @@ where
             state: State::Collecting {
                 body,
                 collector,
+                tag,
                 deadline: Deadline::default(),
                 parts: Some(parts),
                 service: Some(service),
@@ -96,9 +117,10 @@ where
         }
     }
 
-    pub(super) fn rejected(kind: RejectionKind, grpc: bool) -> Self {
+    /// Refuses a request before reading its body.
+    pub(super) fn rejected(kind: RejectionKind, headers: &HeaderMap) -> Self {
         Self {
-            state: State::rejected(kind, grpc),
+            state: State::rejected(kind, headers),
             room: Reservation::default(),
         }
     }
@@ -126,37 +148,75 @@ impl<S, B> State<S, B>
 where
     S: Service<Request<VerifiedBody>>,
 {
-    fn rejected(kind: RejectionKind, grpc: bool) -> Self {
+    fn rejected(kind: RejectionKind, headers: &HeaderMap) -> Self {
         Self::Rejected {
             rejection: Some(Rejection::new(kind)),
-            grpc,
+            grpc: is_grpc(headers),
         }
     }
 }
 
+/// Whether the request is a gRPC call (`application/grpc`, `application/grpc+proto`, ...),
+/// to be refused the gRPC way.
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
 /// The body has ended: checks the signature, then what follows it (replay protection),
 /// and calls the inner service only if all passed.
-fn body_ended<S, B>(collector: &mut Collector, parts: Parts, mut service: S) -> State<S, B>
+fn body_ended<S, B>(
+    collector: &mut Collector<Config>,
+    tag: &Tag,
+    parts: Parts,
+    service: S,
+) -> State<S, B>
 where
     S: Service<Request<VerifiedBody>>,
 {
-    let (verified, body) = match collector.finish() {
+    let (verified, body) = match collector.verify(tag) {
         Ok(verified) => verified,
-        Err(kind) => return State::rejected(kind, is_grpc(&parts.headers)),
+        Err(kind) => return State::rejected(kind, &parts.headers),
     };
     let mut request = Request::from_parts(parts, body);
     request.extensions_mut().insert(verified);
-    match collector.config().after_verify(&request) {
-        Check::Pass => State::Calling {
-            future: service.call(request),
-            tap: None,
-        },
-        Check::Reject(kind) => State::rejected(kind, is_grpc(request.headers())),
+    match after_verify(collector.config(), &request) {
+        Check::Pass => call(service, request, None),
+        Check::Reject(kind) => State::rejected(kind, request.headers()),
         Check::Wait(check) => State::Checking {
             check,
             request: Some(request),
             service: Some(service),
         },
+    }
+}
+
+/// The checks that follow a matching signature: replay protection, when enabled.
+#[inline]
+fn after_verify(config: &Config, request: &Request<VerifiedBody>) -> Check {
+    #[cfg(feature = "replay")]
+    if let Some(replay) = &config.replay {
+        return replay.check_request(request.uri().path(), request.body().bytes());
+    }
+    let _ = (config, request);
+    Check::Pass
+}
+
+/// The one place the inner service is called: every check has passed. `tap` (replay
+/// protection) will see its response.
+#[inline]
+fn call<S, B>(
+    mut service: S,
+    request: Request<VerifiedBody>,
+    tap: Option<Box<dyn Tap>>,
+) -> State<S, B>
+where
+    S: Service<Request<VerifiedBody>>,
+{
+    State::Calling {
+        future: service.call(request),
+        tap,
     }
 }
 
@@ -173,48 +233,33 @@ where
         loop {
             match state.as_mut().project() {
                 StateProj::Collecting {
-                    mut body,
+                    body,
                     collector,
+                    tag,
                     deadline,
                     parts,
                     service,
                 } => {
-                    // Takes every frame that is ready, then moves on once.
-                    let next = loop {
-                        let frame = match body.as_mut().poll_frame(cx) {
-                            Poll::Ready(frame) => frame,
-                            Poll::Pending => {
-                                collector.waiting();
-                                if !deadline.expired(collector.config().body_deadline, cx) {
-                                    return Poll::Pending;
-                                }
-                                let grpc = parts.as_ref().is_some_and(|p| is_grpc(&p.headers));
-                                break State::rejected(RejectionKind::BodyDeadline, grpc);
+                    let read = match collector.poll_body(body, cx, room) {
+                        Poll::Ready(read) => read,
+                        // The body makes us wait: within its deadline only.
+                        Poll::Pending => {
+                            if !deadline.expired(collector.config().body_deadline, cx) {
+                                return Poll::Pending;
                             }
-                        };
-                        let kind = match frame {
-                            Some(Ok(frame)) => match frame.into_data() {
-                                Ok(data) => match collector.push_data(data, room) {
-                                    Ok(()) => continue,
-                                    Err(kind) => kind,
-                                },
-                                Err(frame) => {
-                                    if let Ok(trailers) = frame.into_trailers() {
-                                        collector.push_trailers(trailers);
-                                    }
-                                    continue;
-                                }
-                            },
-                            Some(Err(_)) => RejectionKind::BodyUnreadable,
-                            None => match (parts.take(), service.take()) {
-                                (Some(parts), Some(service)) => {
-                                    break body_ended(collector, parts, service);
-                                }
-                                _ => unreachable!("the request is taken only once"),
-                            },
-                        };
-                        let grpc = parts.as_ref().is_some_and(|parts| is_grpc(&parts.headers));
-                        break State::rejected(kind, grpc);
+                            Err(Stop::Deadline)
+                        }
+                    };
+                    let (Some(parts), Some(service)) = (parts.take(), service.take()) else {
+                        unreachable!("the request is taken only once");
+                    };
+                    let refused = |kind| State::rejected(kind, &parts.headers);
+                    let next = match read {
+                        Ok(()) => body_ended(collector, tag, parts, service),
+                        Err(Stop::TooLarge) => refused(RejectionKind::BodyTooLarge),
+                        Err(Stop::Exhausted) => refused(RejectionKind::BudgetExhausted),
+                        Err(Stop::Deadline) => refused(RejectionKind::BodyDeadline),
+                        Err(Stop::Unreadable(_)) => refused(RejectionKind::BodyUnreadable),
                     };
                     state.set(next);
                 }
@@ -222,30 +267,26 @@ where
                     check,
                     request,
                     service,
-                } => match (
-                    ready!(check.as_mut().poll(cx)),
-                    request.take(),
-                    service.take(),
-                ) {
-                    (Ok(Verdict::Call(tap)), Some(request), Some(mut service)) => {
-                        let future = service.call(request);
-                        state.set(State::Calling { future, tap });
-                    }
-                    (Ok(Verdict::Answer(response)), _, _) => {
-                        state.set(State::Answered {
+                } => {
+                    let Poll::Ready(checked) = check.as_mut().poll(cx) else {
+                        return Poll::Pending;
+                    };
+                    let (Some(request), Some(service)) = (request.take(), service.take()) else {
+                        unreachable!("the request is taken only once");
+                    };
+                    let next = match checked {
+                        Ok(Verdict::Call(tap)) => call(service, request, tap),
+                        Ok(Verdict::Answer(response)) => State::Answered {
                             response: Some(response),
-                        });
-                    }
-                    (Err(kind), request, _) => {
-                        let grpc = request.is_some_and(|request| is_grpc(request.headers()));
-                        state.set(State::rejected(kind, grpc));
-                    }
-                    (Ok(Verdict::Call(_)), _, _) => {
-                        unreachable!("the request is taken only once")
-                    }
-                },
+                        },
+                        Err(kind) => State::rejected(kind, request.headers()),
+                    };
+                    state.set(next);
+                }
                 StateProj::Calling { future, tap } => {
-                    let response = ready!(future.poll(cx));
+                    let Poll::Ready(response) = future.poll(cx) else {
+                        return Poll::Pending;
+                    };
                     room.release();
                     let response = response?;
                     let tap = tap.take().and_then(|mut tap| {

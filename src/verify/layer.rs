@@ -38,7 +38,9 @@ impl VerifySignatureLayer {
     /// let layer = VerifySignatureLayer::new("new-secret").also_accept("old-secret");
     /// ```
     pub fn also_accept(mut self, secret: impl Into<Secret>) -> Self {
-        Arc::make_mut(&mut self.config).accept(secret.into());
+        Arc::make_mut(&mut self.config)
+            .verifier
+            .accept(secret.into());
         self
     }
 

@@ -3,17 +3,22 @@
 //! [`VerifySignatureLayer`] wraps a service in [`VerifySignature`]. For each request it
 //!
 //! 1. reads the signature header ([`SIGNATURE_HEADER`](crate::SIGNATURE_HEADER)) and refuses
-//!    with 401 at once if it is missing or not 64 hex characters;
-//! 2. refuses with 413 at once if `Content-Length` is above the body limit;
-//! 3. reads the body frame by frame, feeding each frame to HMAC-SHA256 as it arrives, and
-//!    refuses with 413 as soon as the limit is crossed (never buffering more), with 400 if
-//!    the body breaks off, with 408 if it has not fully arrived within the
+//!    with 401 at once if it is missing, repeated or not 64 hex characters;
+//! 2. refuses with 413 at once if `Content-Length` (or the body's own lower bound) is above
+//!    the body limit;
+//! 3. reads the body frame by frame, feeding it to HMAC-SHA256 as it arrives, and refuses
+//!    with 413 as soon as the limit is crossed (never buffering more), with 400 if the body
+//!    breaks off, with 408 if it has not fully arrived within the
 //!    [body deadline](VerifySignatureLayer::body_deadline) (10 s), and with 503 at once if
 //!    the [body budget](BodyBudget) shared by all requests in flight (32 MiB) has no room
 //!    for what the buffer would hold with the next frame;
 //! 4. compares the signature with the HMAC under each accepted secret, in constant time, and
-//!    refuses with 401 if none matches;
-//! 5. calls the inner service with the same method, URI, headers and extensions, a
+//!    refuses with 401 if none matches (the same code as [`Verifier`](crate::Verifier));
+//! 5. with `replay_protection` (feature `replay`, see the `replay` module), refuses with 401
+//!    a stale delivery or one without an id or timestamp, answers a repeated delivery with
+//!    the first copy's recorded answer without calling the inner service, and refuses with
+//!    503 when the seen-ids store cannot answer;
+//! 6. calls the inner service with the same method, URI, headers and extensions, a
 //!    [`Verified`](crate::Verified) extension, and a [`VerifiedBody`](crate::VerifiedBody)
 //!    holding the exact bytes that were signed.
 //!
@@ -128,8 +133,7 @@
 //! # }
 //! ```
 
-mod budget;
-mod collect;
+pub(crate) mod budget;
 mod config;
 mod deadline;
 mod future;
@@ -137,7 +141,7 @@ mod layer;
 mod service;
 
 #[cfg(feature = "replay")]
-pub(crate) use self::config::{Check, Verdict};
+pub(crate) use self::future::{Check, Verdict};
 pub use self::{
     budget::BodyBudget, future::ResponseFuture, layer::VerifySignatureLayer,
     service::VerifySignature,

@@ -3,14 +3,17 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{HeaderMap, Request, Response, header};
+use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
-use super::{
-    BodyBudget, VerifySignatureLayer, collect::Collector, config::Config, future::ResponseFuture,
+use super::{BodyBudget, VerifySignatureLayer, config::Config, future::ResponseFuture};
+use crate::{
+    RejectionKind, Secret, VerifiedBody,
+    body::ResponseBody,
+    collect::{Collector, declared_length},
+    signature,
 };
-use crate::{RejectionKind, Secret, VerifiedBody, body::ResponseBody, signature};
 
 /// Middleware that lets through only requests whose body is signed by Authgear: see the
 /// [module docs](crate::verify).
@@ -87,13 +90,14 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let rejected = |kind| ResponseFuture::rejected(kind, is_grpc(request.headers()));
+        let rejected = |kind| ResponseFuture::rejected(kind, request.headers());
         let tag = match signature::parse_header(request.headers()) {
             Ok(tag) => tag,
             Err(kind) => return rejected(kind),
         };
         let limit = self.config.body_limit;
-        if declared_length(&request).is_some_and(|length| length > limit as u64) {
+        let declared = declared_length(&request);
+        if declared > limit as u64 {
             return rejected(RejectionKind::BodyTooLarge);
         }
 
@@ -106,28 +110,9 @@ where
             .config
             .body_budget
             .as_ref()
-            .map(BodyBudget::reservation);
-        let collector = Collector::new(self.config.clone(), body.size_hint().lower(), tag);
-        ResponseFuture::collecting(parts, body, collector, ready, room.unwrap_or_default())
+            .map(BodyBudget::reservation)
+            .unwrap_or_default();
+        let collector = Collector::new(self.config.clone(), limit, declared);
+        ResponseFuture::collecting(parts, body, collector, tag, ready, room)
     }
-}
-
-/// Whether the request is a gRPC call (`application/grpc`, `application/grpc+proto`, ...):
-/// asked only to answer a refusal.
-pub(super) fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
-}
-
-/// The body length the request announces: the larger of its `Content-Length` and the lower
-/// bound the body itself knows (hyper sets it from `Content-Length` on HTTP/1.1 and HTTP/2).
-/// Both are read: a request whose header and body disagree is judged by the larger.
-fn declared_length<B: Body>(request: &Request<B>) -> Option<u64> {
-    let header = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
-    let hint = request.body().size_hint().lower();
-    header.max(Some(hint))
 }

@@ -18,7 +18,7 @@ use super::{TIMEOUT, client, text};
 use authgear_webhook::SIGNATURE_HEADER;
 
 /// The secret the example servers are started with unless told otherwise.
-pub const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
+pub use super::SECRET;
 
 /// How long building an example may take.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod example;
+pub mod wire;
 
 use std::{
     collections::VecDeque,
@@ -20,6 +21,12 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
+
+/// The one secret the tests sign with.
+pub const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
+
+/// A boxed error, for bodies and clients.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A request body that yields the given frames one by one, with no size hint, like a
 /// chunked HTTP/1.1 body.

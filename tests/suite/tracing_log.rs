@@ -2,21 +2,19 @@
 //! signature, the secret or the body.
 #![cfg(feature = "tracing")]
 
-mod common;
-
 use std::{
     io::Write,
     sync::{Arc, Mutex},
 };
 
+use crate::common::{Frames, Recorder};
 use authgear_webhook::{SIGNATURE_HEADER, VerifySignatureLayer, sign};
 use bytes::Bytes;
-use common::{Frames, Recorder};
 use http::Request;
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
 
-const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
+use crate::common::SECRET;
 const BODY: &str =
     r#"{"id":"0000000000000001","type":"user.created","payload":{"email":"alice@example.com"}}"#;
 

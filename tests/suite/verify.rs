@@ -1,21 +1,19 @@
 //! The middleware in process: every row of the behaviour table, tower discipline, and
 //! properties over random bodies and chunkings.
 
-mod common;
-
 use std::convert::Infallible;
 
+use crate::common::{Frames, Recorder, text};
 use authgear_webhook::{
-    Rejection, RejectionKind, SIGNATURE_HEADER, VerifiedBody, VerifySignatureLayer, sign,
+    Rejection, RejectionKind, SIGNATURE_HEADER, VerifiedBody, Verifier, VerifySignatureLayer, sign,
 };
 use bytes::Bytes;
-use common::{Frames, Recorder, text};
 use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use http_body_util::{Either, Full};
 use proptest::prelude::*;
 use tower::{Layer, Service, ServiceExt};
 
-const SECRET: &str = "0123456789abcdefghijABCDEFGHIJ_x";
+use crate::common::SECRET;
 const BODY: &[u8] = br#"{"id":"0000000000022b55","seq":142165,"type":"user.created"}"#;
 
 fn signed<B>(body: B, signature: &str) -> Request<B> {
@@ -469,4 +467,87 @@ async fn a_body_in_one_frame_is_handed_on_without_a_copy() {
         .await
         .expect("infallible");
     assert_eq!(text(response).await, "true");
+}
+
+/// A signature header value of one of several shapes: valid (lower or upper case, padded),
+/// wrong (one bit flipped), malformed (random printable text, truncated, `sha256=`) or empty.
+fn signature_of(valid: &str, shape: u8, noise: &str, bit: prop::sample::Index) -> String {
+    match shape {
+        0 => valid.to_owned(),
+        1 => valid.to_uppercase(),
+        2 => format!(" {valid}\t"),
+        3 => {
+            let mut tag = hex::decode(valid).expect("hex");
+            let bit = bit.index(tag.len() * 8);
+            tag[bit / 8] ^= 1 << (bit % 8);
+            hex::encode(tag)
+        }
+        4 => noise.to_owned(),
+        5 => valid[..bit.index(valid.len())].to_owned(),
+        6 => format!("sha256={valid}"),
+        _ => String::new(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `Verifier::verify`, its incremental form over a random chunking and the layer give
+    /// the same answer on every input: which secret matched, or why it was refused.
+    #[test]
+    fn verifier_incremental_and_layer_agree(
+        body in prop::collection::vec(any::<u8>(), 0..2048),
+        secrets in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 1..4),
+        signer in any::<prop::sample::Index>(),
+        stranger in any::<bool>(),
+        shape in 0..8u8,
+        noise in "[ -~]{0,70}",
+        bit in any::<prop::sample::Index>(),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+    ) {
+        let key: &[u8] = if stranger { b"not-an-accepted-secret" } else { &secrets[signer.index(secrets.len())] };
+        let signature = signature_of(&sign(key, &body), shape, &noise, bit);
+
+        let mut verifier = Verifier::new(secrets[0].clone());
+        let mut layer = VerifySignatureLayer::new(secrets[0].clone());
+        for secret in &secrets[1..] {
+            verifier = verifier.also_accept(secret.clone());
+            layer = layer.also_accept(secret.clone());
+        }
+
+        let whole = verifier.verify(signature.as_bytes(), &body);
+
+        let lengths = frame_lengths(body.len(), &cuts);
+        let mut verification = verifier.start();
+        let mut at = 0;
+        for length in &lengths {
+            verification.update(&body[at..at + length]);
+            at += length;
+        }
+        verification.update(&body[at..]);
+        let incremental = verification.finish(signature.as_bytes());
+
+        let recorder = Recorder::default();
+        let at_layer = run(async {
+            let split = lengths.clone();
+            let request = signed(Frames::split(&body, &split), &signature);
+            let response = layer.layer(recorder.service()).oneshot(request).await.expect("infallible");
+            match response.extensions().get::<Rejection>() {
+                Some(rejection) => Err(rejection.kind()),
+                None => recorder.seen()[0].verified.ok_or(RejectionKind::InvalidSignature),
+            }
+        });
+
+        prop_assert_eq!(whole, incremental);
+        prop_assert_eq!(whole, at_layer);
+        // And the answer is the right one.
+        let expected_index = (!stranger && shape <= 2)
+            .then(|| secrets.iter().position(|secret| !secret.is_empty() && secret[..] == *key))
+            .flatten();
+        match (shape, expected_index) {
+            (0..=2, Some(index)) => prop_assert_eq!(whole.map(|v| v.secret_index()), Ok(index)),
+            (0..=3, _) => prop_assert_eq!(whole, Err(RejectionKind::InvalidSignature)),
+            _ => prop_assert!(whole.is_err()),
+        }
+    }
 }

@@ -3,17 +3,15 @@
 //! services are untouched beside a webhook route that has the layer. The servers are the
 //! ones of `examples/tonic_server.rs`.
 
-mod common;
-
-#[path = "../examples/tonic_server.rs"]
+#[path = "../../examples/tonic_server.rs"]
 #[allow(dead_code)]
 mod tonic_server;
 
 use std::net::SocketAddr;
 
+use crate::common::{TIMEOUT, client, text};
 use authgear_webhook::{SIGNATURE_HEADER, SignRequestLayer, SignedBody, sign};
 use bytes::Bytes;
-use common::{TIMEOUT, client, text};
 use http::{Request, StatusCode, header};
 use http_body_util::Full;
 use tokio::{net::TcpListener, time::timeout};
@@ -23,7 +21,7 @@ use tonic_health::pb::{
 };
 use tower::ServiceBuilder;
 
-const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
+use crate::common::SECRET;
 
 async fn listener() -> (TcpListener, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0")

@@ -1,16 +1,14 @@
 //! The behaviour table over a real TCP socket: an axum server on 127.0.0.1 with the layer,
 //! a real HTTP client (hyper-util) and, where a client would not misbehave, raw bytes.
 
-mod common;
-
+use crate::common::{Frames, Recorder, TIMEOUT, client, raw_exchange, serve, text};
 use authgear_webhook::{SIGNATURE_HEADER, VerifySignatureLayer, sign};
 use bytes::Bytes;
-use common::{Frames, Recorder, TIMEOUT, client, raw_exchange, serve, text};
 use http::{Request, StatusCode, header};
 use http_body_util::Full;
 use tower::Layer;
 
-const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
+use crate::common::SECRET;
 const LIMIT: usize = 64 * 1024;
 
 /// An app whose `/hook` is the recorder behind the layer (64 KiB limit).

@@ -2,25 +2,23 @@
 //! `examples/hyper_server.rs` (a `ServiceBuilder` stack ending in a `service_fn`), called by
 //! a hyper client, unsigned or signing with `SignRequestLayer`.
 
-mod common;
-
-#[path = "../examples/hyper_server.rs"]
+#[path = "../../examples/hyper_server.rs"]
 #[allow(dead_code)]
 mod hyper_server;
 
 use std::net::SocketAddr;
 
+use crate::common::{Frames, TIMEOUT, client, text};
 use authgear_webhook::{
     SIGNATURE_HEADER, SignError, SignErrorKind, SignRequestLayer, SignedBody, sign,
 };
 use bytes::Bytes;
-use common::{Frames, TIMEOUT, client, text};
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use tokio::time::timeout;
 use tower::{ServiceBuilder, ServiceExt};
 
-const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
+use crate::common::SECRET;
 
 const BLOCKING: &str = r#"{"id":"0000000000000001","seq":1,"type":"user.pre_create","payload":{},"context":{"timestamp":1}}"#;
 const NON_BLOCKING: &str = r#"{"id":"0000000000000002","seq":2,"type":"user.created","payload":{},"context":{"timestamp":2}}"#;
@@ -226,7 +224,7 @@ async fn sign_request_layer_does_not_send_what_it_cannot_sign() {
 #[test]
 fn examples_without_a_secret_exit_with_one_line() {
     for name in ["hyper_server", "tonic_server"] {
-        let output = std::process::Command::new(common::example::path(name))
+        let output = std::process::Command::new(crate::common::example::path(name))
             .env_remove("AUTHGEAR_WEBHOOK_SECRET")
             .env("ADDR", "127.0.0.1:0")
             .env("GRPC_ADDR", "127.0.0.1:0")

@@ -1,12 +1,10 @@
 //! `cargo run --example axum_server`, run for real: the built example binary on a loopback
 //! port, driven by a real HTTP client.
 
-mod common;
-
 use std::process::Command;
 
-use authgear_webhook::sign;
-use common::example::{self, SECRET, Server};
+use crate::common::example::{self, SECRET, Server};
+use authgear_webhook::{SIGNATURE_HEADER, sign};
 use http::StatusCode;
 
 fn now() -> u64 {
@@ -128,7 +126,7 @@ async fn allows_every_domain_by_default() {
 
 #[tokio::test]
 async fn two_instances_share_replay_protection_through_redis() {
-    let Some(redis) = common::RedisServer::start().await else {
+    let Some(redis) = crate::common::RedisServer::start().await else {
         return;
     };
     let env = [("REDIS_URL", redis.url.as_str())];
@@ -247,7 +245,7 @@ async fn repeated_deliveries_run_the_handler_once_in_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_deliveries_run_the_handler_once_on_two_instances_sharing_redis() {
-    let Some(redis) = common::RedisServer::start().await else {
+    let Some(redis) = crate::common::RedisServer::start().await else {
         return;
     };
     let env = [("REDIS_URL", redis.url.as_str())];
@@ -294,4 +292,134 @@ fn exits_at_once_without_a_secret() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains("AUTHGEAR_WEBHOOK_SECRET"), "{stderr}");
     }
+}
+
+/// `examples/actix_server.rs`: the Verifier outside tower answers as the layer does.
+#[tokio::test]
+async fn actix_server_answers_as_the_layer_does() {
+    let server = Server::start("actix_server", &[]);
+
+    let blocking = std::fs::read("tests/fixtures/user.pre_create.json").expect("fixture");
+    let (status, content_type, body) = server.post(&blocking, Some(sign(SECRET, &blocking))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type.as_deref(), Some("application/json"));
+    assert_eq!(body, r#"{"is_allowed":true}"#);
+    assert_eq!(server.next_line(), "200 user.pre_create 0000000000546d54");
+
+    let event = fixture_event("user.created");
+    let upper = sign(SECRET, &event).to_uppercase();
+    let (status, _, body) = server.post(&event, Some(upper)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
+    assert!(server.next_line().starts_with("200 user.created "));
+
+    let padded = format!(" {} ", sign(SECRET, &event));
+    let refusals = [
+        (
+            None,
+            StatusCode::UNAUTHORIZED,
+            "missing x-authgear-body-signature header",
+        ),
+        (
+            Some(String::new()),
+            StatusCode::UNAUTHORIZED,
+            "missing x-authgear-body-signature header",
+        ),
+        (
+            Some(format!("sha256={}", sign(SECRET, &event))),
+            StatusCode::UNAUTHORIZED,
+            "malformed x-authgear-body-signature header",
+        ),
+        (
+            Some(sign("not-the-secret", &event)),
+            StatusCode::UNAUTHORIZED,
+            "invalid signature",
+        ),
+        (Some(padded), StatusCode::OK, ""),
+    ];
+    for (signature, want, message) in refusals {
+        let (status, content_type, body) = server.post(&event, signature).await;
+        assert_eq!((status, body.as_str()), (want, message));
+        let line = server.next_line();
+        if want != StatusCode::OK {
+            assert_eq!(content_type.as_deref(), Some("text/plain; charset=utf-8"));
+            assert_eq!(line, format!("{} refused: {message}", want.as_u16()));
+        }
+    }
+
+    // Signed, but not an Authgear event.
+    let (status, _, body) = server.post(b"[1]", Some(sign(SECRET, b"[1]"))).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            "body is not a valid Authgear event"
+        )
+    );
+    assert_eq!(server.next_line(), "400 body is not a valid Authgear event");
+
+    // Above the limit, announced: 413 without the body being sent.
+    let signature = sign(SECRET, b"{}");
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n{SIGNATURE_HEADER}: {signature}\r\n\r\n",
+        1024 * 1024 + 1
+    );
+    assert_eq!(raw_status(&server.addr, head.as_bytes(), &[]).await, 413);
+    assert_eq!(server.next_line(), "413 refused: request body too large");
+
+    // Above the limit, chunked: refused once the bytes read cross it, not read to the end.
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n{SIGNATURE_HEADER}: {signature}\r\n\r\n"
+    );
+    let mut chunk = b"10000\r\n".to_vec();
+    chunk.extend_from_slice(&[b' '; 0x10000]);
+    chunk.extend_from_slice(b"\r\n");
+    // 17 chunks of 64 KiB: past 1 MiB; the stream never ends (no last chunk).
+    let chunks = chunk.repeat(17);
+    assert_eq!(
+        raw_status(&server.addr, head.as_bytes(), &chunks).await,
+        413
+    );
+    assert_eq!(server.next_line(), "413 refused: request body too large");
+}
+
+/// Sends `head` then `body` on a fresh connection (the server may stop reading early) and
+/// returns the status of the answer.
+async fn raw_status(addr: &str, head: &[u8], body: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(head).await.expect("head sent");
+        let (mut read, mut write) = stream.into_split();
+        let body = body.to_vec();
+        let writer = tokio::spawn(async move {
+            let _ = write.write_all(&body).await;
+            write
+        });
+        let mut answer = [0; 64];
+        let mut got = 0;
+        while got < 12 {
+            let n = read.read(&mut answer[got..]).await.expect("read");
+            assert!(n > 0, "connection closed without an answer");
+            got += n;
+        }
+        writer.abort();
+        let line = String::from_utf8_lossy(&answer[..got]).into_owned();
+        line[9..12].parse().expect("a status code")
+    };
+    tokio::time::timeout(crate::common::TIMEOUT, exchange)
+        .await
+        .expect("in time")
+}
+
+#[test]
+fn actix_server_exits_at_once_without_a_secret() {
+    let mut command = Command::new(example::path("actix_server"));
+    command
+        .env_remove("AUTHGEAR_WEBHOOK_SECRET")
+        .env("ADDR", "127.0.0.1:0");
+    let output = command.output().expect("the example runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).expect("utf-8");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("AUTHGEAR_WEBHOOK_SECRET"), "{stderr}");
 }

@@ -2,10 +2,9 @@
 //! route; a different secret and limit per route in one app; composed with the tower-http
 //! layers people put around webhooks; and axum's own extractors on the verified body.
 
-mod common;
-
 use std::{net::SocketAddr, time::Duration};
 
+use crate::common::{TIMEOUT, client, serve};
 use authgear_webhook::{
     Rejection, RejectionKind, SIGNATURE_HEADER, Verified, VerifySignatureLayer, sign,
 };
@@ -17,7 +16,6 @@ use axum::{
     response::Response,
     routing::{get, post},
 };
-use common::{TIMEOUT, client, serve};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tokio::time::timeout;
@@ -27,7 +25,7 @@ use tower_http::{
     timeout::TimeoutLayer, trace::TraceLayer,
 };
 
-const SECRET_A: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
+use crate::common::SECRET as SECRET_A;
 const SECRET_B: &str = "q7Wn2Bv5Xc8Zl1Kj4Hg6Fd9Sa3Pm0Ot_";
 const EVENT: &str = r#"{"id":"0000000000000001","seq":1,"type":"user.created"}"#;
 
@@ -241,7 +239,7 @@ fn composed_app() -> Router {
         .route(
             "/hooks/panic",
             post(|| async {
-                panic!("deliberate panic in a verified handler (tests/axum.rs)");
+                panic!("deliberate panic in a verified handler (tests/suite/axum_stack.rs)");
                 #[allow(unreachable_code)]
                 ""
             }),

@@ -1,0 +1,148 @@
+//! A real Authgear webhook receiver on actix-web 4, with the crate's [`Verifier`] instead of
+//! the tower layer: the same answers as `axum_server`'s core.
+//!
+//! ```sh
+//! AUTHGEAR_WEBHOOK_SECRET=... cargo run --example actix_server
+//! ```
+//!
+//! Listens on `ADDR` (default `127.0.0.1:9999`). `POST /` only: verified blocking events
+//! are allowed (`{"is_allowed":true}`), other verified events get 200, a verified body that
+//! is not an Authgear event gets 400. Refusals are the layer's, with its short messages: 401
+//! for a missing, malformed or wrong signature, 413 for a body above 1 MiB (at once when
+//! `Content-Length` says so, otherwise as soon as the bytes read cross it: the payload is
+//! hashed chunk by chunk as it arrives and never kept beyond the limit), 400 for a body
+//! that breaks off. One line per request on stdout.
+
+use std::{env, process::ExitCode};
+
+use actix_web::{
+    App, HttpRequest, HttpResponse, HttpServer,
+    http::{StatusCode, header},
+    web,
+};
+use authgear_webhook::{
+    Rejection, RejectionKind, SIGNATURE_HEADER, Secret, Verifier, event::Event,
+};
+use futures_util::StreamExt;
+
+/// The largest body accepted: the layer's default.
+const BODY_LIMIT: usize = 1024 * 1024;
+
+fn main() -> ExitCode {
+    let secret = match Secret::from_env("AUTHGEAR_WEBHOOK_SECRET") {
+        Ok(secret) => secret,
+        Err(error) => {
+            eprintln!("{error}: set it to your Authgear project's webhook signing secret");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:9999".to_owned());
+    // Keyed once; every worker shares it.
+    let verifier = web::Data::new(Verifier::new(secret));
+
+    actix_web::rt::System::new().block_on(async move {
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(verifier.clone())
+                .route("/", web::post().to(receive))
+        })
+        .bind(&addr);
+        let server = match server {
+            Ok(server) => server,
+            Err(error) => {
+                eprintln!("cannot listen on {addr}: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match server.addrs().first() {
+            Some(local) => println!("listening on http://{local}"),
+            None => println!("listening on http://{addr}"),
+        }
+        if let Err(error) = server.run().await {
+            eprintln!("server error: {error}");
+            return ExitCode::FAILURE;
+        }
+        ExitCode::SUCCESS
+    })
+}
+
+/// Verifies the delivery while reading it, then answers it.
+async fn receive(
+    request: HttpRequest,
+    payload: web::Payload,
+    verifier: web::Data<Verifier>,
+) -> HttpResponse {
+    let body = match verified_body(&request, payload, &verifier).await {
+        Ok(body) => body,
+        Err(kind) => return refuse(kind),
+    };
+    let event: Event = match serde_json::from_slice(&body) {
+        Ok(event) => event,
+        Err(_) => {
+            let message = "body is not a valid Authgear event";
+            println!("400 {message}");
+            return HttpResponse::BadRequest()
+                .content_type("text/plain; charset=utf-8")
+                .body(message);
+        }
+    };
+    println!("200 {} {}", event.event_type(), event.id);
+    if event.is_blocking() {
+        HttpResponse::Ok()
+            .content_type("application/json")
+            .body(r#"{"is_allowed":true}"#)
+    } else {
+        HttpResponse::Ok().finish()
+    }
+}
+
+/// The body, once its signature is checked; the layer's rules, in the layer's order.
+async fn verified_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    verifier: &Verifier,
+) -> Result<Vec<u8>, RejectionKind> {
+    // 1. One signature header, well formed, before anything is read.
+    let mut values = request.headers().get_all(SIGNATURE_HEADER.as_str());
+    let signature = match (values.next(), values.next()) {
+        (Some(value), None) => value.as_bytes(),
+        (None, _) => b"",
+        (Some(_), Some(_)) => return Err(RejectionKind::MalformedSignature),
+    };
+    Verifier::check_format(signature)?;
+
+    // 2. A body announced above the limit is refused at once.
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
+        return Err(RejectionKind::BodyTooLarge);
+    }
+
+    // 3. Each chunk is hashed as it arrives and kept, never past the limit.
+    let mut verification = verifier.start();
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| RejectionKind::BodyUnreadable)?;
+        if chunk.len() > BODY_LIMIT - body.len() {
+            return Err(RejectionKind::BodyTooLarge);
+        }
+        verification.update(&chunk);
+        body.extend_from_slice(&chunk);
+    }
+
+    // 4. The signature against every accepted secret, in constant time.
+    verification.finish(signature)?;
+    Ok(body)
+}
+
+/// The layer's answer to `kind`: its status and short plain-text message.
+fn refuse(kind: RejectionKind) -> HttpResponse {
+    let rejection = Rejection::from(kind);
+    let status = rejection.status().as_u16();
+    println!("{status} refused: {rejection}");
+    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+        .content_type("text/plain; charset=utf-8")
+        .body(rejection.to_string())
+}
