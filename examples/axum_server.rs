@@ -189,21 +189,24 @@ async fn serve(listener: TcpListener, app: Router) {
     let terminated = terminated();
     tokio::pin!(terminated);
     loop {
-        let accepted = tokio::select! {
+        let permit = tokio::select! {
             () = &mut terminated => break,
             permit = connections.clone().acquire_owned() => match permit {
-                Ok(permit) => (permit, listener.accept().await),
+                Ok(permit) => permit,
                 Err(_) => break,
             },
         };
-        let (permit, stream) = match accepted {
-            (permit, Ok((stream, _))) => (permit, stream),
-            // Out of file descriptors, say: wait rather than spin.
-            (_, Err(error)) => {
-                eprintln!("accept: {error}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
+        let stream = tokio::select! {
+            () = &mut terminated => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, say: wait rather than spin.
+                Err(error) => {
+                    eprintln!("accept: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
         };
         let service = TowerToHyperService::new(app.clone());
         let mut builder = auto::Builder::new(TokioExecutor::new());
