@@ -13,6 +13,7 @@
 /// # assert!(!is_trusted(&Request::new(())));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
 pub struct Verified {
     secret_index: usize,
 }

@@ -15,6 +15,7 @@ use crate::{Rejection, RejectionKind, VerifiedBody, body::ResponseBody};
 pin_project! {
     /// Response future of [`VerifySignature`](crate::VerifySignature): reads and checks the
     /// body, then calls the inner service or answers the refusal.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct ResponseFuture<S, B>
     where
         S: Service<Request<VerifiedBody>>,

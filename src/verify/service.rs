@@ -13,6 +13,7 @@ use crate::{RejectionKind, Secret, VerifiedBody, body::ResponseBody, signature};
 /// Middleware that lets through only requests whose body is signed by Authgear: see the
 /// [module docs](crate::verify).
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct VerifySignature<S> {
     inner: S,
     config: Arc<Config>,

@@ -191,10 +191,10 @@ fn generated(args: &Args) -> Result<Vec<u8>, Failure> {
             event["context"]["user_id"] = user_id.clone().into();
         }
     }
-    if let Some(email) = &args.email {
-        if !set_email(&mut event["payload"], email) {
-            return Err(input(format!("{event_type} has no user email for --email")));
-        }
+    if let Some(email) = &args.email
+        && !set_email(&mut event["payload"], email)
+    {
+        return Err(input(format!("{event_type} has no user email for --email")));
     }
     serde_json::to_vec(&event).map_err(|error| input(error.to_string()))
 }
