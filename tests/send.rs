@@ -178,7 +178,10 @@ async fn answering() -> (String, Arc<Mutex<Vec<(HeaderMap, Bytes)>>>) {
         tokio::time::sleep(Duration::from_secs(30)).await;
         r#"{"is_allowed":true}"#
     });
-    let addr = common::serve(router.route("/slow", slow)).await;
+    // Longer than the sender reads (1 MiB).
+    let huge =
+        post(|| async { format!(r#"{{"is_allowed":true,"title":"{}"}}"#, "x".repeat(2 << 20)) });
+    let addr = common::serve(router.route("/slow", slow).route("/huge", huge)).await;
     (format!("http://{addr}"), received)
 }
 
@@ -207,6 +210,7 @@ async fn answers_authgear_accepts_pass() {
         // The answer to a non-blocking event is not read.
         ("/text", "user.created"),
         ("/yes", "identity.email.added"),
+        ("/huge", "user.created"),
     ] {
         let output = send(&[&format!("{base}{path}"), event_type]);
         assert!(output.status.success(), "{path} {event_type}: {output:?}");
@@ -227,6 +231,7 @@ async fn answers_authgear_refuses_fail_saying_why() {
         ("/500", "user.created", "500 Internal Server Error"),
         ("/redirect", "user.pre_create", "307"),
         ("/slow", "user.pre_create", "no answer within 5 s"),
+        ("/huge", "user.pre_create", "longer than 1048576 bytes"),
     ] {
         let output = send(&[&format!("{base}{path}"), event_type]);
         assert_fails(&output, reason);
