@@ -300,3 +300,18 @@ fn bad_input_gets_one_line_and_a_non_zero_exit() {
         "{output:?}"
     );
 }
+
+#[test]
+fn events_stops_quietly_when_the_reader_is_gone() {
+    // Like `authgear-webhook events | head -0`: the pipe is closed before the first write
+    // (the binary is still starting), which then fails with EPIPE.
+    let mut child = cli(None, &["events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("the binary ends");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}

@@ -1,6 +1,8 @@
 //! `authgear-webhook events [TYPE]`: the event types Authgear documents, blocking or not,
 //! with an example delivery of each; and the tables `send` uses.
 
+use std::io::{ErrorKind, Write};
+
 use authgear_webhook::event::is_blocking_type;
 
 use crate::Failure;
@@ -18,20 +20,25 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> Result<(), Failure> {
-    match args.event_type {
-        Some(event_type) => println!("{}", example(&event_type).map_err(Failure::Input)?),
-        None => {
-            for (event_type, delivery) in EVENTS {
-                let kind = if is_blocking_type(event_type) {
-                    "blocking"
-                } else {
-                    "non-blocking"
-                };
-                println!("{event_type}\t{kind}\t{delivery}");
-            }
+    let mut out = std::io::stdout().lock();
+    let written = match args.event_type {
+        Some(event_type) => writeln!(out, "{}", example(&event_type).map_err(Failure::Input)?),
+        None => EVENTS.iter().try_for_each(|(event_type, delivery)| {
+            let kind = if is_blocking_type(event_type) {
+                "blocking"
+            } else {
+                "non-blocking"
+            };
+            writeln!(out, "{event_type}\t{kind}\t{delivery}")
+        }),
+    };
+    match written {
+        // `events | head`: the reader has seen enough.
+        Err(error) if error.kind() != ErrorKind::BrokenPipe => {
+            Err(Failure::Input(format!("cannot write to stdout: {error}")))
         }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The example delivery of `event_type`, or why there is none.
