@@ -2,7 +2,7 @@
 //! the tower layer: the same answers as `axum_server`'s core.
 //!
 //! ```sh
-//! AUTHGEAR_WEBHOOK_SECRET=... cargo run --example actix_server
+//! AUTHGEAR_WEBHOOK_SECRET=... cargo run --all-features --example actix_server
 //! ```
 //!
 //! Listens on `ADDR` (default `127.0.0.1:9999`). `POST /` only: verified blocking events
@@ -133,7 +133,7 @@ async fn verified_body(
     }
 
     // 4. The signature against every accepted secret, in constant time.
-    verification.finish(signature)?;
+    let _verified = verification.finish(signature)?;
     Ok(body)
 }
 

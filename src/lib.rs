@@ -33,6 +33,14 @@ pub mod inbox;
 #[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
 pub mod replay;
 
+// The optional crates in the public API, so that users name the very version this crate uses.
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use axum_core;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis;
+
 pub use self::{
     body::{ResponseBody, VerifiedBody},
     rejection::{Rejection, RejectionKind},

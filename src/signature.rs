@@ -40,6 +40,7 @@ pub(crate) type Tag = [u8; TAG_LEN];
 ///     "dc46983557fea127b43af721467eb9b3fde2338fe3e14f51952aa8478c13d355",
 /// );
 /// ```
+#[must_use]
 pub fn sign(secret: impl AsRef<[u8]>, body: &[u8]) -> String {
     let mut mac = keyed(secret.as_ref());
     mac.update(body);

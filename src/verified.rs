@@ -14,6 +14,7 @@
 /// # assert!(!is_trusted(&Request::new(())));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
 pub struct Verified {
     secret_index: usize,
 }

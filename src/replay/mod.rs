@@ -172,6 +172,7 @@ pub use self::{
 /// );
 /// ```
 #[derive(Clone)]
+#[must_use]
 pub struct ReplayProtection {
     store: Arc<dyn SeenIds>,
     window: Duration,

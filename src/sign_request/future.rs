@@ -19,6 +19,7 @@ use crate::{
 pin_project! {
     /// Response future of [`SignRequest`](super::SignRequest): reads and signs the body, then
     /// calls the inner service.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct ResponseFuture<S, B>
     where
         S: Service<Request<SignedBody>>,

@@ -19,6 +19,7 @@ use crate::{
 /// Middleware for clients: buffers the request body, signs it the way Authgear does and sends
 /// the same bytes with the signature header. See the [module docs](crate::sign_request).
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct SignRequest<S> {
     inner: S,
     config: Arc<Config>,

@@ -18,6 +18,7 @@ use crate::{
 /// Middleware that lets through only requests whose body is signed by Authgear: see the
 /// [module docs](crate::verify).
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct VerifySignature<S> {
     inner: S,
     config: Arc<Config>,

@@ -24,7 +24,9 @@ pub use super::SECRET;
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The binary of the example `name`, built now if it is not up to date (`cargo test` builds
-/// the examples only when no target is named).
+/// the examples only when no target is named), with every feature: a test that runs an
+/// example requires the example's features, and `--all-features` builds the library the
+/// way `cargo test --all-features` already did.
 pub fn path(name: &str) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let exe = std::env::current_exe().expect("test binary path");
@@ -41,7 +43,7 @@ pub fn path(name: &str) -> PathBuf {
     if !built.iter().any(|built| built == name) {
         built.push(name.to_owned());
         let output = run(
-            Command::new(env!("CARGO")).args(["build", "--example", name]),
+            Command::new(env!("CARGO")).args(["build", "--all-features", "--example", name]),
             BUILD_TIMEOUT,
         );
         assert!(output.status.success(), "{name} builds: {}", output.stderr);

@@ -6,10 +6,16 @@
 mod common;
 
 mod axum_stack;
+// Runs the examples, built with every feature (tests/common/example.rs).
+#[cfg(all(feature = "axum", feature = "replay", feature = "redis", feature = "inbox"))]
 mod example_server;
 mod hostile;
+// The hyper and tonic examples, compiled in, read the typed events.
+#[cfg(feature = "event")]
 mod hyper_stack;
 mod socket;
+#[cfg(feature = "event")]
 mod tonic_stack;
+#[cfg(feature = "tracing")]
 mod tracing_log;
 mod verify;

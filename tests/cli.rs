@@ -1,0 +1,317 @@
+//! The `authgear-webhook` binary, run for real: `sign` against Authgear's own vector and an
+//! independent HMAC (python3's hmac, or openssl), `verify` both ways, `events`, `--help` on
+//! every subcommand, and where the secret may come from. `send` is in tests/send.rs.
+
+mod common;
+
+use std::{
+    fs,
+    io::Write,
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use authgear_webhook::event::is_blocking_type;
+use common::example::{self, Output};
+
+/// Authgear's own test vector (pkg/lib/hook/signature_test.go): key `secret`, body `body`.
+const VECTOR: &str = "dc46983557fea127b43af721467eb9b3fde2338fe3e14f51952aa8478c13d355";
+
+/// How long one run of the binary may take.
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// The binary with `args`, `AUTHGEAR_WEBHOOK_SECRET` set to `secret` (or unset).
+fn cli(secret: Option<&str>, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_authgear-webhook"));
+    command.args(args).env_remove("AUTHGEAR_WEBHOOK_SECRET");
+    if let Some(secret) = secret {
+        command.env("AUTHGEAR_WEBHOOK_SECRET", secret);
+    }
+    command
+}
+
+fn run(secret: Option<&str>, args: &[&str]) -> Output {
+    example::run(&mut cli(secret, args), LIMIT)
+}
+
+/// Runs with `stdin` as standard input.
+fn run_with_stdin(secret: Option<&str>, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = cli(secret, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(stdin)
+        .expect("write stdin");
+    // Bounded: the binary reads its input and exits; `wait_with_output` reads both pipes.
+    let output = child.wait_with_output().expect("the binary ends");
+    Output {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A file in the temp dir with `bytes`, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, bytes: &[u8]) -> Self {
+        let path = std::env::temp_dir().join(format!("authgear-cli-{}-{name}", std::process::id()));
+        fs::write(&path, bytes).expect("write a temp file");
+        Self(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// Asserts that the binary exited with `code`, saying `reason` in one line on stderr.
+fn assert_fails(output: &Output, code: i32, reason: &str) {
+    assert_eq!(output.status.code(), Some(code), "{output:?}");
+    assert_eq!(output.stderr.lines().count(), 1, "{output:?}");
+    assert!(output.stderr.contains(reason), "{reason:?} in {output:?}");
+}
+
+/// HMAC-SHA256 of `body` under `key` in lowercase hex, by python3's hmac (or openssl).
+fn independent_hmac(key: &str, body: &TempFile) -> String {
+    let script = "import hmac, hashlib, sys; \
+        print(hmac.new(sys.argv[1].encode(), open(sys.argv[2], 'rb').read(), hashlib.sha256).hexdigest())";
+    let python = Command::new("python3")
+        .args(["-c", script, key, body.path()])
+        .output();
+    if let Some(output) = python.ok().filter(|output| output.status.success()) {
+        return String::from_utf8(output.stdout)
+            .expect("hex")
+            .trim()
+            .to_owned();
+    }
+    let output = Command::new("openssl")
+        .args(["dgst", "-sha256", "-hmac", key, "-r", body.path()])
+        .output()
+        .expect("python3 or openssl, to compute an independent HMAC");
+    assert!(output.status.success(), "openssl: {output:?}");
+    let text = String::from_utf8(output.stdout).expect("hex");
+    text.split_whitespace().next().expect("a digest").to_owned()
+}
+
+#[test]
+fn sign_gives_authgears_vector_from_a_file_stdin_and_either_secret_source() {
+    let body = TempFile::new("body", b"body");
+    let secret = TempFile::new("secret", b"secret\n");
+    for output in [
+        run(Some("secret"), &["sign", body.path()]),
+        run_with_stdin(Some("secret"), &["sign"], b"body"),
+        run_with_stdin(Some("secret"), &["sign", "-"], b"body"),
+        // The file wins over the environment; its one trailing newline is not in the key.
+        run(
+            Some("other"),
+            &["--secret-file", secret.path(), "sign", body.path()],
+        ),
+        run(None, &["sign", "--secret-file", secret.path(), body.path()]),
+    ] {
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(output.stdout, format!("{VECTOR}\n"));
+        assert_eq!(output.stderr, "");
+    }
+}
+
+#[test]
+fn sign_agrees_with_an_independent_hmac() {
+    let fixture = fs::read("tests/fixtures/user.pre_create.json").expect("fixture");
+    let secret = fs::read_to_string("tests/fixtures/secret.txt").expect("secret");
+    // Every byte value, Go's escapes, a newline at the end: the bytes, not text.
+    let mut bytes: Vec<u8> = (0..=255).collect();
+    bytes.extend_from_slice(&fixture);
+    bytes.push(b'\n');
+    for (body, key) in [
+        (fixture.clone(), secret.as_str()),
+        (bytes, "k3y_with_Under"),
+    ] {
+        let file = TempFile::new("independent", &body);
+        let output = run(Some(key), &["sign", file.path()]);
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(output.stdout.trim_end(), independent_hmac(key, &file));
+    }
+    // And the signature recorded with the fixture.
+    let recorded = fs::read_to_string("tests/fixtures/user.pre_create.json.sig").expect("sig");
+    let output = run(
+        Some(&secret),
+        &["sign", "tests/fixtures/user.pre_create.json"],
+    );
+    assert_eq!(output.stdout.trim_end(), recorded.trim_end());
+}
+
+#[test]
+fn verify_accepts_the_right_signature_and_refuses_others_saying_why() {
+    let body = TempFile::new("verify", b"body");
+    for signature in [VECTOR.to_owned(), VECTOR.to_uppercase()] {
+        let output = run(
+            Some("secret"),
+            &["verify", "--signature", &signature, body.path()],
+        );
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(output.stdout, "valid signature\n");
+        let output = run_with_stdin(
+            Some("secret"),
+            &["verify", "--signature", &signature],
+            b"body",
+        );
+        assert!(output.status.success(), "{output:?}");
+    }
+    let mut wrong = VECTOR.to_owned();
+    wrong.replace_range(63.., "6");
+    for (secret, signature, reason) in [
+        ("secret", wrong.as_str(), "invalid signature"),
+        ("another", VECTOR, "invalid signature"),
+        ("secret", &VECTOR[..62], "malformed"),
+        ("secret", &format!("sha256={VECTOR}"), "malformed"),
+        ("secret", "", "missing"),
+    ] {
+        let output = run(
+            Some(secret),
+            &["verify", "--signature", signature, body.path()],
+        );
+        assert_fails(&output, 1, reason);
+        assert_eq!(output.stdout, "");
+    }
+    // A changed body.
+    let output = run_with_stdin(
+        Some("secret"),
+        &["verify", "--signature", VECTOR],
+        b"body\n",
+    );
+    assert_fails(&output, 1, "invalid signature");
+}
+
+#[test]
+fn events_lists_every_type_blocking_or_not_with_a_delivery() {
+    let output = run(None, &["events"]);
+    assert!(output.status.success(), "{output:?}");
+    let mut blocking = 0;
+    for line in output.stdout.lines() {
+        let [event_type, kind, delivery] = line.split('\t').collect::<Vec<_>>()[..] else {
+            panic!("three columns: {line}");
+        };
+        assert_eq!(kind == "blocking", is_blocking_type(event_type), "{line}");
+        assert!(kind == "blocking" || kind == "non-blocking", "{line}");
+        blocking += usize::from(kind == "blocking");
+        let event: serde_json::Value = serde_json::from_str(delivery).expect("JSON");
+        assert_eq!(event["type"], event_type);
+        let fixture = format!("tests/fixtures/events/{event_type}.json");
+        assert_eq!(delivery, fs::read_to_string(fixture).expect("fixture"));
+    }
+    assert_eq!(blocking, 9);
+    let fixtures = fs::read_dir("tests/fixtures/events")
+        .expect("fixtures")
+        .count();
+    assert_eq!(output.stdout.lines().count(), fixtures);
+
+    let output = run(None, &["events", "oidc.jwt.pre_create"]);
+    assert!(output.status.success(), "{output:?}");
+    let fixture = fs::read_to_string("tests/fixtures/events/oidc.jwt.pre_create.json");
+    assert_eq!(output.stdout.trim_end(), fixture.expect("fixture"));
+    assert_fails(
+        &run(None, &["events", "user.nope"]),
+        2,
+        "unknown event type",
+    );
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for subcommand in ["send", "sign", "verify", "events"] {
+        let output = run(None, &[subcommand, "--help"]);
+        assert!(output.status.success(), "{output:?}");
+        let usage = format!("Usage: authgear-webhook {subcommand}");
+        assert!(output.stdout.contains(&usage), "{output:?}");
+        let output = run(None, &["help", subcommand]);
+        assert!(output.stdout.contains(&usage), "{output:?}");
+    }
+    let output = run(None, &["--help"]);
+    for subcommand in [
+        "send",
+        "sign",
+        "verify",
+        "events",
+        "AUTHGEAR_WEBHOOK_SECRET",
+    ] {
+        assert!(output.stdout.contains(subcommand), "{output:?}");
+    }
+    let output = run(None, &["--version"]);
+    assert_eq!(
+        output.stdout,
+        format!("authgear-webhook {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn bad_input_gets_one_line_and_a_non_zero_exit() {
+    let body = TempFile::new("bad", b"body");
+    let empty = TempFile::new("empty-secret", b"\n");
+    // Never a secret in an argument.
+    let output = run(None, &["sign", "--secret", "secret", body.path()]);
+    assert_fails(&output, 2, "--secret");
+    for secret in [None, Some("")] {
+        assert_fails(
+            &run(secret, &["sign", body.path()]),
+            2,
+            "AUTHGEAR_WEBHOOK_SECRET",
+        );
+        let output = run(secret, &["verify", "--signature", VECTOR, body.path()]);
+        assert_fails(&output, 2, "AUTHGEAR_WEBHOOK_SECRET");
+    }
+    let output = run(None, &["--secret-file", empty.path(), "sign", body.path()]);
+    assert_fails(&output, 2, "is empty");
+    let output = run(
+        None,
+        &["--secret-file", "missing-secret", "sign", body.path()],
+    );
+    assert_fails(&output, 2, "cannot read missing-secret");
+    assert_fails(
+        &run(Some("secret"), &["sign", "missing-body"]),
+        2,
+        "cannot read missing-body",
+    );
+    assert_fails(
+        &run(Some("secret"), &["verify", body.path()]),
+        2,
+        "--signature",
+    );
+    assert_fails(&run(None, &["nope"]), 2, "usage");
+    // Bare, it shows the help (on stderr, exit 2), as clap does.
+    let output = run(None, &[]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        output.stderr.contains("Usage: authgear-webhook"),
+        "{output:?}"
+    );
+}
+
+#[test]
+fn events_stops_quietly_when_the_reader_is_gone() {
+    // Like `authgear-webhook events | head -0`: the pipe is closed before the first write
+    // (the binary is still starting), which then fails with EPIPE.
+    let mut child = cli(None, &["events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("the binary ends");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}
