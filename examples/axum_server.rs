@@ -73,7 +73,10 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    net::{TcpListener, TcpSocket},
+    sync::Semaphore,
+};
 use tower::Layer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -83,6 +86,9 @@ const HANDLER_TIMEOUT: Duration = Duration::from_secs(5);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once; more wait in the listen queue until one closes.
 const MAX_CONNECTIONS: usize = 1024;
+/// The listen queue: connections accepted by the kernel, waiting for a slot (Linux caps it
+/// at `net.core.somaxconn`, 4 096 by default).
+const LISTEN_BACKLOG: u32 = 4096;
 /// The most hyper reads ahead per HTTP/1 connection: its least (its default, about 400 KiB,
 /// would be what each connection can cost besides the body budget). Authgear's request
 /// heads are under 1 KiB, its bodies a few KiB.
@@ -140,7 +146,7 @@ async fn main() -> ExitCode {
             )),
         )
         .with_state(blocked);
-    let listener = match TcpListener::bind(&addr).await {
+    let listener = match listen(&addr).await {
         Ok(listener) => listener,
         Err(error) => {
             eprintln!("cannot listen on {addr}: {error}");
@@ -177,6 +183,24 @@ async fn main() -> ExitCode {
         let _ = worker.await;
     }
     ExitCode::SUCCESS
+}
+
+/// Listens on `addr` with a listen queue of `LISTEN_BACKLOG` (tokio's `bind` takes 1 024):
+/// under a flood of connections, the connects beyond the queue would be dropped and retried
+/// by their clients a second or more later, Authgear's among them.
+async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let addr = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Serves `app` on HTTP/1.1 and HTTP/2 with the timeouts and limits of the module docs, until
