@@ -7,7 +7,12 @@ mod common;
 
 mod axum_stack;
 // Runs the examples, built with every feature (tests/common/example.rs).
-#[cfg(all(feature = "axum", feature = "replay", feature = "redis", feature = "inbox"))]
+#[cfg(all(
+    feature = "axum",
+    feature = "replay",
+    feature = "redis",
+    feature = "inbox"
+))]
 mod example_server;
 mod hostile;
 // The hyper and tonic examples, compiled in, read the typed events.
