@@ -17,7 +17,7 @@ use crate::{
     RejectionKind, Verified, VerifiedBody,
     buffer::{Buffer, TooLarge},
     signature::{Keys, Macs, Tag},
-    verify::budget::{Exhausted, Reservation},
+    verify::budget::BodyReservation,
 };
 
 /// The default body limit, verifying and signing: 1 MiB.
@@ -80,7 +80,7 @@ impl<C: Keyed> Collector<C> {
         &mut self,
         mut body: Pin<&mut B>,
         cx: &mut Context<'_>,
-        room: &mut Reservation,
+        room: &mut BodyReservation,
     ) -> Poll<Result<(), Stop<B::Error>>> {
         loop {
             let frame = match body.as_mut().poll_frame(cx) {
@@ -110,9 +110,9 @@ impl<C: Keyed> Collector<C> {
     /// Takes the next data frame, once `room` covers what the buffer will hold with it: the
     /// one place bytes are kept and hashed.
     #[inline]
-    fn push_data<E>(&mut self, data: impl Buf, room: &mut Reservation) -> Result<(), Stop<E>> {
+    fn push_data<E>(&mut self, data: impl Buf, room: &mut BodyReservation) -> Result<(), Stop<E>> {
         if let Some(held) = self.buffer.held_after(data.remaining()) {
-            room.cover(held).map_err(|Exhausted| Stop::Exhausted)?;
+            room.cover(held).map_err(|_| Stop::Exhausted)?;
         }
         self.buffer
             .append(data)

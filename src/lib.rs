@@ -48,5 +48,5 @@ pub use self::{
     sign_request::{SignError, SignErrorKind, SignRequest, SignRequestLayer, SignedBody},
     signature::{SIGNATURE_HEADER, Verification, Verifier, sign},
     verified::Verified,
-    verify::{BodyBudget, VerifySignature, VerifySignatureLayer},
+    verify::{BodyBudget, BodyReservation, VerifySignature, VerifySignatureLayer},
 };

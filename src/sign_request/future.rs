@@ -13,7 +13,7 @@ use super::{SignError, SignedBody, config::Config, error::BoxError};
 use crate::{
     SIGNATURE_HEADER,
     collect::{Collector, Stop},
-    verify::budget::Reservation,
+    verify::budget::BodyReservation,
 };
 
 pin_project! {
@@ -116,7 +116,8 @@ where
                     service,
                 } => {
                     // Signing has no body budget: a default reservation counts nothing.
-                    let read = ready!(collector.poll_body(body, cx, &mut Reservation::default()));
+                    let read =
+                        ready!(collector.poll_body(body, cx, &mut BodyReservation::default()));
                     let (Some(mut parts), Some(mut service)) = (parts.take(), service.take())
                     else {
                         unreachable!("the request is taken only once");

@@ -3,9 +3,11 @@
 //!
 //! Each request reserves room as its body arrives (what its buffer will hold once it has
 //! taken the next frame, before that frame is copied), never on the strength of a
-//! `Content-Length`. The room sits in a [`Reservation`] owned by the request's future and
+//! `Content-Length`. The room sits in a [`BodyReservation`] owned by the request's future and
 //! goes back to the budget when that future ends, whichever way: answered, refused, failed,
 //! cancelled or dropped (a client that hangs up), or unwound by a panic in the inner service.
+
+use crate::RejectionKind;
 
 use std::{
     fmt,
@@ -93,9 +95,26 @@ impl BodyBudget {
         self.shared.in_use.load(Ordering::Relaxed)
     }
 
-    /// An empty reservation on this budget, for one request.
-    pub(crate) fn reservation(&self) -> Reservation {
-        Reservation {
+    /// An empty reservation on this budget, for one request: for a server that reads bodies
+    /// itself (with [`Verifier`](crate::Verifier)) and wants the bound the layer keeps. Cover
+    /// what the request's buffer holds as its body arrives; the room goes back when the
+    /// reservation is dropped.
+    ///
+    /// ```
+    /// use authgear_webhook::{BodyBudget, RejectionKind};
+    ///
+    /// let budget = BodyBudget::new(1024);
+    /// let mut first = budget.reserve();
+    /// first.cover(1000)?;
+    /// let mut second = budget.reserve();
+    /// assert_eq!(second.cover(100), Err(RejectionKind::BudgetExhausted)); // answer 503
+    /// drop(first);
+    /// second.cover(100)?;
+    /// assert_eq!(budget.in_use(), 100);
+    /// # Ok::<_, RejectionKind>(())
+    /// ```
+    pub fn reserve(&self) -> BodyReservation {
+        BodyReservation {
             shared: Some(self.shared.clone()),
             held: 0,
         }
@@ -118,23 +137,22 @@ impl fmt::Debug for BodyBudget {
     }
 }
 
-/// The budget had no room left.
-#[derive(Debug)]
-pub(crate) struct Exhausted;
-
-/// The room one request holds in a budget; returned when dropped.
+/// The room one request holds in a [`BodyBudget`]: made by [`BodyBudget::reserve`],
+/// returned when dropped. [`Default`] is a reservation on no budget: it counts nothing.
 #[derive(Debug, Default)]
-pub(crate) struct Reservation {
+#[must_use = "the room is given back as soon as the reservation is dropped"]
+pub struct BodyReservation {
     /// `None`: no budget (turned off), nothing is counted.
     shared: Option<Arc<Shared>>,
     held: usize,
 }
 
-impl Reservation {
-    /// Grows the room held to `total` bytes (it never shrinks), or refuses, holding what it
-    /// held, if the budget has no room for the difference.
+impl BodyReservation {
+    /// Grows the room held to `total` bytes (it never shrinks), or refuses with
+    /// [`RejectionKind::BudgetExhausted`] (503), holding what it held, if the budget has no
+    /// room for the difference.
     #[inline]
-    pub(crate) fn cover(&mut self, total: usize) -> Result<(), Exhausted> {
+    pub fn cover(&mut self, total: usize) -> Result<(), RejectionKind> {
         let Some(shared) = &self.shared else {
             return Ok(());
         };
@@ -148,14 +166,19 @@ impl Reservation {
                     .checked_add(more)
                     .filter(|&after| after <= shared.limit)
             })
-            .map_err(|_| Exhausted)?;
+            .map_err(|_| RejectionKind::BudgetExhausted)?;
         self.held = total;
         Ok(())
     }
 
+    /// How many bytes this reservation holds.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
     /// Gives the room back now (dropping does the same).
     #[inline]
-    pub(crate) fn release(&mut self) {
+    pub fn release(&mut self) {
         if let Some(shared) = &self.shared
             && self.held > 0
         {
@@ -165,7 +188,7 @@ impl Reservation {
     }
 }
 
-impl Drop for Reservation {
+impl Drop for BodyReservation {
     fn drop(&mut self) {
         self.release();
     }
@@ -178,8 +201,8 @@ mod tests {
     #[test]
     fn reserves_up_to_the_limit_and_returns_everything() {
         let budget = BodyBudget::new(100);
-        let mut a = budget.reservation();
-        let mut b = budget.reservation();
+        let mut a = budget.reserve();
+        let mut b = budget.reserve();
         assert!(a.cover(60).is_ok());
         assert!(a.cover(40).is_ok(), "never shrinks");
         assert_eq!(budget.in_use(), 60);
@@ -200,15 +223,15 @@ mod tests {
     fn clones_share_one_count() {
         let budget = BodyBudget::new(10);
         let clone = budget.clone();
-        let mut held = clone.reservation();
+        let mut held = clone.reserve();
         assert!(held.cover(10).is_ok());
         assert_eq!(budget.in_use(), 10);
-        assert!(budget.reservation().cover(1).is_err());
+        assert!(budget.reserve().cover(1).is_err());
     }
 
     #[test]
     fn no_budget_counts_nothing() {
-        let mut none = Reservation::default();
+        let mut none = BodyReservation::default();
         assert!(none.cover(usize::MAX).is_ok());
     }
 }

@@ -10,7 +10,7 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{budget::Reservation, config::Config, deadline::Deadline};
+use super::{budget::BodyReservation, config::Config, deadline::Deadline};
 use crate::{
     Rejection, RejectionKind, VerifiedBody,
     body::{ResponseBody, Tap},
@@ -30,7 +30,7 @@ pin_project! {
         state: State<S, B>,
         // The request's room in the body budget: returned when the future ends or is
         // dropped, whichever way (refused, answered, cancelled, unwound by a panic).
-        room: Reservation,
+        room: BodyReservation,
     }
 }
 
@@ -102,7 +102,7 @@ where
         collector: Collector<Config>,
         tag: Tag,
         service: S,
-        room: Reservation,
+        room: BodyReservation,
     ) -> Self {
         Self {
             state: State::Collecting {
@@ -121,7 +121,7 @@ where
     pub(super) fn rejected(kind: RejectionKind, headers: &HeaderMap) -> Self {
         Self {
             state: State::rejected(kind, headers),
-            room: Reservation::default(),
+            room: BodyReservation::default(),
         }
     }
 }

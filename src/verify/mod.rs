@@ -143,6 +143,8 @@ mod service;
 #[cfg(feature = "replay")]
 pub(crate) use self::future::{Check, Verdict};
 pub use self::{
-    budget::BodyBudget, future::ResponseFuture, layer::VerifySignatureLayer,
+    budget::{BodyBudget, BodyReservation},
+    future::ResponseFuture,
+    layer::VerifySignatureLayer,
     service::VerifySignature,
 };

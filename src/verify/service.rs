@@ -111,7 +111,7 @@ where
             .config
             .body_budget
             .as_ref()
-            .map(BodyBudget::reservation)
+            .map(BodyBudget::reserve)
             .unwrap_or_default();
         let collector = Collector::new(self.config.clone(), limit, declared);
         ResponseFuture::collecting(parts, body, collector, tag, ready, room)

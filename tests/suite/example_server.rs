@@ -423,3 +423,76 @@ fn actix_server_exits_at_once_without_a_secret() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("AUTHGEAR_WEBHOOK_SECRET"), "{stderr}");
 }
+
+/// `examples/actix_server.rs` keeps the layer's body budget: 40 clients each announcing
+/// 1 MiB and stalling after 1 000 000 bytes hold at most the 32 MiB budget; the others are
+/// answered 503 with `Retry-After` at once; once they hang up, the room is back.
+#[tokio::test]
+async fn actix_server_bounds_stalled_bodies_with_the_budget() {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+    };
+
+    let server = Server::start("actix_server", &[]);
+    let signature = sign(SECRET, b"never sent in full");
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1048576\r\n{SIGNATURE_HEADER}: {signature}\r\n\r\n"
+    );
+    let stall = |addr: String, head: String| async move {
+        let mut stream = TcpStream::connect(&addr).await.expect("connect");
+        stream.write_all(head.as_bytes()).await.expect("head");
+        // The server may refuse and close while this is still being written.
+        let _ = stream.write_all(&vec![b' '; 1_000_000]).await;
+        let mut answer = vec![0; 1024];
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(3), stream.read(&mut answer)).await;
+        let answer = match read {
+            Ok(Ok(n)) => String::from_utf8_lossy(&answer[..n]).into_owned(),
+            // Still waiting for the rest of its body: held, not answered.
+            _ => String::new(),
+        };
+        (stream, answer)
+    };
+    let clients: Vec<_> = (0..40)
+        .map(|_| tokio::spawn(stall(server.addr.clone(), head.clone())))
+        .collect();
+    let mut streams = Vec::new();
+    let (mut held, mut refused) = (0, 0);
+    for client in clients {
+        let (stream, answer) = client.await.expect("client");
+        if answer.is_empty() {
+            held += 1;
+        } else {
+            assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+            assert!(
+                answer.to_ascii_lowercase().contains("retry-after: 1"),
+                "{answer}"
+            );
+            assert!(
+                answer.ends_with("too many request bodies in flight"),
+                "{answer}"
+            );
+            refused += 1;
+        }
+        streams.push(stream);
+    }
+    assert!(
+        held <= 32,
+        "{held} bodies of ~1 MiB held in a 32 MiB budget"
+    );
+    assert!(refused >= 8, "{refused} refused");
+
+    // Every stalled client hangs up: their room goes back, a delivery fits again.
+    drop(streams);
+    let event = fixture_event("user.created");
+    let mut status = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..50 {
+        status = server.post(&event, Some(sign(SECRET, &event))).await.0;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::OK);
+}
