@@ -1,6 +1,8 @@
 //! The `authgear-webhook` binary, run for real: `sign` against Authgear's own vector and an
 //! independent HMAC (python3's hmac, or openssl), `verify` both ways, `events`, `--help` on
-//! every subcommand, and where the secret may come from. `send` is in tests/send.rs.
+//! every subcommand, and where the secret may come from; `inbox` on a SQLite file prepared
+//! through the library (and in use by this process) and on a real redis-server. `send` is in
+//! tests/send.rs.
 
 mod common;
 
@@ -12,7 +14,10 @@ use std::{
     time::Duration,
 };
 
-use authgear_webhook::event::is_blocking_type;
+use authgear_webhook::{
+    event::is_blocking_type,
+    inbox::{EventKey, Failure, NewEvent, RedisStore, SqliteStore, Store, Stored},
+};
 use common::example::{self, Output};
 
 /// Authgear's own test vector (pkg/lib/hook/signature_test.go): key `secret`, body `body`.
@@ -215,6 +220,7 @@ fn events_lists_every_type_blocking_or_not_with_a_delivery() {
         assert_eq!(delivery, fs::read_to_string(fixture).expect("fixture"));
     }
     assert_eq!(blocking, 9);
+    // One `.json` per type (the folder also holds a README, the generator and edge cases).
     let fixtures = fs::read_dir("tests/fixtures/events")
         .expect("fixtures")
         .filter(|entry| {
@@ -237,7 +243,7 @@ fn events_lists_every_type_blocking_or_not_with_a_delivery() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for subcommand in ["send", "sign", "verify", "events"] {
+    for subcommand in ["send", "sign", "verify", "events", "inbox"] {
         let output = run(None, &[subcommand, "--help"]);
         assert!(output.status.success(), "{output:?}");
         let usage = format!("Usage: authgear-webhook {subcommand}");
@@ -245,12 +251,20 @@ fn every_subcommand_has_help() {
         let output = run(None, &["help", subcommand]);
         assert!(output.stdout.contains(&usage), "{output:?}");
     }
+    for subcommand in ["counts", "dead", "redrive"] {
+        let output = run(None, &["inbox", subcommand, "--help"]);
+        assert!(output.status.success(), "{output:?}");
+        let usage = format!("Usage: authgear-webhook inbox {subcommand}");
+        assert!(output.stdout.contains(&usage), "{output:?}");
+        assert!(output.stdout.contains("--redis"), "{output:?}");
+    }
     let output = run(None, &["--help"]);
     for subcommand in [
         "send",
         "sign",
         "verify",
         "events",
+        "inbox",
         "AUTHGEAR_WEBHOOK_SECRET",
     ] {
         assert!(output.stdout.contains(subcommand), "{output:?}");
@@ -318,4 +332,285 @@ fn events_stops_quietly_when_the_reader_is_gone() {
     let output = child.wait_with_output().expect("the binary ends");
     assert!(output.status.success(), "{output:?}");
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}
+
+/// The SQLite inbox file in a directory of its own, removed on drop.
+struct InboxFile(PathBuf);
+
+impl InboxFile {
+    fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("authgear-cli-inbox-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    fn path(&self) -> String {
+        self.0
+            .join("inbox.sqlite3")
+            .to_str()
+            .expect("utf-8 path")
+            .to_owned()
+    }
+}
+
+impl Drop for InboxFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn new_event(endpoint: &str, id: &str) -> NewEvent {
+    NewEvent {
+        key: EventKey::new(endpoint, id),
+        event_type: "user.created".into(),
+        body: format!(r#"{{"id":"{id}","type":"user.created"}}"#).into(),
+    }
+}
+
+/// Stores `keys` and makes each a dead letter (one attempt, failed with `error`).
+async fn dead_letters(store: &dyn Store, keys: &[(&str, &str)], error: &str) {
+    for (endpoint, id) in keys {
+        let stored = store.store(new_event(endpoint, id)).await.expect("store");
+        assert_eq!(stored, Stored::Stored);
+    }
+    let claimed = store
+        .claim(100, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), keys.len());
+    for claim in &claimed {
+        let failed = store.fail(claim, Failure::Dead, error).await;
+        assert!(failed.expect("fail"), "{claim:?}");
+    }
+}
+
+/// The fields of each line of `stdout`.
+fn rows(stdout: &str) -> Vec<Vec<&str>> {
+    stdout
+        .lines()
+        .map(|line| line.split('\t').collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn inbox_counts_lists_and_redrives_dead_letters_of_a_sqlite_file() {
+    let dir = InboxFile::new("sqlite");
+    let file = dir.path();
+    let store = SqliteStore::open(&file).expect("open");
+    let dead = [("/", "a1"), ("/", "a2"), ("/", "a3"), ("/other", "a1")];
+    dead_letters(&store, &dead, "db down\tagain").await;
+    // One done, one in flight, one queued.
+    store.store(new_event("/", "d1")).await.expect("store");
+    let done = store
+        .claim(10, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert!(store.ack(&done[0]).await.expect("ack"));
+    store.store(new_event("/", "f1")).await.expect("store");
+    let in_flight = store
+        .claim(10, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(in_flight.len(), 1);
+    store.store(new_event("/", "q1")).await.expect("store");
+    // One process per file: the tool opens it once this one has let go.
+    drop(store);
+
+    let inbox = |args: &[&str]| {
+        let mut all = vec!["inbox", "--file", &file];
+        all.extend_from_slice(args);
+        run(None, &all)
+    };
+
+    let output = inbox(&["counts"]);
+    assert!(output.status.success(), "{output:?}");
+    let counts = rows(&output.stdout);
+    assert_eq!(counts.len(), 5, "{output:?}");
+    assert_eq!(
+        counts[..4],
+        [
+            ["queued", "1"],
+            ["in_flight", "1"],
+            ["dead", "4"],
+            ["done", "1"]
+        ]
+    );
+    assert_eq!(counts[4][0], "bytes");
+    assert!(
+        counts[4][1].parse::<u64>().expect("a number") > 0,
+        "{output:?}"
+    );
+    let output = run(None, &["inbox", "counts", "--json", "--file", &file]);
+    let json: serde_json::Value = serde_json::from_str(&output.stdout).expect("json");
+    assert_eq!(json["dead"], 4, "{output:?}");
+    assert_eq!(json["in_flight"], 1, "{output:?}");
+
+    let output = inbox(&["dead"]);
+    assert!(output.status.success(), "{output:?}");
+    let year = &rfc3339_year();
+    let listed = rows(&output.stdout);
+    assert_eq!(listed.len(), 4, "{output:?}");
+    for (row, (endpoint, id)) in listed.iter().zip(dead) {
+        assert_eq!(row.len(), 6, "{row:?}");
+        assert_eq!(row[..4], [endpoint, id, "user.created", "1"], "{row:?}");
+        assert!(row[4].starts_with(year) && row[4].ends_with('Z'), "{row:?}");
+        assert_eq!(row[5], "db down again", "{row:?}");
+    }
+    // Paged: after a key, at most --limit, and the next page named on stderr.
+    let output = inbox(&["dead", "--limit", "2", "--after", "/", "a1"]);
+    let page: Vec<_> = rows(&output.stdout).iter().map(|row| row[1]).collect();
+    assert_eq!(page, ["a2", "a3"], "{output:?}");
+    assert!(output.stderr.contains(r#"--after "/" "a3""#), "{output:?}");
+    let output = inbox(&["dead", "--json", "--limit", "1"]);
+    let json: serde_json::Value = serde_json::from_str(&output.stdout).expect("json");
+    assert_eq!(json["last_error"], "db down\tagain", "{output:?}");
+    assert_eq!(
+        (&json["endpoint"], &json["id"]),
+        (&"/".into(), &"a1".into())
+    );
+
+    // One by id; an id dead on two endpoints needs --endpoint; a key that is not dead fails.
+    let output = inbox(&["redrive", "a2"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(output.stdout, "/\ta2\n");
+    assert_fails(&inbox(&["redrive", "a1"]), 2, "--endpoint");
+    let output = inbox(&["redrive", "--endpoint", "/other", "a1"]);
+    assert_eq!(output.stdout, "/other\ta1\n", "{output:?}");
+    assert_fails(&inbox(&["redrive", "a2"]), 1, "no dead letter with id a2");
+    assert_fails(
+        &inbox(&["redrive", "q1", "--endpoint", "/"]),
+        1,
+        "no dead letter",
+    );
+    let output = inbox(&["redrive", "--all"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(output.stdout, "/\ta1\n/\ta3\n");
+
+    // The store as the tool left it: every dead letter queued again, attempts reset.
+    let store = SqliteStore::open(&file).expect("reopen");
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(
+        (counts.queued, counts.in_flight, counts.dead, counts.done),
+        (5, 1, 0, 1)
+    );
+    let mut claimed: Vec<_> = store
+        .claim(100, Duration::from_secs(60))
+        .await
+        .expect("claim")
+        .into_iter()
+        .map(|claim| (claim.key.endpoint, claim.key.id, claim.attempt))
+        .collect();
+    claimed.sort();
+    let expected = ["/ a1", "/ a2", "/ a3", "/ f1", "/ q1", "/other a1"];
+    let got: Vec<_> = claimed
+        .iter()
+        .map(|(endpoint, id, _)| format!("{endpoint} {id}"))
+        .collect();
+    assert_eq!(got, expected);
+    // Re-driven ones start again at attempt 1; f1's claim was handed over (attempt 2).
+    for (_, id, attempt) in &claimed {
+        assert_eq!(*attempt, if id == "f1" { 2 } else { 1 }, "{claimed:?}");
+    }
+}
+
+/// The current year, as a dead letter's time starts.
+fn rfc3339_year() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    // Good enough for the test: 365.2425 days a year from 1970.
+    let year = 1970 + secs * 10_000 / (3_652_425 * 86_400);
+    format!("{year}-")
+}
+
+#[tokio::test]
+async fn inbox_file_in_use_is_one_clear_line_and_a_non_zero_exit() {
+    let dir = InboxFile::new("in-use");
+    let file = dir.path();
+    let store = SqliteStore::open(&file).expect("open");
+    // Bounded by LIMIT: the tool gives up on the lock (after about 2 s), never hangs.
+    let output = run(None, &["inbox", "--file", &file, "dead"]);
+    assert_fails(
+        &output,
+        2,
+        "inbox file is in use by another process: stop the server, or use the Redis inbox",
+    );
+    assert_eq!(output.stdout, "");
+    // Still this process's, untouched.
+    assert_eq!(store.counts().await.expect("counts"), Default::default());
+    // A file that does not exist is not created.
+    let missing = format!("{file}.missing");
+    assert_fails(
+        &run(None, &["inbox", "--file", &missing, "counts"]),
+        2,
+        "no inbox file here",
+    );
+    assert!(!std::path::Path::new(&missing).exists());
+}
+
+#[tokio::test]
+async fn inbox_on_redis_from_the_flag_or_redis_url() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let server = match Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+    {
+        Ok(child) => KillOnDrop(child),
+        Err(error) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipping: cannot start redis-server ({error}); .ci/run installs it");
+            return;
+        }
+        Err(error) => panic!("redis-server is required in CI: {error}"),
+    };
+    let url = format!("redis://127.0.0.1:{port}");
+    let store = RedisStore::builder()
+        .timeout(Duration::from_secs(5))
+        .open(url.as_str())
+        .expect("url");
+    // Until it answers.
+    let deadline = std::time::Instant::now() + LIMIT;
+    while store.counts().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "redis-server starts");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    dead_letters(&store, &[("/", "r1"), ("/", "r2")], "handler failed").await;
+
+    // Beside a live store (Redis is shared): --redis, or REDIS_URL.
+    let output = run(None, &["inbox", "--redis", &url, "counts"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(output.stdout.contains("dead\t2\n"), "{output:?}");
+    let output = example::run(
+        cli(None, &["inbox", "dead", "--json"]).env("REDIS_URL", &url),
+        LIMIT,
+    );
+    let ids: Vec<serde_json::Value> = output
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("json")["id"].clone())
+        .collect();
+    assert_eq!(ids, ["r1", "r2"], "{output:?}");
+    let output = run(None, &["inbox", "--redis", &url, "redrive", "--all"]);
+    assert_eq!(output.stdout, "/\tr1\n/\tr2\n", "{output:?}");
+
+    let counts = store.counts().await.expect("counts");
+    assert_eq!((counts.queued, counts.dead), (2, 0));
+    drop(server);
+}
+
+/// A child process, killed when the test ends (even by a failed assertion).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -111,6 +111,7 @@ pub struct SqliteBuilder {
     path: PathBuf,
     max_size: u64,
     capacity: usize,
+    lock_timeout: Duration,
 }
 
 impl SqliteStore {
@@ -139,6 +140,7 @@ impl SqliteStore {
             path: path.as_ref().to_owned(),
             max_size: 1 << 30,
             capacity: 4096,
+            lock_timeout: Duration::from_secs(5),
         }
     }
 
@@ -197,6 +199,21 @@ impl SqliteBuilder {
         self
     }
 
+    /// How long [`open`](Self::open) waits for the file while another process holds it
+    /// (default 5 s), before it fails with "inbox file is in use by another process". A
+    /// server holds it as long as it runs; a tool that only looks (counts, dead letters)
+    /// may want to give up sooner.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let builder = authgear_webhook::inbox::SqliteStore::builder("inbox.sqlite3")
+    ///     .lock_timeout(Duration::from_secs(1));
+    /// ```
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
     /// Opens (or creates) the file and starts the writer thread.
     ///
     /// ```no_run
@@ -205,13 +222,15 @@ impl SqliteBuilder {
     /// ```
     pub fn open(self) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(&self.path).map_err(error)?;
-        setup(&conn, self.max_size).map_err(|e| match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::new(
-                StoreErrorKind::Unavailable,
-                "inbox file is in use by another process",
-                Some(Box::new(e)),
-            ),
-            _ => error(e),
+        setup(&conn, self.max_size, self.lock_timeout).map_err(|e| {
+            match e.sqlite_error_code() {
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    "inbox file is in use by another process",
+                    Some(Box::new(e)),
+                ),
+                _ => error(e),
+            }
         })?;
         let (jobs, receiver) = mpsc::channel(self.capacity);
         thread::Builder::new()
@@ -231,8 +250,8 @@ impl SqliteBuilder {
     }
 }
 
-fn setup(conn: &Connection, max_size: u64) -> rusqlite::Result<()> {
-    conn.busy_timeout(Duration::from_secs(5))?;
+fn setup(conn: &Connection, max_size: u64, lock_timeout: Duration) -> rusqlite::Result<()> {
+    conn.busy_timeout(lock_timeout)?;
     // One process per file: the lock is held from the first transaction until the
     // connection closes (a process that dies releases it). WAL then needs no shared memory.
     let _: String = conn.query_row("PRAGMA locking_mode=EXCLUSIVE", [], |row| row.get(0))?;

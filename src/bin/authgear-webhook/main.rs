@@ -7,6 +7,7 @@
 //! authgear-webhook sign delivery.json
 //! authgear-webhook verify --signature 9f86d0... delivery.json
 //! authgear-webhook events
+//! authgear-webhook inbox counts                      # no secret needed; --file PATH or --redis URL
 //! ```
 //!
 //! One file per subcommand. The secret never comes from an argument (it would show in `ps`
@@ -16,6 +17,7 @@
 //! stderr.
 
 mod events;
+mod inbox;
 mod send;
 mod sign;
 mod verify;
@@ -32,12 +34,13 @@ use clap::{Parser, Subcommand, error::ErrorKind};
 const SECRET_ENV: &str = "AUTHGEAR_WEBHOOK_SECRET";
 
 /// Test an Authgear webhook receiver without Authgear: send it signed deliveries of every
-/// event type, sign and verify bodies.
+/// event type, sign and verify bodies, see and re-drive its inbox.
 #[derive(Debug, Parser)]
 #[command(name = "authgear-webhook", version)]
 #[command(
     after_help = "The webhook signing secret comes from $AUTHGEAR_WEBHOOK_SECRET or \
-    --secret-file, never from an argument (it would show in `ps` and shell history).\n\
+    --secret-file, never from an argument (it would show in `ps` and shell history); `inbox` \
+    needs none.\n\
     Exit codes: 0 success, 1 the check failed, 2 the command could not run."
 )]
 struct Cli {
@@ -56,8 +59,7 @@ enum Command {
     Sign(sign::Args),
     Verify(verify::Args),
     Events(events::Args),
-    // `inbox` (counts, dead letters, re-drive) comes here once the inbox exists: a variant
-    // `Inbox(inbox::Args)` and a file `inbox.rs`, like the others.
+    Inbox(inbox::Args),
 }
 
 /// Why a command did not succeed: the line for stderr, and the exit code.
@@ -82,6 +84,7 @@ async fn main() -> ExitCode {
         Command::Sign(args) => sign::run(args, secret_file),
         Command::Verify(args) => verify::run(args, secret_file).await,
         Command::Events(args) => events::run(args),
+        Command::Inbox(args) => inbox::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
