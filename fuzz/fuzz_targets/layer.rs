@@ -289,7 +289,10 @@ fuzz_target!(|data: &[u8]| {
         if complete {
             assert_eq!(verification.finish(value.as_bytes()), whole);
         }
-        match (&outcome.seen[..], outcome.rejection.as_ref().map(|r| r.kind())) {
+        match (
+            &outcome.seen[..],
+            outcome.rejection.as_ref().map(|r| r.kind()),
+        ) {
             ([seen], _) => assert_eq!(whole.ok(), seen.verified),
             (
                 _,
