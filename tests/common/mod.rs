@@ -25,6 +25,19 @@ use http_body_util::BodyExt;
 /// The one secret the tests sign with.
 pub const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
 
+/// The blocking event types (Authgear waits for their answer), from PROTOCOL.md.
+pub const BLOCKING: [&str; 9] = [
+    "user.pre_create",
+    "user.profile.pre_update",
+    "user.pre_schedule_deletion",
+    "user.pre_schedule_anonymization",
+    "oidc.jwt.pre_create",
+    "oidc.id_token.pre_create",
+    "authentication.pre_initialize",
+    "authentication.post_identified",
+    "authentication.pre_authenticated",
+];
+
 /// A boxed error, for bodies and clients.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
