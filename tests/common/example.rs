@@ -10,12 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
-use http::{Request, StatusCode, header};
-use http_body_util::Full;
+use http::StatusCode;
 
-use super::{TIMEOUT, client, text};
-use authgear_webhook::SIGNATURE_HEADER;
+use super::TIMEOUT;
 
 /// The secret the example servers are started with unless told otherwise.
 pub use super::SECRET;
@@ -174,24 +171,7 @@ impl Server {
         body: &[u8],
         signature: Option<String>,
     ) -> (StatusCode, Option<String>, String) {
-        let mut request = Request::post(self.url());
-        if let Some(signature) = signature {
-            request = request.header(SIGNATURE_HEADER, signature);
-        }
-        let request = request
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::copy_from_slice(body)))
-            .expect("request");
-        let response = tokio::time::timeout(TIMEOUT, client(false).request(request))
-            .await
-            .expect("in time")
-            .expect("a response");
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().expect("ascii").to_owned());
-        (status, content_type, text(response).await)
+        super::post(&self.url(), body, signature).await
     }
 }
 

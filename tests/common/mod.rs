@@ -25,6 +25,19 @@ use http_body_util::BodyExt;
 /// The one secret the tests sign with.
 pub const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
 
+/// The blocking event types (Authgear waits for their answer), from PROTOCOL.md.
+pub const BLOCKING: [&str; 9] = [
+    "user.pre_create",
+    "user.profile.pre_update",
+    "user.pre_schedule_deletion",
+    "user.pre_schedule_anonymization",
+    "oidc.jwt.pre_create",
+    "oidc.id_token.pre_create",
+    "authentication.pre_initialize",
+    "authentication.post_identified",
+    "authentication.pre_authenticated",
+];
+
 /// A boxed error, for bodies and clients.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -273,4 +286,87 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A directory of its own under the system's temp dir (named after the process, `name` and
+/// the clock, so that tests running side by side never share one), removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "authgear-webhook-test-{}-{name}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Where a test's tracing subscriber writes: a shared buffer. Install the subscriber with
+/// `tracing::subscriber::set_default` (this thread only): the tests of the suite run side by
+/// side in one process.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// What was written since the last `take`.
+    pub fn take(&self) -> String {
+        String::from_utf8(std::mem::take(&mut *self.0.lock().expect("not poisoned")))
+            .expect("utf-8")
+    }
+}
+
+/// Posts `body` to `url` over a real HTTP/1.1 connection, with `signature` in the signature
+/// header when given; the status, the content type and the body.
+pub async fn post(
+    url: &str,
+    body: &[u8],
+    signature: Option<String>,
+) -> (http::StatusCode, Option<String>, String) {
+    let mut request = Request::post(url);
+    if let Some(signature) = signature {
+        request = request.header(authgear_webhook::SIGNATURE_HEADER, signature);
+    }
+    let request = request
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(Bytes::copy_from_slice(body)))
+        .expect("request");
+    let response = tokio::time::timeout(TIMEOUT, client(false).request(request))
+        .await
+        .expect("in time")
+        .expect("a response");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| v.to_str().expect("ascii").to_owned());
+    (status, content_type, text(response).await)
 }

@@ -2,12 +2,7 @@
 //! signature, the secret or the body.
 #![cfg(feature = "tracing")]
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
-
-use crate::common::{Frames, Recorder};
+use crate::common::{Captured, Frames, Recorder};
 use authgear_webhook::{SIGNATURE_HEADER, VerifySignatureLayer, sign};
 use bytes::Bytes;
 use http::Request;
@@ -17,24 +12,6 @@ use tower::{Layer, ServiceExt};
 use crate::common::SECRET;
 const BODY: &str =
     r#"{"id":"0000000000000001","type":"user.created","payload":{"email":"alice@example.com"}}"#;
-
-/// Where the subscriber writes: a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("not poisoned")
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn refusals_are_logged_with_their_reason_only() {
@@ -84,7 +61,7 @@ async fn refusals_are_logged_with_their_reason_only() {
         .await
         .expect("infallible");
 
-    let log = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("utf-8");
+    let log = captured.take();
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), 5, "{log}");
     let expected = [

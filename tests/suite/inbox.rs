@@ -2,8 +2,6 @@
 //! trait, so every store can run it), the layer and the worker over real sockets, and the
 //! example server as a real process killed with SIGKILL and stopped with SIGTERM.
 
-mod common;
-
 use std::{
     collections::HashSet,
     io::{BufRead, BufReader},
@@ -17,8 +15,9 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use crate::common::{TIMEOUT, TempDir, example};
 use authgear_webhook::{
-    SIGNATURE_HEADER, VerifySignatureLayer,
+    VerifySignatureLayer,
     inbox::{
         Backoff, CancellationToken, Counts, Delivery, EventKey, Failure, Inbox, NewEvent,
         SqliteStore, Store, Stored, Worker,
@@ -27,42 +26,14 @@ use authgear_webhook::{
 };
 use axum::{Router, routing};
 use bytes::Bytes;
-use common::{TIMEOUT, client, example, text};
-use http::{Request, StatusCode, header};
-use http_body_util::Full;
+use http::StatusCode;
 use tower::ServiceBuilder;
 
-const SECRET: &str = "inbox-test-secret";
+use crate::common::SECRET;
 
-/// A directory of its own under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "authgear-webhook-inbox-{}-{name}-{}",
-            std::process::id(),
-            fastrand_suffix()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    fn file(&self) -> PathBuf {
-        self.0.join("inbox.sqlite3")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn fastrand_suffix() -> u128 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
+/// The SQLite file of a test's inbox, in its own directory.
+fn inbox_file(dir: &TempDir) -> PathBuf {
+    dir.path().join("inbox.sqlite3")
 }
 
 fn now() -> u64 {
@@ -93,17 +64,8 @@ fn new_event(id: &str) -> NewEvent {
 
 /// Posts `body` signed with `secret` to `url`; the status and the body.
 async fn post(url: &str, body: &[u8], secret: &str) -> (StatusCode, String) {
-    let request = Request::post(url)
-        .header(SIGNATURE_HEADER, sign(secret, body))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::copy_from_slice(body)))
-        .expect("request");
-    let response = tokio::time::timeout(TIMEOUT, client(false).request(request))
-        .await
-        .expect("in time")
-        .expect("a response");
-    let status = response.status();
-    (status, text(response).await)
+    let (status, _, body) = crate::common::post(url, body, Some(sign(secret, body))).await;
+    (status, body)
 }
 
 /// Polls `condition` until it holds; fails the test after `TIMEOUT`.
@@ -124,10 +86,11 @@ async fn counts(inbox: &Inbox) -> Counts {
 }
 
 // ---------------------------------------------------------------------------------------
-// The store contract, against the trait: run it on every store.
+// The store contract, against the trait: every store runs it (SQLite here, Redis in
+// `inbox_redis`).
 
 /// What every [`Store`] must do; `claim_for` short claims are used for the expiry steps.
-async fn store_contract(store: Arc<dyn Store>) {
+pub(crate) async fn store_contract(store: Arc<dyn Store>) {
     let (a, b) = (new_event("a"), new_event("b"));
     let long = Duration::from_secs(60);
 
@@ -193,6 +156,12 @@ async fn store_contract(store: Arc<dyn Store>) {
             .fail(&b1, Failure::Dead, "again")
             .await
             .expect("fail spent")
+    );
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(
+        (counts.queued, counts.in_flight),
+        (1, 0),
+        "waiting to retry"
     );
     assert!(
         store.claim(10, long).await.expect("claim").is_empty(),
@@ -281,14 +250,14 @@ async fn store_contract(store: Arc<dyn Store>) {
 #[tokio::test]
 async fn sqlite_store_keeps_the_contract() {
     let dir = TempDir::new("contract");
-    let store = SqliteStore::open(dir.file()).expect("open");
+    let store = SqliteStore::open(inbox_file(&dir)).expect("open");
     store_contract(Arc::new(store)).await;
 }
 
 #[tokio::test]
 async fn sqlite_store_hands_over_claims_left_in_its_file_at_reopen() {
     let dir = TempDir::new("reopen");
-    let store = SqliteStore::open(dir.file()).expect("open");
+    let store = SqliteStore::open(inbox_file(&dir)).expect("open");
     store.store(new_event("kept")).await.expect("store");
     let claimed = store
         .claim(1, Duration::from_secs(3600))
@@ -300,7 +269,7 @@ async fn sqlite_store_hands_over_claims_left_in_its_file_at_reopen() {
     let reopened = {
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            match SqliteStore::open(dir.file()) {
+            match SqliteStore::open(inbox_file(&dir)) {
                 Ok(store) => break store,
                 Err(error) => {
                     assert!(Instant::now() < deadline, "reopen: {error}");
@@ -324,9 +293,9 @@ async fn sqlite_store_hands_over_claims_left_in_its_file_at_reopen() {
 #[tokio::test]
 async fn sqlite_store_file_is_locked_while_open() {
     let dir = TempDir::new("locked");
-    let _open = SqliteStore::open(dir.file()).expect("open");
+    let _open = SqliteStore::open(inbox_file(&dir)).expect("open");
     // Waits out SQLite's busy timeout (5 s), then refuses.
-    let file = dir.file();
+    let file = inbox_file(&dir);
     let second = tokio::task::spawn_blocking(move || SqliteStore::open(file).map(drop));
     let error = second
         .await
@@ -361,7 +330,7 @@ impl Harness {
 
     async fn with_store(name: &str, open: impl FnOnce(PathBuf) -> SqliteStore) -> Self {
         let dir = TempDir::new(name);
-        let inbox = Inbox::new(open(dir.file()));
+        let inbox = Inbox::new(open(inbox_file(&dir)));
         let blocking_calls = Arc::new(AtomicUsize::new(0));
         let calls = blocking_calls.clone();
         let router = Router::new().route(
@@ -375,7 +344,7 @@ impl Harness {
             .layer(VerifySignatureLayer::new(SECRET))
             .layer(inbox.layer())
             .service(router);
-        let addr = common::serve(Router::new().fallback_service(stack)).await;
+        let addr = crate::common::serve(Router::new().fallback_service(stack)).await;
         Self {
             url: format!("http://{addr}/"),
             inbox,
@@ -800,7 +769,7 @@ struct Process {
 impl Process {
     fn start(file: &std::path::Path) -> Self {
         let mut child = Command::new(example::path("axum_server"))
-            .env("AUTHGEAR_WEBHOOK_SECRET", example::SECRET)
+            .env("AUTHGEAR_WEBHOOK_SECRET", SECRET)
             .env("ADDR", "127.0.0.1:0")
             .env("AUTHGEAR_WEBHOOK_INBOX", file)
             .env_remove("REDIS_URL")
@@ -860,14 +829,14 @@ fn handled_ids(lines: &[String]) -> Vec<String> {
 #[tokio::test]
 async fn example_killed_after_acknowledging_handles_everything_after_restart() {
     let dir = TempDir::new("kill");
-    let mut first = Process::start(&dir.file());
+    let mut first = Process::start(&inbox_file(&dir));
     const N: usize = 64;
     let mut sends = tokio::task::JoinSet::new();
     for n in 0..N {
         let url = first.url.clone();
         sends.spawn(async move {
             let id = format!("kill-{n:03}");
-            let (status, _) = post(&url, &event("user.created", &id), example::SECRET).await;
+            let (status, _) = post(&url, &event("user.created", &id), SECRET).await;
             (id, status)
         });
     }
@@ -889,7 +858,7 @@ async fn example_killed_after_acknowledging_handles_everything_after_restart() {
     }
 
     eprintln!("handled before the kill: {} of {N}", handled.len());
-    let second = Process::start(&dir.file());
+    let second = Process::start(&inbox_file(&dir));
     let missing = |handled: &[String]| {
         acknowledged
             .iter()
@@ -909,8 +878,8 @@ async fn example_killed_after_acknowledging_handles_everything_after_restart() {
 #[tokio::test]
 async fn example_stops_gracefully_on_sigterm() {
     let dir = TempDir::new("sigterm");
-    let mut server = Process::start(&dir.file());
-    let (status, _) = post(&server.url, &event("user.created", "term"), example::SECRET).await;
+    let mut server = Process::start(&inbox_file(&dir));
+    let (status, _) = post(&server.url, &event("user.created", "term"), SECRET).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         server.lines.recv_timeout(TIMEOUT).expect("a line"),

@@ -3,10 +3,9 @@
 //! not an event 400, and a verified event the handler's answer.
 #![cfg(feature = "axum")]
 
-mod common;
-
 use std::{fs, net::SocketAddr, path::PathBuf};
 
+use crate::common::{TIMEOUT, client, serve};
 use authgear_webhook::{
     SIGNATURE_HEADER, VerifySignatureLayer,
     event::{Answer, Event, EventRejection, EventRejectionKind, Payload},
@@ -20,12 +19,11 @@ use axum::{
     response::Response,
     routing::post,
 };
-use common::{TIMEOUT, client, serve};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tokio::time::timeout;
 
-const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
+use crate::common::SECRET;
 
 fn delivery(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -4,16 +4,14 @@
 //! event valid against Authgear's own response schema (`tests/fixtures/schema/`).
 #![cfg(feature = "axum")]
 
-mod common;
-
 use std::{
     fs,
     path::PathBuf,
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use crate::common::example::{SECRET, Server};
 use authgear_webhook::{event::is_blocking_type, sign};
-use common::example::{SECRET, Server};
 use http::StatusCode;
 use serde_json::{Value, json};
 

@@ -16,8 +16,6 @@
 #![cfg(feature = "event")]
 
 #[cfg(feature = "axum")]
-mod common;
-
 use authgear_webhook::event::{
     AuthenticationContext, Event, Identification, Identity, Payload, Session, User,
 };
@@ -916,8 +914,8 @@ fn context_fields_are_typed() {
 #[cfg(feature = "axum")]
 #[tokio::test]
 async fn every_audit_delivery_gets_200_from_axum_server() {
+    use crate::common::example::{SECRET, Server};
     use authgear_webhook::sign;
-    use common::example::{SECRET, Server};
     use http::StatusCode;
 
     use authgear_webhook::event::is_blocking_type;
@@ -965,8 +963,8 @@ async fn every_audit_delivery_gets_200_from_axum_server() {
 #[cfg(feature = "axum")]
 #[tokio::test]
 async fn with_replay_protection_on_every_fresh_audit_delivery_gets_200() {
+    use crate::common::example::{SECRET, Server};
     use authgear_webhook::sign;
-    use common::example::{SECRET, Server};
     use http::StatusCode;
     use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -4,44 +4,19 @@
 //! then the example server, two processes on one Redis, one of them killed.
 #![cfg(all(feature = "inbox", feature = "redis"))]
 
-mod common;
-
 use std::{
     collections::{HashMap, HashSet},
-    path::PathBuf,
     process::{Child, Command, Stdio},
     sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
+use crate::common::{SECRET, TIMEOUT, TempDir};
+use crate::inbox::store_contract;
 use authgear_webhook::inbox::{
     EventKey, Failure, NewEvent, RedisStore, Store, StoreErrorKind, Stored,
 };
 use bytes::Bytes;
-use common::TIMEOUT;
-
-/// A directory of its own under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "authgear-webhook-inbox-redis-{}-{name}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A `redis-server` with the durable settings the store's docs ask for (`appendonly yes`,
 /// `appendfsync always`), its files in a temp dir; killed on drop.
@@ -180,159 +155,7 @@ where
 }
 
 // ---------------------------------------------------------------------------------------
-// The store contract: the same steps as `store_contract` in tests/inbox.rs (the SQLite
-// store's), against the trait.
-
-async fn store_contract(store: Arc<dyn Store>) {
-    let (a, b) = (new_event("a"), new_event("b"));
-    let long = Duration::from_secs(60);
-
-    // Stored once per key.
-    assert_eq!(store.store(a.clone()).await.expect("store"), Stored::Stored);
-    assert_eq!(
-        store.store(a.clone()).await.expect("store"),
-        Stored::Duplicate
-    );
-    assert_eq!(store.store(b.clone()).await.expect("store"), Stored::Stored);
-    // Another endpoint is another key.
-    let mut elsewhere = a.clone();
-    elsewhere.key.endpoint = "/other".into();
-    assert_eq!(store.store(elsewhere).await.expect("store"), Stored::Stored);
-    assert_eq!(store.counts().await.expect("counts").queued, 3);
-
-    // Claimed once, with the exact bytes and attempt 1.
-    let claimed = store.claim(10, long).await.expect("claim");
-    assert_eq!(claimed.len(), 3);
-    assert!(claimed.iter().all(|c| c.attempt == 1));
-    let find = |key: &EventKey| {
-        claimed
-            .iter()
-            .find(|c| &c.key == key)
-            .expect("claimed")
-            .clone()
-    };
-    let (a1, b1) = (find(&a.key), find(&b.key));
-    let other = find(&EventKey::new("/other", "a"));
-    assert_eq!(a1.body, a.body);
-    assert_eq!(a1.event_type, "user.created");
-    assert!(store.claim(10, long).await.expect("claim").is_empty());
-    let counts = store.counts().await.expect("counts");
-    assert_eq!((counts.queued, counts.in_flight), (0, 3));
-
-    // Extended, acked; still a duplicate once done.
-    assert!(store.extend(&a1, long).await.expect("extend"));
-    assert!(store.ack(&a1).await.expect("ack"));
-    assert!(!store.ack(&a1).await.expect("ack twice"));
-    assert!(!store.extend(&a1, long).await.expect("extend done"));
-    assert_eq!(
-        store.store(a.clone()).await.expect("store"),
-        Stored::Duplicate
-    );
-    assert!(store.ack(&other).await.expect("ack"));
-
-    // Failed: retried after the delay, as attempt 2; the old claim is spent.
-    let delay = Duration::from_millis(200);
-    assert!(
-        store
-            .fail(&b1, Failure::RetryAfter(delay), "boom")
-            .await
-            .expect("fail")
-    );
-    assert!(
-        !store
-            .fail(&b1, Failure::Dead, "again")
-            .await
-            .expect("fail spent")
-    );
-    let counts = store.counts().await.expect("counts");
-    assert_eq!(
-        (counts.queued, counts.in_flight),
-        (1, 0),
-        "waiting to retry"
-    );
-    assert!(
-        store.claim(10, long).await.expect("claim").is_empty(),
-        "not due yet"
-    );
-    tokio::time::sleep(delay + Duration::from_millis(50)).await;
-    let b2 = store
-        .claim(10, long)
-        .await
-        .expect("claim")
-        .pop()
-        .expect("b due");
-    assert_eq!((b2.key.clone(), b2.attempt), (b.key.clone(), 2));
-
-    // Released: queued at once, the attempt not counted.
-    assert!(store.release(&b2).await.expect("release"));
-    let short = Duration::from_millis(100);
-    let b2 = store
-        .claim(10, short)
-        .await
-        .expect("claim")
-        .pop()
-        .expect("b released");
-    assert_eq!(b2.attempt, 2);
-
-    // A claim whose deadline passes is handed over (a dead worker), as one more attempt;
-    // the old holder can no longer extend or fail it.
-    tokio::time::sleep(short + Duration::from_millis(50)).await;
-    let b3 = store
-        .claim(10, long)
-        .await
-        .expect("claim")
-        .pop()
-        .expect("b handed over");
-    assert_eq!(b3.attempt, 3);
-    assert_ne!(b3.token, b2.token);
-    assert!(!store.extend(&b2, long).await.expect("extend stale"));
-    assert!(
-        !store
-            .fail(&b2, Failure::Dead, "stale")
-            .await
-            .expect("fail stale")
-    );
-
-    // Dead: listed with its attempts and error; re-driven once, attempts reset.
-    assert!(
-        store
-            .fail(&b3, Failure::Dead, "downstream down")
-            .await
-            .expect("dead")
-    );
-    let counts = store.counts().await.expect("counts");
-    assert_eq!((counts.queued, counts.in_flight, counts.dead), (0, 0, 1));
-    let dead = store.dead(None, 10).await.expect("dead");
-    assert_eq!(dead.len(), 1);
-    assert_eq!((dead[0].key.clone(), dead[0].attempts), (b.key.clone(), 3));
-    assert_eq!(dead[0].last_error.as_deref(), Some("downstream down"));
-    assert!(
-        store
-            .dead(Some(b.key.clone()), 10)
-            .await
-            .expect("page 2")
-            .is_empty()
-    );
-    assert!(store.redrive(&b.key).await.expect("redrive"));
-    assert!(!store.redrive(&b.key).await.expect("redrive twice"));
-    let b4 = store
-        .claim(10, long)
-        .await
-        .expect("claim")
-        .pop()
-        .expect("b re-driven");
-    assert_eq!(b4.attempt, 1);
-    assert!(store.ack(&b4).await.expect("ack"));
-
-    // Pruned in batches; then the key may be stored again.
-    let later = SystemTime::now() + Duration::from_secs(1);
-    assert_eq!(store.prune(later, 2).await.expect("prune"), 2);
-    assert_eq!(store.prune(later, 2).await.expect("prune"), 1);
-    assert_eq!(store.prune(later, 2).await.expect("prune"), 0);
-    assert_eq!(store.store(a).await.expect("store"), Stored::Stored);
-
-    assert!(store.size().await.expect("size") > 0);
-}
+// The store contract: the one `crate::inbox::store_contract` the SQLite store runs.
 
 #[tokio::test]
 async fn redis_store_keeps_the_contract() {
@@ -681,11 +504,11 @@ async fn post(url: &str, id: &str) -> Option<http::StatusCode> {
     use authgear_webhook::{SIGNATURE_HEADER, sign};
     let body = delivery(id);
     let request = http::Request::post(url)
-        .header(SIGNATURE_HEADER, sign(common::example::SECRET, &body))
+        .header(SIGNATURE_HEADER, sign(SECRET, &body))
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(http_body_util::Full::new(Bytes::from(body)))
         .expect("request");
-    let response = tokio::time::timeout(TIMEOUT, common::client(false).request(request))
+    let response = tokio::time::timeout(TIMEOUT, crate::common::client(false).request(request))
         .await
         .expect("in time");
     response.ok().map(|response| response.status())
@@ -700,8 +523,8 @@ struct Server {
 
 impl Server {
     fn start(redis_url: &str, claim_ms: u64) -> Self {
-        let mut child = Command::new(common::example::path("axum_server"))
-            .env("AUTHGEAR_WEBHOOK_SECRET", common::example::SECRET)
+        let mut child = Command::new(crate::common::example::path("axum_server"))
+            .env("AUTHGEAR_WEBHOOK_SECRET", SECRET)
             .env("ADDR", "127.0.0.1:0")
             .env("REDIS_URL", redis_url)
             .env("AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS", claim_ms.to_string())

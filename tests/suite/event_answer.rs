@@ -16,22 +16,13 @@ use jsonschema::Validator;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
+use crate::common::BLOCKING;
+
 const USER_EVENTS: [&str; 4] = [
     "user.pre_create",
     "user.profile.pre_update",
     "user.pre_schedule_deletion",
     "user.pre_schedule_anonymization",
-];
-const BLOCKING: [&str; 9] = [
-    "user.pre_create",
-    "user.profile.pre_update",
-    "user.pre_schedule_deletion",
-    "user.pre_schedule_anonymization",
-    "oidc.jwt.pre_create",
-    "oidc.id_token.pre_create",
-    "authentication.pre_initialize",
-    "authentication.post_identified",
-    "authentication.pre_authenticated",
 ];
 
 fn fixture(path: &str) -> Value {

@@ -2,8 +2,6 @@
 //! to small servers here, over loopback (http:// and https://). Every event type is sent and
 //! accepted; every answer Authgear would refuse makes it fail, saying why in one line.
 
-mod common;
-
 use std::{
     fs,
     path::PathBuf,
@@ -12,10 +10,10 @@ use std::{
     time::Duration,
 };
 
+use crate::common::example::{self, Output, SECRET, Server};
 use authgear_webhook::{SIGNATURE_HEADER, event::is_blocking_type, sign};
 use axum::{Router, http::HeaderMap, routing::post};
 use bytes::Bytes;
-use common::example::{self, Output, SECRET, Server};
 use http::{StatusCode, header};
 
 /// Longer than the sender's own limit for a blocking event (5 s).
@@ -182,7 +180,7 @@ async fn answering() -> (String, Arc<Mutex<Vec<(HeaderMap, Bytes)>>>) {
     // Longer than the sender reads (1 MiB).
     let huge =
         post(|| async { format!(r#"{{"is_allowed":true,"title":"{}"}}"#, "x".repeat(2 << 20)) });
-    let addr = common::serve(router.route("/slow", slow).route("/huge", huge)).await;
+    let addr = crate::common::serve(router.route("/slow", slow).route("/huge", huge)).await;
     (format!("http://{addr}"), received)
 }
 

@@ -11,18 +11,7 @@ use authgear_webhook::event::{
 };
 use serde_json::{Value, json};
 
-/// The blocking types, from PROTOCOL.md.
-const BLOCKING: &[&str] = &[
-    "user.pre_create",
-    "user.profile.pre_update",
-    "user.pre_schedule_deletion",
-    "user.pre_schedule_anonymization",
-    "oidc.jwt.pre_create",
-    "oidc.id_token.pre_create",
-    "authentication.pre_initialize",
-    "authentication.post_identified",
-    "authentication.pre_authenticated",
-];
+use crate::common::BLOCKING;
 
 /// The non-blocking types, from PROTOCOL.md.
 const NON_BLOCKING: &[&str] = &[

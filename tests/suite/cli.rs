@@ -4,21 +4,21 @@
 //! through the library (and in use by this process) and on a real redis-server. `send` is in
 //! tests/send.rs.
 
-mod common;
-
 use std::{
     fs,
     io::Write,
-    path::PathBuf,
     process::{Command, Stdio},
     time::Duration,
 };
 
+use crate::common::{
+    TempDir,
+    example::{self, Output},
+};
 use authgear_webhook::{
     event::is_blocking_type,
     inbox::{EventKey, Failure, NewEvent, RedisStore, SqliteStore, Store, Stored},
 };
-use common::example::{self, Output};
 
 /// Authgear's own test vector (pkg/lib/hook/signature_test.go): key `secret`, body `body`.
 const VECTOR: &str = "dc46983557fea127b43af721467eb9b3fde2338fe3e14f51952aa8478c13d355";
@@ -63,24 +63,23 @@ fn run_with_stdin(secret: Option<&str>, args: &[&str], stdin: &[u8]) -> Output {
     }
 }
 
-/// A file in the temp dir with `bytes`, removed on drop.
-struct TempFile(PathBuf);
+/// A file with `bytes` in a temp dir of its own, removed on drop.
+struct TempFile {
+    _dir: TempDir,
+    path: String,
+}
 
 impl TempFile {
     fn new(name: &str, bytes: &[u8]) -> Self {
-        let path = std::env::temp_dir().join(format!("authgear-cli-{}-{name}", std::process::id()));
+        let dir = TempDir::new("cli");
+        let path = dir.path().join(name);
         fs::write(&path, bytes).expect("write a temp file");
-        Self(path)
+        let path = path.to_str().expect("utf-8 path").to_owned();
+        Self { _dir: dir, path }
     }
 
     fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 path")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
+        &self.path
     }
 }
 
@@ -220,12 +219,14 @@ fn events_lists_every_type_blocking_or_not_with_a_delivery() {
         assert_eq!(delivery, fs::read_to_string(fixture).expect("fixture"));
     }
     assert_eq!(blocking, 9);
-    // One `.json` per type (the folder also holds a README, the generator and edge cases).
+    // One delivery per `<type>.json` (the directory also holds its README, generator and
+    // edge cases).
     let fixtures = fs::read_dir("tests/fixtures/events")
         .expect("fixtures")
         .filter(|entry| {
-            let entry = entry.as_ref().expect("entry");
-            entry.path().extension().is_some_and(|ext| ext == "json")
+            let path = entry.as_ref().expect("an entry").path();
+            path.extension()
+                .is_some_and(|extension| extension == "json")
         })
         .count();
     assert_eq!(output.stdout.lines().count(), fixtures);
@@ -334,31 +335,13 @@ fn events_stops_quietly_when_the_reader_is_gone() {
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }
 
-/// The SQLite inbox file in a directory of its own, removed on drop.
-struct InboxFile(PathBuf);
-
-impl InboxFile {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("authgear-cli-inbox-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    fn path(&self) -> String {
-        self.0
-            .join("inbox.sqlite3")
-            .to_str()
-            .expect("utf-8 path")
-            .to_owned()
-    }
-}
-
-impl Drop for InboxFile {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
+/// The SQLite inbox file in `dir`.
+fn inbox_file(dir: &TempDir) -> String {
+    dir.path()
+        .join("inbox.sqlite3")
+        .to_str()
+        .expect("utf-8 path")
+        .to_owned()
 }
 
 fn new_event(endpoint: &str, id: &str) -> NewEvent {
@@ -396,8 +379,8 @@ fn rows(stdout: &str) -> Vec<Vec<&str>> {
 
 #[tokio::test]
 async fn inbox_counts_lists_and_redrives_dead_letters_of_a_sqlite_file() {
-    let dir = InboxFile::new("sqlite");
-    let file = dir.path();
+    let dir = TempDir::new("cli-inbox-sqlite");
+    let file = inbox_file(&dir);
     let store = SqliteStore::open(&file).expect("open");
     let dead = [("/", "a1"), ("/", "a2"), ("/", "a3"), ("/other", "a1")];
     dead_letters(&store, &dead, "db down\tagain").await;
@@ -528,8 +511,8 @@ fn rfc3339_year() -> String {
 
 #[tokio::test]
 async fn inbox_file_in_use_is_one_clear_line_and_a_non_zero_exit() {
-    let dir = InboxFile::new("in-use");
-    let file = dir.path();
+    let dir = TempDir::new("cli-inbox-in-use");
+    let file = inbox_file(&dir);
     let store = SqliteStore::open(&file).expect("open");
     // Bounded by LIMIT: the tool gives up on the lock (after about 2 s), never hangs.
     let output = run(None, &["inbox", "--file", &file, "dead"]);

@@ -4,8 +4,6 @@
 //! the public check.
 #![cfg(feature = "replay")]
 
-mod common;
-
 use std::{
     net::SocketAddr,
     sync::{
@@ -15,6 +13,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use crate::common::{TIMEOUT, serve};
 use authgear_webhook::{
     Rejection, RejectionKind, SIGNATURE_HEADER, VerifySignatureLayer,
     replay::{
@@ -31,12 +30,10 @@ use axum::{
     routing::post,
 };
 use bytes::Bytes;
-use common::{TIMEOUT, client, serve};
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
 use tower::ServiceExt;
 
-const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
+use crate::common::SECRET;
 /// The injected "now" of the in-process tests.
 const NOW: u64 = 1_750_000_000;
 
@@ -372,11 +369,18 @@ async fn a_streamed_answer_is_recorded_whole_and_a_broken_one_not_at_all() {
     let app = Router::new()
         .route(
             "/streamed",
-            post(|| async { Body::new(common::Frames::split(b"{\"is_allowed\":true}", &[3, 5])) }),
+            post(|| async {
+                Body::new(crate::common::Frames::split(
+                    b"{\"is_allowed\":true}",
+                    &[3, 5],
+                ))
+            }),
         )
         .route(
             "/broken",
-            post(|| async { Body::new(common::Frames::split(b"{\"is_", &[2]).then_error()) }),
+            post(|| async {
+                Body::new(crate::common::Frames::split(b"{\"is_", &[2]).then_error())
+            }),
         )
         .layer(
             VerifySignatureLayer::new(SECRET)
@@ -733,24 +737,10 @@ fn now() -> u64 {
 
 /// Posts `body` to `path` over a real connection; returns the status and the body.
 async fn deliver(addr: SocketAddr, path: &str, body: &str) -> (StatusCode, Bytes) {
-    let request = Request::post(format!("http://{addr}{path}"))
-        .header(SIGNATURE_HEADER, sign(SECRET, body.as_bytes()))
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .expect("request");
-    let exchange = async {
-        let response = client(false).request(request).await.expect("a response");
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("a body")
-            .to_bytes();
-        (status, body)
-    };
-    tokio::time::timeout(TIMEOUT, exchange)
-        .await
-        .expect("in time")
+    let url = format!("http://{addr}{path}");
+    let signature = sign(SECRET, body.as_bytes());
+    let (status, _, body) = crate::common::post(&url, body.as_bytes(), Some(signature)).await;
+    (status, Bytes::from(body))
 }
 
 /// 64 simultaneous copies of a blocking delivery, spread over `addrs`: every copy gets the
@@ -786,8 +776,8 @@ async fn in_memory_simultaneous_copies_over_sockets_run_the_handler_once() {
 #[cfg(feature = "redis")]
 mod redis {
     use super::*;
+    use crate::common::RedisServer;
     use authgear_webhook::replay::RedisStore;
-    use common::RedisServer;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_instances_share_one_redis() {

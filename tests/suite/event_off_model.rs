@@ -7,7 +7,6 @@
 
 use std::{
     fs,
-    io::Write,
     path::PathBuf,
     sync::{Arc, Mutex},
 };
@@ -28,7 +27,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
+use crate::common::{Captured, SECRET};
 
 fn fixture(path: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -39,31 +38,6 @@ fn fixture(path: &str) -> Value {
 
 fn delivery(event_type: &str) -> Value {
     fixture(&format!("events/{event_type}.json"))
-}
-
-/// Where the subscriber writes: a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("not poisoned")
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn take(&self) -> String {
-        String::from_utf8(std::mem::take(&mut *self.0.lock().expect("not poisoned")))
-            .expect("utf-8")
-    }
 }
 
 type Received = Arc<Mutex<Vec<Event>>>;

@@ -27,7 +27,7 @@ use http_body::{Body, Frame};
 use proptest::prelude::*;
 use tower::{Layer, Service, ServiceExt};
 
-const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
+use crate::common::SECRET;
 
 #[derive(Debug, Clone)]
 enum Step {
