@@ -420,7 +420,8 @@ fn report(
         let plain = &runs[index][0];
         let plain_cpu = column(plain, &|r| r.cpu * 1e6);
         let added = |mode: usize| paired(&runs[index][mode], plain, &|r, p| (r.cpu - p.cpu) * 1e6);
-        let inline = added(3);
+        let index_of = |name: &str| MODES.iter().position(|m| *m == name).expect("a mode");
+        let inline = added(index_of("inline"));
         for (mode, name) in MODES.iter().enumerate() {
             let these = &runs[index][mode];
             let per_second = column(these, &|r| r.per_second);
@@ -437,15 +438,18 @@ fn report(
                 added / inline,
             );
         }
-        let layer_vs = |mode: usize| {
-            paired(&runs[index][1], &runs[index][mode], &|r, p| {
-                r.per_second / p.per_second
-            })
+        let layer_vs = |other: &str| {
+            paired(
+                &runs[index][index_of("layer")],
+                &runs[index][index_of(other)],
+                &|r, p| r.per_second / p.per_second,
+            )
         };
         println!(
-            "| {size} B | layer req/s: {:.3}x inline's, {:.3}x github's | | | | | | |",
-            layer_vs(3),
-            layer_vs(4),
+            "| {size} B | layer req/s: {:.3}x inline's, {:.3}x github's, {:.3}x unbounded's | | | | | | |",
+            layer_vs("inline"),
+            layer_vs("github"),
+            layer_vs("unbounded"),
         );
         println!(
             "| {size} B | HMAC alone: {hmac_us:.2} us, timed in the inline server: {:.2} us | cap {:.3}x | | | | | |",
