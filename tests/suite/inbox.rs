@@ -646,6 +646,113 @@ async fn a_full_store_answers_503_and_keeps_what_it_acknowledged() {
     assert!(size > 0);
 }
 
+/// A tmpfs of `size` mounted on a fresh directory, unmounted (lazily: the store may still
+/// hold its file open) when dropped. `None` when not running as root: mounting needs it.
+/// CI runs as root, so there the disk-full test always runs.
+struct SmallDisk {
+    dir: TempDir,
+}
+
+impl SmallDisk {
+    fn mount(name: &str, size: &str) -> Option<Self> {
+        let uid = Command::new("id").arg("-u").output().expect("id -u");
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        let dir = TempDir::new(name);
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount");
+        assert!(status.success(), "mount a tmpfs as root");
+        Some(Self { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_503_keeps_what_it_acknowledged_and_recovers() {
+    let Some(disk) = SmallDisk::mount("disk-full", "2m") else {
+        return;
+    };
+    // Most of the disk taken by another file, so the inbox fills it after a few dozen events.
+    let filler = disk.dir.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 1536 * 1024]).expect("filler");
+    let file = disk.dir.path().join("inbox.sqlite3");
+    let harness =
+        Harness::with_store("disk-full", |_| SqliteStore::open(file).expect("open")).await;
+    let padding = "x".repeat(4000);
+    let padded = |id: &str| {
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&event("user.created", id)).expect("json");
+        body["padding"] = padding.clone().into();
+        serde_json::to_vec(&body).expect("json")
+    };
+    let mut acknowledged = Vec::new();
+    let mut refused = None;
+    for n in 0..400 {
+        let id = format!("disk-{n}");
+        match harness.post(&padded(&id)).await {
+            (StatusCode::OK, _) => acknowledged.push(id),
+            other => {
+                refused = Some(other);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        refused,
+        Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "inbox unavailable".to_owned()
+        )),
+        "a full disk refuses the delivery (after {} acknowledged)",
+        acknowledged.len()
+    );
+    assert!(!acknowledged.is_empty());
+    assert_eq!(
+        counts(&harness.inbox).await.queued,
+        acknowledged.len() as u64
+    );
+
+    // Room again: the store takes deliveries, and the worker hands over every event
+    // acknowledged before, during and after the full disk.
+    std::fs::remove_file(&filler).expect("free the disk");
+    let (status, _) = harness.post(&padded("disk-after")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the store recovers once there is room"
+    );
+    acknowledged.push("disk-after".to_owned());
+    let (calls, shutdown, task) = harness.worker(3, |_| Ok(()));
+    eventually("every acknowledged event handled", || {
+        let calls = calls.clone();
+        let expected = acknowledged.len();
+        async move { calls.lock().expect("not poisoned").len() >= expected }
+    })
+    .await;
+    stop(shutdown, task).await;
+    let handled: HashSet<String> = calls
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .map(|call| call.id.clone())
+        .collect();
+    assert_eq!(handled, acknowledged.into_iter().collect::<HashSet<_>>());
+    drop(harness);
+}
+
 #[tokio::test]
 async fn a_slow_handler_keeps_its_claim_and_runs_once() {
     let harness = Harness::start("slow").await;
