@@ -54,6 +54,14 @@ fn event(event_type: &str, id: &str) -> Vec<u8> {
     serde_json::to_vec(&event).expect("json")
 }
 
+/// A `user.created` delivery with `id`, padded to about 4 KiB.
+fn padded_event(id: &str) -> Vec<u8> {
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&event("user.created", id)).expect("json");
+    body["padding"] = "x".repeat(4000).into();
+    serde_json::to_vec(&body).expect("json")
+}
+
 fn new_event(id: &str) -> NewEvent {
     NewEvent {
         key: EventKey::new("/", id),
@@ -357,6 +365,20 @@ impl Harness {
         post(&self.url, body, SECRET).await
     }
 
+    /// Posts 4 KiB `user.created` deliveries (`{prefix}-0`, `{prefix}-1`, ...) until one
+    /// is not answered 200 (at most 400): the acknowledged ids, and that answer.
+    async fn fill(&self, prefix: &str) -> (Vec<String>, Option<(StatusCode, String)>) {
+        let mut acknowledged = Vec::new();
+        for n in 0..400 {
+            let id = format!("{prefix}-{n}");
+            match self.post(&padded_event(&id)).await {
+                (StatusCode::OK, _) => acknowledged.push(id),
+                refused => return (acknowledged, Some(refused)),
+            }
+        }
+        (acknowledged, None)
+    }
+
     /// A worker with a short schedule (`attempts`, 100 ms doubling, no jitter), recording
     /// every call, answering with `outcome(call)`.
     fn worker(
@@ -615,24 +637,7 @@ async fn a_full_store_answers_503_and_keeps_what_it_acknowledged() {
             .expect("open")
     })
     .await;
-    let padding = "x".repeat(4000);
-    let mut acknowledged = 0;
-    let mut refused = None;
-    for n in 0..200 {
-        let mut body: serde_json::Value =
-            serde_json::from_slice(&event("user.created", &format!("full-{n}"))).expect("json");
-        body["padding"] = padding.clone().into();
-        let (status, text) = harness
-            .post(&serde_json::to_vec(&body).expect("json"))
-            .await;
-        match status {
-            StatusCode::OK => acknowledged += 1,
-            _ => {
-                refused = Some((status, text));
-                break;
-            }
-        }
-    }
+    let (acknowledged, refused) = harness.fill("full").await;
     assert_eq!(
         refused,
         Some((
@@ -640,8 +645,11 @@ async fn a_full_store_answers_503_and_keeps_what_it_acknowledged() {
             "inbox unavailable".to_owned()
         ))
     );
-    assert!(acknowledged > 0);
-    assert_eq!(counts(&harness.inbox).await.queued, acknowledged);
+    assert!(!acknowledged.is_empty());
+    assert_eq!(
+        counts(&harness.inbox).await.queued,
+        acknowledged.len() as u64
+    );
     let size = harness.inbox.size().await.expect("size");
     assert!(size > 0);
 }
@@ -691,25 +699,7 @@ async fn a_full_disk_answers_503_keeps_what_it_acknowledged_and_recovers() {
     let file = disk.dir.path().join("inbox.sqlite3");
     let harness =
         Harness::with_store("disk-full", |_| SqliteStore::open(file).expect("open")).await;
-    let padding = "x".repeat(4000);
-    let padded = |id: &str| {
-        let mut body: serde_json::Value =
-            serde_json::from_slice(&event("user.created", id)).expect("json");
-        body["padding"] = padding.clone().into();
-        serde_json::to_vec(&body).expect("json")
-    };
-    let mut acknowledged = Vec::new();
-    let mut refused = None;
-    for n in 0..400 {
-        let id = format!("disk-{n}");
-        match harness.post(&padded(&id)).await {
-            (StatusCode::OK, _) => acknowledged.push(id),
-            other => {
-                refused = Some(other);
-                break;
-            }
-        }
-    }
+    let (mut acknowledged, refused) = harness.fill("disk").await;
     assert_eq!(
         refused,
         Some((
@@ -728,7 +718,7 @@ async fn a_full_disk_answers_503_keeps_what_it_acknowledged_and_recovers() {
     // Room again: the store takes deliveries, and the worker hands over every event
     // acknowledged before, during and after the full disk.
     std::fs::remove_file(&filler).expect("free the disk");
-    let (status, _) = harness.post(&padded("disk-after")).await;
+    let (status, _) = harness.post(&padded_event("disk-after")).await;
     assert_eq!(
         status,
         StatusCode::OK,
