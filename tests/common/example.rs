@@ -98,25 +98,36 @@ fn read_all(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> 
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// The first line: `listening on http://ADDR (...)`.
+    pub startup: String,
     lines: mpsc::Receiver<String>,
     /// The `handled {type} {id}` lines (one per run of the handler), kept apart from the
     /// others so that `next_line` reads the per-request lines in order.
     handled: Arc<Mutex<Vec<String>>>,
+    reader: Option<thread::JoinHandle<()>>,
 }
 
 impl Server {
     /// Starts the example server `name` with [`SECRET`], a free port, no Redis or replay
-    /// settings and no inbox, then `env` (which may override them).
+    /// settings and no inbox, then `env` (which may override them; an empty value unsets
+    /// the variable).
     pub fn start(name: &str, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(path(name))
+        let mut command = Command::new(path(name));
+        command
             .env("AUTHGEAR_WEBHOOK_SECRET", SECRET)
             .env("ADDR", "127.0.0.1:0")
             .env_remove("REDIS_URL")
             .env_remove("AUTHGEAR_WEBHOOK_REPLAY")
-            // Non-blocking events inline (their own line, in order); tests/inbox.rs runs
+            // Non-blocking events inline (their own line, in order); the inbox tests run
             // the example with its inbox.
-            .env("AUTHGEAR_WEBHOOK_INBOX", "off")
-            .envs(env.iter().copied())
+            .env("AUTHGEAR_WEBHOOK_INBOX", "off");
+        for (name, value) in env {
+            match value {
+                &"" => command.env_remove(name),
+                value => command.env(name, value),
+            };
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .spawn()
             .expect("the example runs");
@@ -124,7 +135,7 @@ impl Server {
         let (send, lines) = mpsc::channel();
         let handled = Arc::new(Mutex::new(Vec::new()));
         let handled_lines = handled.clone();
-        thread::spawn(move || {
+        let reader = thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if line.starts_with("handled ") {
                     let mut handled = handled_lines.lock().unwrap_or_else(|p| p.into_inner());
@@ -143,9 +154,53 @@ impl Server {
         Self {
             child,
             addr,
+            startup: first,
             lines,
             handled,
+            reader: Some(reader),
         }
+    }
+
+    /// Kills the server with SIGKILL (no chance to finish anything) and waits until it is
+    /// gone and all it printed is read: `handled` and `lines_left` are then complete.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the reader ends with the process");
+        }
+    }
+
+    /// Sends SIGTERM; the exit status once the server has stopped (fails after `TIMEOUT`).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let term = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(term.success());
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "still running after SIGTERM");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The lines other than `handled` ones not yet read by `next_line`.
+    pub fn lines_left(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+
+    /// The ids of the `handled {event_type} {id}` lines printed so far, in order.
+    pub fn handled_ids(&self, event_type: &str) -> Vec<String> {
+        let prefix = format!("handled {event_type} ");
+        self.handled()
+            .iter()
+            .filter_map(|line| line.strip_prefix(&prefix))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The `handled` lines printed so far. Lines come in order: once `next_line` has

@@ -4,14 +4,12 @@
 
 use std::{
     collections::HashSet,
-    io::{BufRead, BufReader},
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU32, AtomicUsize, Ordering},
     },
-    thread,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -857,80 +855,25 @@ async fn shutdown_gives_unfinished_events_back_to_the_queue() {
 // The example server as a real process.
 
 /// `axum_server` on a free port with its inbox in `file`.
-struct Process {
-    child: Child,
-    url: String,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Process {
-    fn start(file: &std::path::Path) -> Self {
-        let mut child = Command::new(example::path("axum_server"))
-            .env("AUTHGEAR_WEBHOOK_SECRET", SECRET)
-            .env("ADDR", "127.0.0.1:0")
-            .env("AUTHGEAR_WEBHOOK_INBOX", file)
-            .env_remove("REDIS_URL")
-            .env_remove("AUTHGEAR_WEBHOOK_REPLAY")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the example runs");
-        let stdout = child.stdout.take().expect("piped");
-        let (send, lines) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = send.send(line);
-            }
-        });
-        let first = lines.recv_timeout(TIMEOUT).expect("the server starts");
-        assert!(
-            first.ends_with(&format!("inbox: sqlite {})", file.display())),
-            "{first}"
-        );
-        let addr = first
-            .strip_prefix("listening on http://")
-            .and_then(|rest| rest.split(' ').next())
-            .expect("a listening line");
-        Self {
-            url: format!("http://{addr}/"),
-            child,
-            lines,
-        }
-    }
-
-    /// Every line printed until the process is gone (after a kill).
-    fn remaining_lines(&self) -> Vec<String> {
-        self.lines.iter().collect()
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn handled_ids(lines: &[String]) -> Vec<String> {
-    lines
-        .iter()
-        .filter_map(|line| line.strip_prefix("handled user.created "))
-        .map(str::to_owned)
-        .collect()
+fn start_example(file: &std::path::Path) -> example::Server {
+    let file = file.to_str().expect("a UTF-8 path");
+    let server = example::Server::start("axum_server", &[("AUTHGEAR_WEBHOOK_INBOX", file)]);
+    assert!(
+        server.startup.ends_with(&format!("inbox: sqlite {file})")),
+        "{}",
+        server.startup
+    );
+    server
 }
 
 #[tokio::test]
 async fn example_killed_after_acknowledging_handles_everything_after_restart() {
     let dir = TempDir::new("kill");
-    let mut first = Process::start(&inbox_file(&dir));
+    let mut first = start_example(&inbox_file(&dir));
     const N: usize = 64;
     let mut sends = tokio::task::JoinSet::new();
     for n in 0..N {
-        let url = first.url.clone();
+        let url = first.url();
         sends.spawn(async move {
             let id = format!("kill-{n:03}");
             let (status, _) = post(&url, &event("user.created", &id), SECRET).await;
@@ -945,59 +888,41 @@ async fn example_killed_after_acknowledging_handles_everything_after_restart() {
     }
     // SIGKILL right after the last 200: no chance to finish anything.
     first.kill9();
-    let before = first.remaining_lines();
-    let mut handled: Vec<String> = handled_ids(&before);
+    let before = first.lines_left();
     for id in &acknowledged {
         assert!(
             before.contains(&format!("200 user.created {id}")),
             "{id} acknowledged line"
         );
     }
+    let handled_before = first.handled_ids("user.created");
+    eprintln!("handled before the kill: {} of {N}", handled_before.len());
 
-    eprintln!("handled before the kill: {} of {N}", handled.len());
-    let second = Process::start(&inbox_file(&dir));
-    let missing = |handled: &[String]| {
-        acknowledged
+    let second = start_example(&inbox_file(&dir));
+    eventually("every acknowledged id handled after the restart", || {
+        let handled: HashSet<String> = handled_before
             .iter()
-            .filter(|id| !handled.contains(id))
-            .count()
-    };
-    while missing(&handled) > 0 {
-        let line = second
-            .lines
-            .recv_timeout(TIMEOUT)
-            .unwrap_or_else(|_| panic!("{} acknowledged ids never handled", missing(&handled)));
-        handled.extend(handled_ids(&[line]));
-    }
-    assert!(handled.len() >= N);
+            .cloned()
+            .chain(second.handled_ids("user.created"))
+            .collect();
+        let all = acknowledged.is_subset(&handled);
+        async move { all }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn example_stops_gracefully_on_sigterm() {
     let dir = TempDir::new("sigterm");
-    let mut server = Process::start(&inbox_file(&dir));
-    let (status, _) = post(&server.url, &event("user.created", "term"), SECRET).await;
+    let mut server = start_example(&inbox_file(&dir));
+    let (status, _) = post(&server.url(), &event("user.created", "term"), SECRET).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        server.lines.recv_timeout(TIMEOUT).expect("a line"),
-        "200 user.created term"
-    );
-    assert_eq!(
-        server.lines.recv_timeout(TIMEOUT).expect("a line"),
-        "handled user.created term"
-    );
-    let term = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(term.success());
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = server.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "still running after SIGTERM");
-        thread::sleep(Duration::from_millis(10));
-    };
+    assert_eq!(server.next_line(), "200 user.created term");
+    eventually("the event handled", || {
+        let handled = server.handled_ids("user.created");
+        async move { handled == ["term"] }
+    })
+    .await;
+    let status = server.terminate();
     assert!(status.success(), "{status:?}");
 }

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use crate::common::{SECRET, TIMEOUT, TempDir};
+use crate::common::{SECRET, TIMEOUT, TempDir, example::Server};
 use crate::inbox::store_contract;
 use authgear_webhook::inbox::{
     EventKey, Failure, NewEvent, RedisStore, Store, StoreErrorKind, Stored,
@@ -515,95 +515,48 @@ async fn post(url: &str, id: &str) -> Option<http::StatusCode> {
 }
 
 /// `axum_server` on a free port with its inbox in the Redis at `redis_url`.
-struct Server {
-    child: Child,
-    url: String,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start(redis_url: &str, claim_ms: u64) -> Self {
-        let mut child = Command::new(crate::common::example::path("axum_server"))
-            .env("AUTHGEAR_WEBHOOK_SECRET", SECRET)
-            .env("ADDR", "127.0.0.1:0")
-            .env("REDIS_URL", redis_url)
-            .env("AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS", claim_ms.to_string())
+fn start_example(redis_url: &str, claim_ms: u64) -> Server {
+    let claim_ms = claim_ms.to_string();
+    let server = Server::start(
+        "axum_server",
+        &[
+            ("REDIS_URL", redis_url),
+            ("AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS", &claim_ms),
+            ("AUTHGEAR_WEBHOOK_INBOX", ""),
             // Repeated deliveries reach the inbox (which stores them once) instead of
             // being refused by replay protection first.
-            .env("AUTHGEAR_WEBHOOK_REPLAY", "off")
-            .env_remove("AUTHGEAR_WEBHOOK_INBOX")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the example runs");
-        let stdout = child.stdout.take().expect("piped");
-        let (send, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = send.send(line);
-            }
-        });
-        let first = lines.recv_timeout(TIMEOUT).expect("the server starts");
-        assert!(first.ends_with("inbox: redis)"), "{first}");
-        let addr = first
-            .strip_prefix("listening on http://")
-            .and_then(|rest| rest.split(' ').next())
-            .expect("a listening line");
-        Self {
-            url: format!("http://{addr}/"),
-            child,
-            lines,
+            ("AUTHGEAR_WEBHOOK_REPLAY", "off"),
+        ],
+    );
+    assert!(
+        server.startup.ends_with("inbox: redis)"),
+        "{}",
+        server.startup
+    );
+    server
+}
+
+/// How many times each id was handled by `servers`, on top of `before`.
+fn count_handled(servers: &[&Server], before: &HashMap<String, usize>) -> HashMap<String, usize> {
+    let mut counted = before.clone();
+    for server in servers {
+        for id in server.handled_ids("user.created") {
+            *counted.entry(id).or_default() += 1;
         }
     }
-
-    /// The ids of the `handled` lines printed so far.
-    fn handled(&self) -> Vec<String> {
-        self.lines
-            .try_iter()
-            .filter_map(|line| handled_id(&line))
-            .collect()
-    }
-
-    /// SIGKILL; the ids of the `handled` lines it printed.
-    fn kill9(&mut self) -> Vec<String> {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-        self.lines
-            .iter()
-            .filter_map(|line| handled_id(&line))
-            .collect()
-    }
+    counted
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn handled_id(line: &str) -> Option<String> {
-    line.strip_prefix("handled user.created ")
-        .map(str::to_owned)
-}
-
-/// Collects `handled` lines from `servers` until every id of `expected` is among them;
-/// fails the test after `TIMEOUT`. Returns how many times each id was handled.
+/// Waits until every id of `expected` is handled by `servers` (or was in `before`); fails
+/// the test after `TIMEOUT`. Returns how many times each id was handled.
 async fn wait_handled(
     servers: &[&Server],
-    mut counted: HashMap<String, usize>,
+    before: &HashMap<String, usize>,
     expected: &HashSet<String>,
 ) -> HashMap<String, usize> {
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        for server in servers {
-            for id in server.handled() {
-                *counted.entry(id).or_default() += 1;
-            }
-        }
+        let counted = count_handled(servers, before);
         let missing = expected
             .iter()
             .filter(|id| !counted.contains_key(*id))
@@ -645,10 +598,10 @@ async fn two_example_servers_on_one_redis_handle_each_event_exactly_once() {
         return;
     };
     let (a, b) = (
-        Server::start(&redis.url, 30_000),
-        Server::start(&redis.url, 30_000),
+        start_example(&redis.url, 30_000),
+        start_example(&redis.url, 30_000),
     );
-    let urls = [a.url.clone(), b.url.clone()];
+    let urls = [a.url(), b.url()];
     let sent = ids("share", 200);
     let acknowledged = send_all(&urls, &sent).await;
     assert_eq!(
@@ -658,10 +611,10 @@ async fn two_example_servers_on_one_redis_handle_each_event_exactly_once() {
     );
     // The same deliveries again, each to the other server: 200, stored once, not handled
     // again.
-    let again = send_all(&[b.url.clone(), a.url.clone()], &sent[..50]).await;
+    let again = send_all(&[b.url(), a.url()], &sent[..50]).await;
     assert_eq!(again.len(), 50);
 
-    let handled = wait_handled(&[&a, &b], HashMap::new(), &acknowledged).await;
+    wait_handled(&[&a, &b], &HashMap::new(), &acknowledged).await;
     // Nothing queued or in flight any more: no handling can follow.
     let store = redis.store();
     let deadline = Instant::now() + TIMEOUT;
@@ -675,10 +628,9 @@ async fn two_example_servers_on_one_redis_handle_each_event_exactly_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (mut a, mut b) = (a, b);
-    let mut handled = handled;
-    for id in a.kill9().into_iter().chain(b.kill9()) {
-        *handled.entry(id).or_default() += 1;
-    }
+    a.kill9();
+    b.kill9();
+    let handled = count_handled(&[&a, &b], &HashMap::new());
     assert_eq!(handled.len(), sent.len());
     let twice: Vec<_> = handled.iter().filter(|(_, n)| **n != 1).collect();
     assert!(twice.is_empty(), "handled more than once: {twice:?}");
@@ -692,35 +644,30 @@ async fn an_example_server_killed_mid_run_leaves_its_events_to_the_other() {
     // Claims of 500 ms: the dead server's events are taken over half a second after its
     // last heartbeat (the default is 30 s).
     let (mut a, b) = (
-        Server::start(&redis.url, 500),
-        Server::start(&redis.url, 500),
+        start_example(&redis.url, 500),
+        start_example(&redis.url, 500),
     );
-    let urls = [a.url.clone(), b.url.clone()];
+    let urls = [a.url(), b.url()];
     let sent = ids("kill", 400);
     let sending = tokio::spawn({
         let sent = sent.clone();
         async move { send_all(&urls, &sent).await }
     });
     // SIGKILL `a` in the middle of the run, once it has handled some events.
-    let mut handled = HashMap::new();
     let deadline = Instant::now() + TIMEOUT;
-    while handled.len() < 50 {
-        for id in a.handled() {
-            *handled.entry(id).or_default() += 1;
-        }
+    while a.handled_ids("user.created").len() < 50 {
         assert!(Instant::now() < deadline, "a handles events");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    for id in a.kill9() {
-        *handled.entry(id).or_default() += 1;
-    }
+    a.kill9();
+    let handled = count_handled(&[&a], &HashMap::new());
     // What `a` held when it died (its consumer's pending entries).
     let pending = redis.cli(&["XPENDING", "{authgear-webhook:inbox}:stream", "workers"]);
     eprintln!("pending right after the kill: {pending}");
     let acknowledged = sending.await.expect("sent");
     eprintln!("{} of {} acknowledged", acknowledged.len(), sent.len());
     assert!(acknowledged.len() > sent.len() / 2);
-    let handled = wait_handled(&[&b], handled, &acknowledged).await;
+    let handled = wait_handled(&[&b], &handled, &acknowledged).await;
     assert!(acknowledged.iter().all(|id| handled.contains_key(id)));
 }
 
@@ -729,8 +676,8 @@ async fn redis_down_is_503_and_a_restart_loses_nothing_acknowledged() {
     let Some(mut redis) = Redis::start("example-restart").await else {
         return;
     };
-    let server = Server::start(&redis.url, 30_000);
-    let urls = [server.url.clone()];
+    let server = start_example(&redis.url, 30_000);
+    let urls = [server.url()];
     let first = ids("before", 150);
     let mut acknowledged = send_all(&urls, &first).await;
     assert_eq!(acknowledged.len(), first.len());
@@ -738,7 +685,7 @@ async fn redis_down_is_503_and_a_restart_loses_nothing_acknowledged() {
     redis.kill9();
     for id in ids("down", 5) {
         assert_eq!(
-            post(&server.url, &id).await,
+            post(&server.url(), &id).await,
             Some(http::StatusCode::SERVICE_UNAVAILABLE),
             "Redis down: 503, never 200"
         );
@@ -748,11 +695,11 @@ async fn redis_down_is_503_and_a_restart_loses_nothing_acknowledged() {
     let after = ids("after", 50);
     let deadline = Instant::now() + TIMEOUT;
     for id in &after {
-        while post(&server.url, id).await != Some(http::StatusCode::OK) {
+        while post(&server.url(), id).await != Some(http::StatusCode::OK) {
             assert!(Instant::now() < deadline, "recovers");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         acknowledged.insert(id.clone());
     }
-    wait_handled(&[&server], HashMap::new(), &acknowledged).await;
+    wait_handled(&[&server], &HashMap::new(), &acknowledged).await;
 }
