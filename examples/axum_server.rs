@@ -47,13 +47,13 @@
 //! Served as a public endpoint should be: the layer's body deadline (10 s) and body budget
 //! (32 MiB for all bodies in flight) at their defaults, a 5 s timeout around the handler,
 //! a 5 s HTTP/1 header-read timeout (from the connection's start: a connection that sends
-//! nothing is closed too), an 8 KiB HTTP/1 read buffer and at most
-//! `MAX_CONNECTIONS` connections at once: a connection beyond them is answered 503 with
-//! `Retry-After: 1` as soon as it is accepted, and closed, rather than left waiting in the
-//! listen queue, where a flood would keep every later connection, Authgear's among them,
-//! waiting seconds behind it. A flood of slow bodies then holds at most
-//! 32 MiB + 1 024 × (8 KiB + ~16 KiB) = 56 MiB of live heap (see SECURITY.md). SIGTERM or Ctrl-C stops the server gracefully: the listener closes,
-//! requests and events in flight finish.
+//! nothing is closed too), an 8 KiB HTTP/1 read buffer and at most `MAX_CONNECTIONS`
+//! connections at once: a connection beyond them is answered 503 with `Retry-After: 1` as
+//! soon as it is accepted, and closed, rather than left waiting in the listen queue, where a
+//! flood would keep every later connection, Authgear's among them, waiting seconds behind
+//! it. A flood of slow bodies then holds at most 32 MiB + 1 024 × (8 KiB + ~16 KiB) = 56 MiB
+//! of live heap (see SECURITY.md). SIGTERM or Ctrl-C stops the server gracefully: the
+//! listener closes, requests and events in flight finish.
 
 use std::{
     env,

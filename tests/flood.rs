@@ -4,9 +4,9 @@
 //!
 //! - `layer_holds_within_its_budget`: a loopback server in this process, served as
 //!   `axum_server` is (the layer with a 2 s body deadline, to keep CI short, and an 8 MiB
-//!   budget); a counting allocator measures the live heap. The heap stays within the budget plus a stated overhead per connection;
-//!   every stalled connection is answered (408, or 503 at once when the budget was full) and
-//!   closed; valid deliveries sent during the flood are answered (200, or 503 with
+//!   budget); a counting allocator measures the live heap. The heap stays within the budget
+//!   plus a stated overhead per connection; every stalled connection is answered (408, or 503
+//!   at once when the budget was full) and closed; valid deliveries sent during the flood are answered (200, or 503 with
 //!   `Retry-After`); afterwards the budget is back to 0 and valid deliveries succeed.
 //! - `axum_server_holds_within_its_budget`: the same flood against the real `axum_server`
 //!   example process, with its defaults (10 s deadline); its resident memory (`VmHWM` in
