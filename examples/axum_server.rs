@@ -46,13 +46,24 @@
 //!
 //! Served as a public endpoint should be: the layer's body deadline (10 s) and body budget
 //! (32 MiB for all bodies in flight) at their defaults, a 5 s timeout around the handler,
-//! a 5 s HTTP/1 header-read timeout, an 8 KiB HTTP/1 read buffer and at most
-//! `MAX_CONNECTIONS` connections at once (the rest wait in the listen queue). A flood of
-//! slow bodies then holds at most 32 MiB + 1 024 × (8 KiB + ~16 KiB) = 56 MiB of live heap
-//! (see SECURITY.md). SIGTERM or Ctrl-C stops the server gracefully: the listener closes,
-//! requests and events in flight finish.
+//! a 5 s HTTP/1 header-read timeout (from the connection's start: a connection that sends
+//! nothing is closed too), an 8 KiB HTTP/1 read buffer and at most `MAX_CONNECTIONS`
+//! connections at once: a connection beyond them is answered 503 with `Retry-After: 1` as
+//! soon as it is accepted, and closed, rather than left waiting in the listen queue, where a
+//! flood would keep every later connection, Authgear's among them, waiting seconds behind
+//! it. A flood of slow bodies then holds at most 32 MiB + 1 024 × (8 KiB + ~16 KiB) = 56 MiB
+//! of live heap (see SECURITY.md). SIGTERM or Ctrl-C stops the server gracefully: the
+//! listener closes, requests and events in flight finish.
 
-use std::{env, process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    env,
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use authgear_webhook::{
     Rejection, Secret, VerifySignatureLayer,
@@ -77,18 +88,23 @@ use tokio::{
     net::{TcpListener, TcpSocket},
     sync::Semaphore,
 };
-use tower::Layer;
+use tower::{Layer, ServiceExt};
 use tower_http::timeout::TimeoutLayer;
 
 /// How long the handler may take: Authgear waits 5 s for a blocking hook's answer.
 const HANDLER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client may take to send its request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served at once; more wait in the listen queue until one closes.
+/// Connections served at once; one more is answered `BUSY` and closed at once.
 const MAX_CONNECTIONS: usize = 1024;
-/// The listen queue: connections accepted by the kernel, waiting for a slot (Linux caps it
-/// at `net.core.somaxconn`, 4 096 by default).
+/// The listen queue: connections accepted by the kernel, waiting for the accept loop (Linux
+/// caps it at `net.core.somaxconn`, 4 096 by default).
 const LISTEN_BACKLOG: u32 = 4096;
+/// The answer to a connection beyond `MAX_CONNECTIONS`, written before its request is read:
+/// the 503 the body budget gives when it is full, as HTTP/1.1 (Authgear's requests are).
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+    content-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\nretry-after: 1\r\n\
+    connection: close\r\n\r\ntoo many connections";
 /// The most hyper reads ahead per HTTP/1 connection: its least (its default, about 400 KiB,
 /// would be what each connection can cost besides the body budget). Authgear's request
 /// heads are under 1 KiB, its bodies a few KiB.
@@ -206,20 +222,15 @@ async fn listen(addr: &str) -> std::io::Result<TcpListener> {
 /// Serves `app` on HTTP/1.1 and HTTP/2 with the timeouts and limits of the module docs, until
 /// SIGTERM or Ctrl-C; then stops accepting and lets the requests in flight finish (at most
 /// `HANDLER_TIMEOUT` more). `axum::serve` sets no header-read timeout nor connection limit:
-/// hyper-util does it here.
+/// hyper-util does it here. The loop never waits for a slot: a connection beyond
+/// `MAX_CONNECTIONS` is answered `BUSY` at once, so that the listen queue never holds a
+/// flood that later connections would wait behind.
 async fn serve(listener: TcpListener, app: Router) {
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let graceful = GracefulShutdown::new();
     let terminated = terminated();
     tokio::pin!(terminated);
     loop {
-        let permit = tokio::select! {
-            () = &mut terminated => break,
-            permit = connections.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
         let stream = tokio::select! {
             () = &mut terminated => break,
             accepted = listener.accept() => match accepted {
@@ -232,7 +243,21 @@ async fn serve(listener: TcpListener, app: Router) {
                 }
             },
         };
-        let service = TowerToHyperService::new(app.clone());
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            busy(stream);
+            continue;
+        };
+        // Set when the connection's first request reaches the app. Until then no timeout of
+        // hyper's runs (hyper-util reads the first bytes, to tell HTTP/1 from HTTP/2, without
+        // one): a client that sent nothing would hold its slot for ever.
+        let started = Arc::new(AtomicBool::new(false));
+        let service = TowerToHyperService::new(app.clone().map_request({
+            let started = started.clone();
+            move |request| {
+                started.store(true, Ordering::Relaxed);
+                request
+            }
+        }));
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -245,13 +270,28 @@ async fn serve(listener: TcpListener, app: Router) {
                 .into_owned(),
         );
         tokio::spawn(async move {
-            // A client that breaks off is no server error: nothing to print.
-            let _ = connection.await;
+            tokio::pin!(connection);
+            // A client that breaks off is no server error: nothing to print. One that has not
+            // sent a whole request head by `HEADER_READ_TIMEOUT` is closed.
+            let first = tokio::time::timeout(HEADER_READ_TIMEOUT, connection.as_mut()).await;
+            if first.is_err() && started.load(Ordering::Relaxed) {
+                let _ = connection.await;
+            }
             drop(permit);
         });
     }
     drop(listener);
     let _ = tokio::time::timeout(HANDLER_TIMEOUT, graceful.shutdown()).await;
+}
+
+/// Answers `BUSY` on a connection beyond `MAX_CONNECTIONS` and closes it, without reading
+/// its request and without a task: one write the socket's empty send buffer takes whole (a
+/// client whose request is still arriving then sees the answer, then a reset).
+fn busy(stream: tokio::net::TcpStream) {
+    use std::io::Write;
+    if let Ok(mut stream) = stream.into_std() {
+        let _ = stream.write(BUSY);
+    }
 }
 
 /// The inbox named by `AUTHGEAR_WEBHOOK_INBOX`, and how the startup line names it; `None`

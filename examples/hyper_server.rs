@@ -12,9 +12,21 @@
 //!
 //! Served as a public endpoint should be: the layer's body deadline (10 s) and body budget
 //! (32 MiB) at their defaults, a 5 s timeout around the handler, a 5 s HTTP/1 header-read
-//! timeout, an 8 KiB HTTP/1 read buffer and at most 1 024 connections at once.
+//! timeout (from the connection's start: a connection that sends nothing is closed too), an
+//! 8 KiB HTTP/1 read buffer and at most 1 024 connections at once: one more is
+//! answered 503 with `Retry-After: 1` as soon as it is accepted, and closed, rather than
+//! left in the listen queue, where a flood would keep every later connection waiting.
 
-use std::{convert::Infallible, env, process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    env,
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use authgear_webhook::{
     Rejection, ResponseBody, Secret, VerifiedBody, VerifySignatureLayer, event::is_blocking_type,
@@ -29,15 +41,20 @@ use hyper_util::{
 };
 use serde_json::Value;
 use tokio::{net::TcpListener, sync::Semaphore};
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt};
 use tower_http::timeout::TimeoutLayer;
 
 /// How long the handler may take: Authgear waits 5 s for a blocking hook's answer.
 const HANDLER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client may take to send its request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served at once; more wait in the listen queue until one closes.
+/// Connections served at once; one more is answered `BUSY` and closed at once.
 const MAX_CONNECTIONS: usize = 1024;
+/// The answer to a connection beyond `MAX_CONNECTIONS`, written before its request is read:
+/// the 503 the body budget gives when it is full, as HTTP/1.1 (Authgear's requests are).
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+    content-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\nretry-after: 1\r\n\
+    connection: close\r\n\r\ntoo many connections";
 /// The most hyper reads ahead per HTTP/1 connection (its default is about 400 KiB).
 const READ_BUFFER: usize = 8 * 1024;
 
@@ -71,7 +88,8 @@ async fn main() -> ExitCode {
 }
 
 /// Accepts connections until the listener fails, each served with HTTP/1.1 or HTTP/2,
-/// whichever the client speaks.
+/// whichever the client speaks. The loop never waits for a slot: a connection beyond
+/// `MAX_CONNECTIONS` is answered `BUSY` at once.
 pub(crate) async fn serve(listener: TcpListener, secret: Secret) -> std::io::Result<()> {
     // The stack: log refusals, verify, then the handler. Built once; each connection gets a
     // clone (the secret is keyed once, shared behind an `Arc`).
@@ -85,11 +103,22 @@ pub(crate) async fn serve(listener: TcpListener, secret: Secret) -> std::io::Res
         .service_fn(receive);
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok(permit) = connections.clone().acquire_owned().await else {
-            return Ok(());
-        };
         let (stream, _) = listener.accept().await?;
-        let service = TowerToHyperService::new(service.clone());
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            busy(stream);
+            continue;
+        };
+        // Set when the connection's first request reaches the stack. Until then no timeout of
+        // hyper's runs (hyper-util reads the first bytes, to tell HTTP/1 from HTTP/2, without
+        // one): a client that sent nothing would hold its slot for ever.
+        let started = Arc::new(AtomicBool::new(false));
+        let service = TowerToHyperService::new(service.clone().map_request({
+            let started = started.clone();
+            move |request| {
+                started.store(true, Ordering::Relaxed);
+                request
+            }
+        }));
         tokio::spawn(async move {
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
@@ -97,14 +126,29 @@ pub(crate) async fn serve(listener: TcpListener, secret: Secret) -> std::io::Res
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .max_buf_size(READ_BUFFER);
-            if let Err(error) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            // One that has not sent a whole request head by `HEADER_READ_TIMEOUT` is closed.
+            let result = match tokio::time::timeout(HEADER_READ_TIMEOUT, connection.as_mut()).await
             {
+                Ok(result) => result,
+                Err(_) if started.load(Ordering::Relaxed) => connection.await,
+                Err(_) => Ok(()),
+            };
+            if let Err(error) = result {
                 eprintln!("connection error: {error}");
             }
             drop(permit);
         });
+    }
+}
+
+/// Answers `BUSY` on a connection beyond `MAX_CONNECTIONS` and closes it, without reading
+/// its request and without a task: one write the socket's empty send buffer takes whole.
+fn busy(stream: tokio::net::TcpStream) {
+    use std::io::Write;
+    if let Ok(mut stream) = stream.into_std() {
+        let _ = stream.write(BUSY);
     }
 }
 

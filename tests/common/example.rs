@@ -39,10 +39,28 @@ pub fn path(name: &str) -> PathBuf {
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     if !built.iter().any(|built| built == name) {
         built.push(name.to_owned());
-        let output = run(
-            Command::new(env!("CARGO")).args(["build", "--all-features", "--example", name]),
-            BUILD_TIMEOUT,
-        );
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--all-features", "--example", name]);
+        // Without what cargo sets for a test process: `ring`'s build script reruns when
+        // `CARGO_MANIFEST_DIR` or `CARGO_PKG_*` change, so this build and the `cargo test`
+        // that ran it would rebuild `ring` and all above it for each other, ~20 s each time.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+                || key == "CARGO_PRIMARY_PACKAGE"
+                || key == "CARGO_TARGET_TMPDIR"
+            {
+                cargo.env_remove(key.as_ref());
+            }
+        }
+        let output = run(&mut cargo, BUILD_TIMEOUT);
         assert!(output.status.success(), "{name} builds: {}", output.stderr);
     }
     path
