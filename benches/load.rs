@@ -6,7 +6,9 @@
 //! budget and body deadline off (`unbounded`: what the flood protection costs, against
 //! `layer`), and behind `tower-github-webhook` 0.2's layer (`github`: the closest Rust tower
 //! peer, GitHub's HMAC-SHA256 scheme, which each request also carries as
-//! `x-hub-signature-256`). Signed POSTs of 1 KiB and 64 KiB.
+//! `x-hub-signature-256`), and behind a layer that does nothing but hand the handler the body
+//! under a type of its own and wrap the response's body (`pass`: what axum's boxing of a
+//! layered route costs any such layer, verifying or not). Signed POSTs of 1 KiB and 64 KiB.
 //!
 //! ```sh
 //! cargo bench --bench load
@@ -14,7 +16,7 @@
 //! ```
 //!
 //! One command: this binary starts the servers itself (itself again, with
-//! `LOAD_SERVER=plain|layer|naive|inline|unbounded|github`, on a current-thread runtime), pins them to one
+//! `LOAD_SERVER=plain|layer|naive|inline|unbounded|github|pass`, on a current-thread runtime), pins them to one
 //! core and wrk to the other (taskset), and runs wrk against each in turn, interleaved, in
 //! rounds. It installs wrk (Debian's package) if it is missing. Per run it reads the
 //! server's CPU time (utime + stime in `/proc/PID/stat`) before and after, and divides by
@@ -52,7 +54,15 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 const SECRET: &str = "bench-webhook-secret";
-const MODES: [&str; 6] = ["plain", "layer", "naive", "inline", "unbounded", "github"];
+const MODES: [&str; 7] = [
+    "plain",
+    "layer",
+    "naive",
+    "inline",
+    "unbounded",
+    "github",
+    "pass",
+];
 /// The header `github` verifies: GitHub's name for the same HMAC-SHA256 of the body.
 const GITHUB_HEADER: &str = "x-hub-signature-256";
 /// The servers' own deadline, whatever happens to the driver.
@@ -116,8 +126,13 @@ fn serve(mode: &str) -> ExitCode {
                     SECRET,
                 )),
         ),
+        "pass" => app.layer(
+            tower::ServiceBuilder::new()
+                .map_request(|request: Request| request.map(Passed))
+                .map_response(|response: Response| response.map(Passed)),
+        ),
         _ => {
-            eprintln!("LOAD_SERVER: plain, layer, naive, inline, unbounded or github");
+            eprintln!("LOAD_SERVER: plain, layer, naive, inline, unbounded, github or pass");
             return ExitCode::FAILURE;
         }
     };
@@ -143,6 +158,31 @@ fn serve(mode: &str) -> ExitCode {
         axum::serve(listener, app).await.expect("serve");
     });
     ExitCode::SUCCESS
+}
+
+/// A body handed on as it is, under a type of its own: what the `pass` server's layer does,
+/// the least any layer that reads the body (and so hands the inner service another body, and
+/// wraps the response's) costs in an axum `Router`, which boxes both.
+struct Passed(Body);
+
+impl http_body::Body for Passed {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.0).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
 }
 
 /// The handler of all three: takes the body as `Bytes`, answers 200.
@@ -446,10 +486,11 @@ fn report(
             )
         };
         println!(
-            "| {size} B | layer req/s: {:.3}x inline's, {:.3}x github's, {:.3}x unbounded's | | | | | | |",
+            "| {size} B | layer req/s: {:.3}x inline's, {:.3}x github's, {:.3}x unbounded's, {:.3}x pass's | | | | | | |",
             layer_vs("inline"),
             layer_vs("github"),
             layer_vs("unbounded"),
+            layer_vs("pass"),
         );
         println!(
             "| {size} B | HMAC alone: {hmac_us:.2} us, timed in the inline server: {:.2} us | cap {:.3}x | | | | | |",
@@ -556,7 +597,7 @@ fn check_server(server: &Server, size: usize) -> Result<(), String> {
     let good = sign(SECRET, &body);
     let bad = sign("not-the-secret", &body);
     let mut cases = vec![(good, "200")];
-    if server.mode != "plain" {
+    if !matches!(server.mode, "plain" | "pass") {
         cases.push((bad, "401"));
     }
     for (signature, want) in cases {

