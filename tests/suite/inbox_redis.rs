@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::common::{SECRET, TIMEOUT, TempDir};
-use crate::inbox::store_contract;
+use crate::inbox::{store_contract, worker_batch_contract};
 use authgear_webhook::inbox::{
     EventKey, Failure, NewEvent, RedisStore, Store, StoreErrorKind, Stored,
 };
@@ -163,6 +163,14 @@ async fn redis_store_keeps_the_contract() {
         return;
     };
     store_contract(Arc::new(redis.store())).await;
+}
+
+#[tokio::test]
+async fn redis_worker_claims_and_acks_in_batches() {
+    let Some(redis) = Redis::start("batch").await else {
+        return;
+    };
+    worker_batch_contract(Arc::new(redis.store())).await;
 }
 
 #[tokio::test]
