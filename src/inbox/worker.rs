@@ -323,6 +323,8 @@ impl Worker {
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(pause) => {}
+                        // An event just stored through this process: the store is back.
+                        _ = config.inbox.shared.wake.notified() => {}
                     }
                     pause = (pause * 2).min(Duration::from_secs(30));
                     continue;

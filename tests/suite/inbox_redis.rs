@@ -612,16 +612,19 @@ async fn wait_handled(
                 *counted.entry(id).or_default() += 1;
             }
         }
-        let missing = expected
+        let mut missing: Vec<&String> = expected
             .iter()
             .filter(|id| !counted.contains_key(*id))
-            .count();
-        if missing == 0 {
+            .collect();
+        if missing.is_empty() {
             return counted;
         }
+        missing.sort();
         assert!(
             Instant::now() < deadline,
-            "{missing} acknowledged events never handled"
+            "{} acknowledged events never handled, {:?}...",
+            missing.len(),
+            &missing[..missing.len().min(5)]
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -737,7 +740,9 @@ async fn redis_down_is_503_and_a_restart_loses_nothing_acknowledged() {
     let Some(mut redis) = Redis::start("example-restart").await else {
         return;
     };
-    let server = Server::start(&redis.url, 30_000);
+    // Short claims: a claim Redis wrote to its AOF but was killed before answering is
+    // handed over when it expires, which must be within the `TIMEOUT` below.
+    let server = Server::start(&redis.url, 3_000);
     let urls = [server.url.clone()];
     let first = ids("before", 150);
     let mut acknowledged = send_all(&urls, &first).await;
