@@ -7,6 +7,8 @@
 //! INBOX_BENCH_SECONDS=10 INBOX_BENCH_SENDERS=32 cargo bench --bench inbox_redis
 //! # Redis's files on tmpfs (an fsync costs nothing): the store's own ceiling.
 //! INBOX_BENCH_DIR=/dev/shm cargo bench --bench inbox_redis
+//! # The draining worker's concurrency (default 32); Redis's per-command times of the drain.
+//! INBOX_BENCH_CONCURRENCY=64 INBOX_BENCH_COMMANDSTATS=1 cargo bench --bench inbox_redis
 //! ```
 //!
 //! With `appendfsync always`, Redis syncs once per turn of its event loop, for all the
@@ -19,7 +21,8 @@
 //! (32) concurrent HTTP/1.1 senders of signed 1 KiB non-blocking events, each with a new
 //! id, for `INBOX_BENCH_SECONDS` (5). Then the same server without the inbox (the 200
 //! comes from a handler that does nothing) for the ratio. Then a `Worker` (concurrency 32,
-//! no-op handler) drains what was stored. Everything runs in this process on a two-thread
+//! no-op handler) drains what was stored, with the CPU that `redis-server` and this process
+//! used meanwhile. Everything runs in this process on a two-thread
 //! runtime, senders included: the figures are for the whole loop on this machine.
 
 use std::{
