@@ -7,6 +7,8 @@
 //! INBOX_BENCH_SECONDS=10 INBOX_BENCH_SENDERS=32 cargo bench --bench inbox_redis
 //! # Redis's files on tmpfs (an fsync costs nothing): the store's own ceiling.
 //! INBOX_BENCH_DIR=/dev/shm cargo bench --bench inbox_redis
+//! # The draining worker's concurrency (default 32); Redis's per-command times of the drain.
+//! INBOX_BENCH_CONCURRENCY=64 INBOX_BENCH_COMMANDSTATS=1 cargo bench --bench inbox_redis
 //! ```
 //!
 //! With `appendfsync always`, Redis syncs once per turn of its event loop, for all the
@@ -19,7 +21,8 @@
 //! (32) concurrent HTTP/1.1 senders of signed 1 KiB non-blocking events, each with a new
 //! id, for `INBOX_BENCH_SECONDS` (5). Then the same server without the inbox (the 200
 //! comes from a handler that does nothing) for the ratio. Then a `Worker` (concurrency 32,
-//! no-op handler) drains what was stored. Everything runs in this process on a two-thread
+//! no-op handler) drains what was stored, with the CPU that `redis-server` and this process
+//! used meanwhile. Everything runs in this process on a two-thread
 //! runtime, senders included: the figures are for the whole loop on this machine.
 
 use std::{
@@ -109,6 +112,46 @@ impl Redis {
             url: format!("redis://127.0.0.1:{port}"),
         }
     }
+}
+
+impl Redis {
+    /// One command through `redis-cli`: its output.
+    fn cli(&self, args: &[&str]) -> String {
+        let port = self.url.rsplit(':').next().unwrap_or_default();
+        Command::new("redis-cli")
+            .args(["-p", port])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Seconds of CPU the server has used so far (user + system), from `INFO cpu`.
+    fn cpu(&self) -> f64 {
+        self.cli(&["INFO", "cpu"])
+            .lines()
+            .filter_map(|line| {
+                let (name, value) = line.trim().split_once(':')?;
+                matches!(name, "used_cpu_user" | "used_cpu_sys")
+                    .then(|| value.parse::<f64>().ok())?
+            })
+            .sum()
+    }
+}
+
+/// Seconds of CPU this process has used so far (user + system), from `/proc/self/stat`
+/// (0 where there is none).
+fn own_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name in parentheses: fields 3.., utime and stime are 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
 }
 
 impl Drop for Redis {
@@ -253,11 +296,18 @@ async fn run(duration: Duration, senders: usize) {
     );
 
     let queued = inbox.counts().await.expect("counts").queued;
+    let concurrency = setting("INBOX_BENCH_CONCURRENCY", 32);
+    println!("    worker: concurrency {concurrency}, no-op handler");
     let shutdown = CancellationToken::new();
+    let stats = env::var_os("INBOX_BENCH_COMMANDSTATS").is_some();
+    if stats {
+        redis.cli(&["CONFIG", "RESETSTAT"]);
+    }
+    let (redis_cpu, worker_cpu) = (redis.cpu(), own_cpu());
     let started = Instant::now();
     let worker = tokio::spawn(
         authgear_webhook::inbox::Worker::new(inbox.clone())
-            .concurrency(32)
+            .concurrency(concurrency)
             .poll(Duration::from_millis(10))
             .run(
                 |_: Delivery| async { Ok::<_, std::convert::Infallible>(()) },
@@ -269,14 +319,19 @@ async fn run(duration: Duration, senders: usize) {
         if counts.queued + counts.in_flight == 0 {
             let elapsed = started.elapsed();
             println!(
-                "    worker: {:>8.0} events/s handled ({queued} in {:.1} s, {} dead)",
+                "    worker: {:>8.0} events/s handled ({queued} in {:.1} s, {} dead); CPU: redis-server {:.0}%, this process {:.0}% (of one core)",
                 queued as f64 / elapsed.as_secs_f64(),
                 elapsed.as_secs_f64(),
-                counts.dead
+                counts.dead,
+                (redis.cpu() - redis_cpu) / elapsed.as_secs_f64() * 100.0,
+                (own_cpu() - worker_cpu) / elapsed.as_secs_f64() * 100.0,
             );
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if stats {
+        println!("{}", redis.cli(&["INFO", "commandstats"]));
     }
     shutdown.cancel();
     let _ = worker.await;

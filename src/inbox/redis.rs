@@ -25,7 +25,8 @@ const GROUP: &str = "workers";
 /// has passed, whatever each claim's length. Claims longer than this are cut to it.
 const WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-/// Most events one `claim` takes (the script's reply is built in one piece).
+/// Most events one `claim` takes (the script's reply is built in one piece), and one ack
+/// script is given.
 const MAX_CLAIM: usize = 1000;
 
 /// Bytes counted per event besides its body, type and key (the hash, its fields, the
@@ -506,25 +507,36 @@ impl Store for RedisStore {
     }
 
     fn ack(&self, claim: &Claimed) -> StoreFuture<bool> {
+        let acked = self.ack_many(std::slice::from_ref(claim));
+        Box::pin(async move { Ok(acked.await?.first() == Some(&true)) })
+    }
+
+    fn ack_many(&self, claims: &[Claimed]) -> StoreFuture<Vec<bool>> {
         let (mut connection, shared) = (self.connection.clone(), self.shared.clone());
-        let key = claim.key.clone();
+        let members: Vec<Vec<u8>> = claims.iter().map(|claim| member(&claim.key)).collect();
         Box::pin(async move {
-            let member = member(&key);
-            let acked: i64 = shared
-                .scripts
-                .ack
-                .key(&shared.keys.stream)
-                .key(&shared.keys.retry)
-                .key(&shared.keys.done)
-                .key(&shared.keys.bytes)
-                .key(shared.event_key(&member))
-                .arg(GROUP)
-                .arg(&member)
-                .arg(millis(shared.retention).max(1))
-                .invoke_async(&mut connection)
-                .await
-                .map_err(error)?;
-            Ok(acked == 1)
+            // One script (atomic, one round trip) per `MAX_CLAIM` events.
+            let mut acked = Vec::with_capacity(members.len());
+            for chunk in members.chunks(MAX_CLAIM) {
+                let mut invocation = shared.scripts.ack.prepare_invoke();
+                invocation
+                    .key(&shared.keys.stream)
+                    .key(&shared.keys.retry)
+                    .key(&shared.keys.done)
+                    .key(&shared.keys.bytes)
+                    .arg(GROUP)
+                    .arg(millis(shared.retention).max(1))
+                    .arg(&shared.keys.event);
+                for member in chunk {
+                    invocation.arg(member);
+                }
+                let replies: Vec<i64> = invocation
+                    .invoke_async(&mut connection)
+                    .await
+                    .map_err(error)?;
+                acked.extend(replies.into_iter().map(|acked| acked == 1));
+            }
+            Ok(acked)
         })
     }
 
@@ -784,13 +796,12 @@ end
 local out, kept = {}, {'XCLAIM', stream, group, me, 0}
 for i, id in ipairs(ids) do
   local key = prefix .. members[i]
-  local h = redis.call('HMGET', key, 'state', 'entry')
+  local h = redis.call('HMGET', key, 'state', 'entry', 'att', 'seq', 'ep', 'id', 'type', 'body')
   if (h[1] == 'q' or h[1] == 'c') and h[2] == id then
-    local att = redis.call('HINCRBY', key, 'att', 1)
-    local seq = redis.call('HINCRBY', key, 'seq', 1)
-    redis.call('HSET', key, 'state', 'c', 'tok', seq)
-    local f = redis.call('HMGET', key, 'ep', 'id', 'type', 'body')
-    out[#out + 1] = {f[1], f[2], f[3], f[4], att, seq}
+    local att = tonumber(h[3] or '0') + 1
+    local seq = tonumber(h[4] or '0') + 1
+    redis.call('HSET', key, 'state', 'c', 'att', int(att), 'seq', int(seq), 'tok', int(seq))
+    out[#out + 1] = {h[5], h[6], h[7], h[8], att, seq}
     kept[#kept + 1] = id
   else
     -- Left over: its event was handled, failed or re-driven meanwhile.
@@ -833,23 +844,41 @@ return 0
 "
 );
 
-/// KEYS stream, retry, done, bytes, event; ARGV group, member, retention (ms).
+/// KEYS stream, retry, done, bytes; ARGV group, retention (ms), event key prefix, then the
+/// members to ack. One 0 or 1 per member, in order.
 const ACK: &str = script!(
     " flags=allow-oom",
     r"
-local h = redis.call('HMGET', KEYS[5], 'state', 'entry', 'type', 'body')
-if h[1] ~= 'q' and h[1] ~= 'c' then return 0 end
-if h[2] and h[2] ~= '' then
-  redis.call('XACK', KEYS[1], ARGV[1], h[2])
-  redis.call('XDEL', KEYS[1], h[2])
+-- Each event's hash here; the indexes once for all, at the end.
+local out, freed, entries, members, done = {}, 0, {}, {}, {}
+for i = 4, #ARGV do
+  local m = ARGV[i]
+  local key = ARGV[3] .. m
+  local h = redis.call('HMGET', key, 'state', 'entry', 'type', 'body')
+  if h[1] ~= 'q' and h[1] ~= 'c' then
+    out[#out + 1] = 0
+  else
+    if h[2] and h[2] ~= '' then entries[#entries + 1] = h[2] end
+    redis.call('HDEL', key, 'type', 'body', 'tok', 'err')
+    redis.call('HSET', key, 'state', 'd', 'entry', '', 'at', int(now))
+    redis.call('PEXPIRE', key, ARGV[2])
+    members[#members + 1] = m
+    done[#done + 1] = int(now)
+    done[#done + 1] = m
+    freed = freed + #(h[3] or '') + #(h[4] or '')
+    out[#out + 1] = 1
+  end
 end
-redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('HDEL', KEYS[5], 'type', 'body', 'tok', 'err')
-redis.call('HSET', KEYS[5], 'state', 'd', 'entry', '', 'at', int(now))
-redis.call('PEXPIRE', KEYS[5], ARGV[3])
-redis.call('ZADD', KEYS[3], int(now), ARGV[2])
-redis.call('DECRBY', KEYS[4], #(h[3] or '') + #(h[4] or ''))
-return 1
+if #entries > 0 then
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(entries))
+  redis.call('XDEL', KEYS[1], unpack(entries))
+end
+if #members > 0 then
+  redis.call('ZREM', KEYS[2], unpack(members))
+  redis.call('ZADD', KEYS[3], unpack(done))
+  redis.call('DECRBY', KEYS[4], freed)
+end
+return out
 "
 );
 

@@ -388,6 +388,25 @@ fn token(claim: &Claimed) -> i64 {
     claim.token.parse().unwrap_or(-1)
 }
 
+/// Marks `key` done if it is queued or claimed: [`Store::ack`].
+fn ack(conn: &Connection, key: &EventKey) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE inbox
+             SET state = ?1, due_at = ?2, body = x'', token = NULL, last_error = NULL
+             WHERE endpoint = ?3 AND id = ?4 AND state IN (?5, ?6)",
+        )?
+        .execute(params![
+            DONE,
+            now_ms(),
+            key.endpoint,
+            key.id,
+            QUEUED,
+            CLAIMED
+        ])?;
+    Ok(changed == 1)
+}
+
 impl Store for SqliteStore {
     fn store(&self, event: NewEvent) -> StoreFuture<Stored> {
         self.call(move |conn| {
@@ -472,23 +491,13 @@ impl Store for SqliteStore {
 
     fn ack(&self, claim: &Claimed) -> StoreFuture<bool> {
         let key = claim.key.clone();
-        self.call(move |conn| {
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE inbox
-                     SET state = ?1, due_at = ?2, body = x'', token = NULL, last_error = NULL
-                     WHERE endpoint = ?3 AND id = ?4 AND state IN (?5, ?6)",
-                )?
-                .execute(params![
-                    DONE,
-                    now_ms(),
-                    key.endpoint,
-                    key.id,
-                    QUEUED,
-                    CLAIMED
-                ])?;
-            Ok(changed == 1)
-        })
+        self.call(move |conn| ack(conn, &key))
+    }
+
+    fn ack_many(&self, claims: &[Claimed]) -> StoreFuture<Vec<bool>> {
+        let keys: Vec<EventKey> = claims.iter().map(|claim| claim.key.clone()).collect();
+        // One call: one transaction, all or none.
+        self.call(move |conn| keys.iter().map(|key| ack(conn, key)).collect())
     }
 
     fn fail(&self, claim: &Claimed, failure: Failure, error: &str) -> StoreFuture<bool> {

@@ -196,6 +196,27 @@ pub trait Store: Send + Sync + 'static {
     /// attempt to be idempotent).
     fn ack(&self, claim: &Claimed) -> StoreFuture<bool>;
 
+    /// [`ack`](Self::ack) for each of `claims`, in one call to the store where it can (one
+    /// transaction, one script): the worker acks the events its handlers finished in the
+    /// same moment together, so that a fast handler does not cost one store round trip per
+    /// event. Resolves to one `bool` per claim, in order, as `ack` would have (a key given
+    /// twice: `true` the first time only).
+    ///
+    /// [`SqliteStore`](super::SqliteStore) does it in one transaction (all or none), the
+    /// Redis store in one script per thousand events; the default calls `ack` for each in
+    /// turn. So an `Err` may leave the first ones acked and the others not: right for at
+    /// least once either way, as an event whose ack failed is handed over again.
+    fn ack_many(&self, claims: &[Claimed]) -> StoreFuture<Vec<bool>> {
+        let acks: Vec<_> = claims.iter().map(|claim| self.ack(claim)).collect();
+        Box::pin(async move {
+            let mut acked = Vec::with_capacity(acks.len());
+            for ack in acks {
+                acked.push(ack.await?);
+            }
+            Ok(acked)
+        })
+    }
+
     /// Records a failed attempt, if `claim`'s token still holds the claim: queued again due
     /// after the delay, or dead. `error` is a short description kept with the event (the
     /// worker never puts the body in it). Resolves `false` if the claim was lost (another

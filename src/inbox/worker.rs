@@ -11,7 +11,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_service::Service;
 
@@ -153,6 +153,13 @@ pub struct Worker {
 /// Done events removed per prune call.
 const PRUNE_BATCH: usize = 500;
 
+/// How long a saturated worker waits for half its slots to come free before it claims
+/// for those that are.
+const LINGER: Duration = Duration::from_millis(1);
+
+/// Most handled events acked in one store call.
+const ACK_BATCH: usize = 256;
+
 impl Worker {
     /// A worker for `inbox`: 16 events at once, [`Backoff::default`], claims of 30 s,
     /// polls every second, 30 s of grace at shutdown, 7 days of retention.
@@ -175,7 +182,10 @@ impl Worker {
         }
     }
 
-    /// How many events are handled at once (default 16, at least 1).
+    /// How many events are handled at once (default 16, at least 1). An event whose handler
+    /// succeeded frees its slot and waits for its ack in a bounded queue (as long as this,
+    /// at most 256; a full queue keeps the slot taken); all those waiting are acked in one
+    /// store call.
     ///
     /// ```
     /// # fn f(inbox: authgear_webhook::inbox::Inbox) {
@@ -273,6 +283,9 @@ impl Worker {
         let config = Arc::new(self);
         let permits = Arc::new(Semaphore::new(config.concurrency));
         let tracker = TaskTracker::new();
+        // Handled events to the task that acks them in batches.
+        let (acks, handled) = mpsc::channel(config.concurrency.min(ACK_BATCH));
+        tracker.spawn(ack_handled(store.clone(), handled));
         // Cancelled when the grace period ends: handlers still running are dropped.
         let give_back = CancellationToken::new();
         let mut next_prune = tokio::time::Instant::now();
@@ -289,6 +302,15 @@ impl Worker {
                     _ = shutdown.cancelled() => break,
                     permit = permits.acquire() => drop(permit),
                 }
+                // Saturated: give the other handlers a moment to free their slots too, so
+                // that one claim fills many (a claim costs the store almost as
+                // much for one event as for a hundred). Only when every slot was busy.
+                let half = u32::try_from(config.concurrency / 2).unwrap_or(u32::MAX);
+                if let Ok(Ok(permits)) =
+                    tokio::time::timeout(LINGER, permits.acquire_many(half.max(1))).await
+                {
+                    drop(permits);
+                }
                 continue;
             }
             let claims = match store.claim(free, config.claim_for).await {
@@ -301,6 +323,8 @@ impl Worker {
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(pause) => {}
+                        // An event just stored through this process: the store is back.
+                        _ = config.inbox.shared.wake.notified() => {}
                     }
                     pause = (pause * 2).min(Duration::from_secs(30));
                     continue;
@@ -314,9 +338,19 @@ impl Worker {
                     continue;
                 };
                 let (store, handler, config) = (store.clone(), handler.clone(), config.clone());
-                let give_back = give_back.clone();
+                let (give_back, acks) = (give_back.clone(), acks.clone());
                 tracker.spawn(async move {
-                    config.handle(&*store, &*handler, claim, give_back).await;
+                    // The slot is free once the ack is queued, so that the next claim and
+                    // this ack can share a store round trip (and, on Redis with `appendfsync
+                    // always`, one sync). The queue is bounded: while it is full, the slot
+                    // stays taken.
+                    if let Some(claim) = config.handle(&*store, &*handler, claim, give_back).await
+                        && acks.send(claim).await.is_err()
+                    {
+                        tracing::warn!(
+                            "inbox: handled, but not recorded; it will be handed over again"
+                        );
+                    }
                     drop(permit);
                 });
             }
@@ -330,6 +364,8 @@ impl Worker {
             }
         }
 
+        // The acker stops once the handlers still running have sent theirs.
+        drop(acks);
         tracker.close();
         if tokio::time::timeout(config.grace, tracker.wait())
             .await
@@ -340,14 +376,15 @@ impl Worker {
         }
     }
 
-    /// One claimed event: parse, run the handler with a heartbeat, record the outcome.
+    /// One claimed event: parse, run the handler with a heartbeat, record a failure.
+    /// Returns the claim when the handler succeeded, for [`ack_handled`] to record.
     async fn handle(
         &self,
         store: &dyn Store,
         handler: &dyn Handler,
         claim: Claimed,
         give_back: CancellationToken,
-    ) {
+    ) -> Option<Claimed> {
         let (endpoint, id) = (&claim.key.endpoint, &claim.key.id);
         let event_type = &claim.event_type;
         let attempt = claim.attempt;
@@ -355,7 +392,7 @@ impl Worker {
             // Its claims kept expiring (a handler that kills the process?): stop here.
             self.dead(store, &claim, "claim expired on the last attempt")
                 .await;
-            return;
+            return None;
         }
         let event = match serde_json::from_slice::<Event>(&claim.body) {
             Ok(event) => event,
@@ -363,7 +400,7 @@ impl Worker {
                 // Retrying will not change the bytes.
                 self.dead(store, &claim, "stored body is not an Authgear event")
                     .await;
-                return;
+                return None;
             }
         };
         let delivery = Delivery {
@@ -391,17 +428,12 @@ impl Worker {
                         Ok(_) => tracing::info!(%endpoint, %id, "inbox: given back at shutdown"),
                         Err(error) => tracing::warn!(%endpoint, %id, %error, "inbox: cannot give back; handed over when its claim expires"),
                     }
-                    return;
+                    return None;
                 }
             }
         };
         match outcome {
-            Ok(()) => match store.ack(&claim).await {
-                Ok(_) => tracing::info!(%endpoint, %id, %event_type, attempt, "inbox: handled"),
-                Err(error) => {
-                    tracing::warn!(%endpoint, %id, %error, "inbox: handled, but not recorded; it will be handed over again")
-                }
-            },
+            Ok(()) => return Some(claim),
             Err(error) => match self.backoff.jittered(attempt) {
                 Some(delay) => {
                     tracing::warn!(%endpoint, %id, %event_type, attempt, %error, retry_in = ?delay, "inbox: handler failed; retrying");
@@ -413,6 +445,7 @@ impl Worker {
                 None => self.dead(store, &claim, &error).await,
             },
         }
+        None
     }
 
     async fn dead(&self, store: &dyn Store, claim: &Claimed, error: &str) {
@@ -423,6 +456,36 @@ impl Worker {
             }
             Err(store_error) => {
                 tracing::warn!(%endpoint, %id, error = %store_error, "inbox: cannot dead-letter; retried when its claim expires")
+            }
+        }
+    }
+}
+
+/// Acks handled events, all those waiting (up to [`ACK_BATCH`]) in one store call, so a
+/// fast handler costs a share of a round trip per event, not one each. Ends when every
+/// sender is gone (the worker's loop and its handlers).
+async fn ack_handled(store: Arc<dyn Store>, mut handled: mpsc::Receiver<Claimed>) {
+    let mut batch = Vec::with_capacity(ACK_BATCH);
+    while let Some(first) = handled.recv().await {
+        batch.push(first);
+        // The handlers of one claim tend to finish together: let them queue theirs first.
+        tokio::task::yield_now().await;
+        while batch.len() < ACK_BATCH {
+            match handled.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let acked = store.ack_many(&batch).await;
+        for claim in batch.drain(..) {
+            let (endpoint, id, attempt) = (&claim.key.endpoint, &claim.key.id, claim.attempt);
+            match &acked {
+                Ok(_) => {
+                    tracing::info!(%endpoint, %id, event_type = %claim.event_type, attempt, "inbox: handled")
+                }
+                Err(error) => {
+                    tracing::warn!(%endpoint, %id, %error, "inbox: handled, but not recorded; it will be handed over again")
+                }
             }
         }
     }

@@ -17,8 +17,8 @@ use crate::common::{TIMEOUT, TempDir, example};
 use authgear_webhook::{
     VerifySignatureLayer,
     inbox::{
-        Backoff, CancellationToken, Counts, Delivery, EventKey, Failure, Inbox, NewEvent,
-        SqliteStore, Store, Stored, Worker,
+        Backoff, CancellationToken, Claimed, Counts, DeadLetter, Delivery, EventKey, Failure,
+        Inbox, NewEvent, SqliteStore, Store, StoreFuture, Stored, Worker,
     },
     sign,
 };
@@ -250,7 +250,172 @@ pub(crate) async fn store_contract(store: Arc<dyn Store>) {
     assert_eq!(store.prune(later, 2).await.expect("prune"), 0);
     assert_eq!(store.store(a).await.expect("store"), Stored::Stored);
 
+    // Acked together, each once, answers in order: a key given twice is acked once.
+    let (c, d) = (new_event("c"), new_event("d"));
+    assert_eq!(store.store(c).await.expect("store"), Stored::Stored);
+    assert_eq!(store.store(d).await.expect("store"), Stored::Stored);
+    let batch = store.claim(10, long).await.expect("claim");
+    assert_eq!(batch.len(), 3, "a again, c, d");
+    let mut twice = batch.clone();
+    twice.push(batch[0].clone());
+    assert_eq!(
+        store.ack_many(&twice).await.expect("ack many"),
+        [true, true, true, false]
+    );
+    assert_eq!(
+        store.ack_many(&batch).await.expect("ack many again"),
+        [false, false, false]
+    );
+    assert!(store.ack_many(&[]).await.expect("ack none").is_empty());
+    let counts = store.counts().await.expect("counts");
+    assert_eq!((counts.queued, counts.in_flight, counts.done), (0, 0, 3));
+
     assert!(store.size().await.expect("size") > 0);
+}
+
+/// A store that counts what the worker asks of it: how many events each `claim` returned
+/// and each `ack_many` was given, and how many single `ack`s.
+pub(crate) struct Counting {
+    inner: Arc<dyn Store>,
+    claims: Arc<Mutex<Vec<usize>>>,
+    ack_batches: Mutex<Vec<usize>>,
+    single_acks: AtomicUsize,
+}
+
+impl Counting {
+    pub(crate) fn new(inner: Arc<dyn Store>) -> Self {
+        Self {
+            inner,
+            claims: Arc::new(Mutex::new(Vec::new())),
+            ack_batches: Mutex::new(Vec::new()),
+            single_acks: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Store for Counting {
+    fn store(&self, event: NewEvent) -> StoreFuture<Stored> {
+        self.inner.store(event)
+    }
+    fn claim(&self, max: usize, claim_for: Duration) -> StoreFuture<Vec<Claimed>> {
+        let (claim, claims) = (self.inner.claim(max, claim_for), self.claims.clone());
+        Box::pin(async move {
+            let claimed = claim.await?;
+            if !claimed.is_empty() {
+                claims.lock().expect("not poisoned").push(claimed.len());
+            }
+            Ok(claimed)
+        })
+    }
+    fn extend(&self, claim: &Claimed, claim_for: Duration) -> StoreFuture<bool> {
+        self.inner.extend(claim, claim_for)
+    }
+    fn ack(&self, claim: &Claimed) -> StoreFuture<bool> {
+        self.single_acks.fetch_add(1, Ordering::SeqCst);
+        self.inner.ack(claim)
+    }
+    fn ack_many(&self, claims: &[Claimed]) -> StoreFuture<Vec<bool>> {
+        self.ack_batches
+            .lock()
+            .expect("not poisoned")
+            .push(claims.len());
+        self.inner.ack_many(claims)
+    }
+    fn fail(&self, claim: &Claimed, failure: Failure, error: &str) -> StoreFuture<bool> {
+        self.inner.fail(claim, failure, error)
+    }
+    fn release(&self, claim: &Claimed) -> StoreFuture<bool> {
+        self.inner.release(claim)
+    }
+    fn dead(&self, after: Option<EventKey>, max: usize) -> StoreFuture<Vec<DeadLetter>> {
+        self.inner.dead(after, max)
+    }
+    fn redrive(&self, key: &EventKey) -> StoreFuture<bool> {
+        self.inner.redrive(key)
+    }
+    fn counts(&self) -> StoreFuture<Counts> {
+        self.inner.counts()
+    }
+    fn prune(&self, before: SystemTime, max: usize) -> StoreFuture<u64> {
+        self.inner.prune(before, max)
+    }
+    fn size(&self) -> StoreFuture<u64> {
+        self.inner.size()
+    }
+}
+
+/// The worker on `store` (empty): 40 events stored before it starts are claimed in
+/// batches and acked in batches, each handled and acked once; the one that fails its first
+/// attempt is retried (attempt 2) while the others of its batch are acked.
+pub(crate) async fn worker_batch_contract(store: Arc<dyn Store>) {
+    let counting = Arc::new(Counting::new(store));
+    let inbox = Inbox::from_arc(counting.clone());
+    let ids: Vec<String> = (0..40).map(|i| format!("batch-{i:02}")).collect();
+    for id in &ids {
+        assert_eq!(
+            inbox.store().store(new_event(id)).await.expect("store"),
+            Stored::Stored
+        );
+    }
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let recorded = calls.clone();
+    let handler = move |delivery: Delivery| {
+        let (id, attempt) = (delivery.event.id.clone(), delivery.attempt);
+        recorded
+            .lock()
+            .expect("not poisoned")
+            .push((id.clone(), attempt));
+        async move {
+            match (id.as_str(), attempt) {
+                ("batch-07", 1) => Err("downstream down"),
+                _ => Ok(()),
+            }
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(
+        Worker::new(inbox.clone())
+            .concurrency(16)
+            .backoff(
+                Backoff::new(Duration::from_millis(50), Duration::from_secs(1))
+                    .attempts(3)
+                    .jitter(0.0),
+            )
+            .poll(Duration::from_millis(20))
+            .run(handler, shutdown.clone()),
+    );
+    eventually("all handled", || async {
+        counts(&inbox).await.done == ids.len() as u64
+    })
+    .await;
+    stop(shutdown, task).await;
+
+    let counts = counts(&inbox).await;
+    assert_eq!((counts.queued, counts.in_flight, counts.dead), (0, 0, 0));
+    let calls = calls.lock().expect("not poisoned").clone();
+    for id in &ids {
+        let attempts: Vec<u32> = calls
+            .iter()
+            .filter(|(seen, _)| seen == id)
+            .map(|(_, attempt)| *attempt)
+            .collect();
+        let expected: &[u32] = if id == "batch-07" { &[1, 2] } else { &[1] };
+        assert_eq!(attempts, expected, "{id}");
+    }
+    let claims = counting.claims.lock().expect("not poisoned").clone();
+    assert_eq!(
+        claims.first(),
+        Some(&16),
+        "the first claim fills every slot"
+    );
+    let acks = counting.ack_batches.lock().expect("not poisoned").clone();
+    assert_eq!(
+        acks.iter().sum::<usize>(),
+        ids.len(),
+        "each acked once: {acks:?}"
+    );
+    assert!(acks.iter().any(|&n| n > 1), "acked in batches: {acks:?}");
+    assert_eq!(counting.single_acks.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
@@ -258,6 +423,13 @@ async fn sqlite_store_keeps_the_contract() {
     let dir = TempDir::new("contract");
     let store = SqliteStore::open(inbox_file(&dir)).expect("open");
     store_contract(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn sqlite_worker_claims_and_acks_in_batches() {
+    let dir = TempDir::new("batch");
+    let store = SqliteStore::open(inbox_file(&dir)).expect("open");
+    worker_batch_contract(Arc::new(store)).await;
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::common::{SECRET, TIMEOUT, TempDir, example::Server};
-use crate::inbox::store_contract;
+use crate::inbox::{store_contract, worker_batch_contract};
 use authgear_webhook::inbox::{
     EventKey, Failure, NewEvent, RedisStore, Store, StoreErrorKind, Stored,
 };
@@ -163,6 +163,14 @@ async fn redis_store_keeps_the_contract() {
         return;
     };
     store_contract(Arc::new(redis.store())).await;
+}
+
+#[tokio::test]
+async fn redis_worker_claims_and_acks_in_batches() {
+    let Some(redis) = Redis::start("batch").await else {
+        return;
+    };
+    worker_batch_contract(Arc::new(redis.store())).await;
 }
 
 #[tokio::test]
@@ -557,16 +565,19 @@ async fn wait_handled(
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let counted = count_handled(servers, before);
-        let missing = expected
+        let mut missing: Vec<&String> = expected
             .iter()
             .filter(|id| !counted.contains_key(*id))
-            .count();
-        if missing == 0 {
+            .collect();
+        if missing.is_empty() {
             return counted;
         }
+        missing.sort();
         assert!(
             Instant::now() < deadline,
-            "{missing} acknowledged events never handled"
+            "{} acknowledged events never handled, {:?}...",
+            missing.len(),
+            &missing[..missing.len().min(5)]
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -676,7 +687,9 @@ async fn redis_down_is_503_and_a_restart_loses_nothing_acknowledged() {
     let Some(mut redis) = Redis::start("example-restart").await else {
         return;
     };
-    let server = start_example(&redis.url, 30_000);
+    // Short claims: a claim Redis wrote to its AOF but was killed before answering is
+    // handed over when it expires, which must be within the `TIMEOUT` below.
+    let server = start_example(&redis.url, 3_000);
     let urls = [server.url()];
     let first = ids("before", 150);
     let mut acknowledged = send_all(&urls, &first).await;
