@@ -9,6 +9,8 @@
 //! `x-hub-signature-256`), and behind a layer that does nothing but hand the handler the body
 //! under a type of its own and wrap the response's body (`pass`: what axum's boxing of a
 //! layered route costs any such layer, verifying or not). Signed POSTs of 1 KiB and 64 KiB.
+//! One more server is not in the rotation, for callgrind (BENCHMARKS.md section 3): the layer
+//! around the whole router rather than in it (`LOAD_SERVER=around`).
 //!
 //! ```sh
 //! cargo bench --bench load
@@ -16,11 +18,11 @@
 //! ```
 //!
 //! One command: this binary starts the servers itself (itself again, with
-//! `LOAD_SERVER=plain|layer|naive|inline|unbounded|github|pass`, on a current-thread runtime), pins them to one
-//! core and wrk to the other (taskset), and runs wrk against each in turn, interleaved, in
-//! rounds. It installs wrk (Debian's package) if it is missing. Per run it reads the
-//! server's CPU time (utime + stime in `/proc/PID/stat`) before and after, and divides by
-//! the requests wrk completed. In each round it also times HMAC-SHA256 alone over the same
+//! `LOAD_SERVER=plain|layer|naive|inline|unbounded|github|pass`, on a current-thread
+//! runtime), pins them to one core and wrk to the other (taskset), and runs wrk against
+//! each in turn, interleaved, in rounds. It installs wrk (Debian's package) if it is
+//! missing. Per run it reads the server's CPU time (utime + stime in `/proc/PID/stat`)
+//! before and after, and divides by the requests wrk completed. In each round it also times HMAC-SHA256 alone over the same
 //! bodies on the server's core, so the CPU the layer adds per request can be set against it.
 //!
 //! Settings (environment): `LOAD_DURATION` seconds per run (5), `LOAD_WARMUP` seconds (1),
@@ -131,11 +133,42 @@ fn serve(mode: &str) -> ExitCode {
                 .map_request(|request: Request| request.map(Passed))
                 .map_response(|response: Response| response.map(Passed)),
         ),
+        // The layer around the whole router, not inside it: axum makes no route of its own
+        // for it, and boxes only the body it hands on and the response body.
+        "around" => {
+            let around = tower::ServiceBuilder::new()
+                .map_response(|response: Response<_>| response.map(Body::new))
+                .layer(VerifySignatureLayer::new(SECRET))
+                .service(app);
+            return run(tower::make::Shared::new(around));
+        }
         _ => {
-            eprintln!("LOAD_SERVER: plain, layer, naive, inline, unbounded, github or pass");
+            eprintln!(
+                "LOAD_SERVER: plain, layer, around, naive, inline, unbounded, github or pass"
+            );
             return ExitCode::FAILURE;
         }
     };
+    run(app.into_make_service())
+}
+
+/// Serves what `make` makes on a free port (printed on stdout) until the driver goes away.
+fn run<M, S>(make: M) -> ExitCode
+where
+    M: for<'a> tower::Service<
+            axum::serve::IncomingStream<'a, tokio::net::TcpListener>,
+            Error = std::convert::Infallible,
+            Response = S,
+        > + Send
+        + 'static,
+    for<'a> <M as tower::Service<axum::serve::IncomingStream<'a, tokio::net::TcpListener>>>::Future:
+        Send,
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
     // Stop when the driver closes our stdin (it went away), or at the deadline.
     std::thread::spawn(|| {
         let _ = std::io::stdin().read_to_end(&mut Vec::new());
@@ -155,7 +188,7 @@ fn serve(mode: &str) -> ExitCode {
             .expect("bind 127.0.0.1:0");
         let port = listener.local_addr().expect("local address").port();
         println!("{port}");
-        axum::serve(listener, app).await.expect("serve");
+        axum::serve(listener, make).await.expect("serve");
     });
     ExitCode::SUCCESS
 }
