@@ -22,7 +22,7 @@
 
 use std::{
     env,
-    io::{BufRead, BufReader, Read},
+    io::{BufRead, BufReader},
     process::{Child, Command, ExitCode, Stdio},
     sync::{
         Arc,
@@ -42,8 +42,10 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::ServiceBuilder;
 
+#[path = "common/server.rs"]
+mod server;
+
 const SECRET: &str = "bench-webhook-secret";
-const SERVER_MAX: Duration = Duration::from_secs(15 * 60);
 
 fn setting(name: &str, default: usize) -> usize {
     env::var(name)
@@ -96,14 +98,7 @@ fn delivery(id: &str) -> (Bytes, String) {
 static HANDLED: AtomicU64 = AtomicU64::new(0);
 
 fn serve(mode: &str) {
-    std::thread::spawn(|| {
-        let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        std::process::exit(0);
-    });
-    std::thread::spawn(|| {
-        std::thread::sleep(SERVER_MAX);
-        std::process::exit(0);
-    });
+    server::exit_with_driver();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -55,6 +55,9 @@ use axum::{
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+#[path = "common/server.rs"]
+mod server;
+
 const SECRET: &str = "bench-webhook-secret";
 const MODES: [&str; 7] = [
     "plain",
@@ -67,8 +70,6 @@ const MODES: [&str; 7] = [
 ];
 /// The header `github` verifies: GitHub's name for the same HMAC-SHA256 of the body.
 const GITHUB_HEADER: &str = "x-hub-signature-256";
-/// The servers' own deadline, whatever happens to the driver.
-const SERVER_MAX: Duration = Duration::from_secs(15 * 60);
 
 fn main() -> ExitCode {
     if let Ok(mode) = env::var("LOAD_SERVER") {
@@ -169,15 +170,7 @@ where
         + 'static,
     S::Future: Send,
 {
-    // Stop when the driver closes our stdin (it went away), or at the deadline.
-    std::thread::spawn(|| {
-        let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        std::process::exit(0);
-    });
-    std::thread::spawn(|| {
-        std::thread::sleep(SERVER_MAX);
-        std::process::exit(0);
-    });
+    server::exit_with_driver();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
