@@ -25,12 +25,17 @@ const GROUP: &str = "workers";
 /// has passed, whatever each claim's length. Claims longer than this are cut to it.
 const WINDOW: Duration = Duration::from_secs(24 * 3600);
 
+/// How long after a full pass of `XAUTOCLAIM` the next one is due at the latest (sooner
+/// when a claim made since has an earlier deadline): an instance's claims are handed over
+/// within this of their deadline, while other instances claim.
+const RECLAIM_EVERY: Duration = Duration::from_secs(1);
+
 /// Most events one `claim` takes (the script's reply is built in one piece), and one ack
 /// script is given.
 const MAX_CLAIM: usize = 1000;
 
-/// Bytes counted per event besides its body, type and key (the hash, its fields, the
-/// stream entry and index members): an estimate, for [`RedisStore::size`].
+/// Bytes counted per event besides its body, type and key (its `seen` field, its stream
+/// entry, its `done` element): an estimate, for [`RedisStore::size`].
 const OVERHEAD: u64 = 256;
 
 /// The embedded store's alternative for many instances: one queue in Redis that every
@@ -72,38 +77,46 @@ const OVERHEAD: u64 = 256;
 /// # Layout
 ///
 /// All keys start with `{prefix}:` (default `{authgear-webhook:inbox}`; the braces put them
-/// in one Cluster hash slot, which the scripts need):
+/// in one Cluster hash slot, which the scripts need). The layout is made so that the work
+/// Redis does per event stays small: storing an event is one script of four commands, and
+/// claiming and acking a batch of events costs a few commands for the whole batch, none
+/// per event.
 ///
-/// - `stream`: the queue, read by the consumer group `workers`. One group for all
-///   endpoints: every worker handles every endpoint, so one stream is one read per claim
-///   however many endpoints there are (per-endpoint streams would need discovering the
-///   endpoints and reading them all). An entry names its event; its place in the group's
-///   pending list is its claim.
-/// - `e:{endpoint}\0\0{id}`: one hash per event (type, body, state, attempts, token, last
-///   error). It is the deduplication record too: stored once, kept in every state until
-///   pruned. A separate `SET NX PX` key would expire while its event is still queued or
-///   dead (dead letters are kept until re-driven), and a replay would then be stored
-///   twice; instead the hash gets its expiry (`PEXPIRE`, the
-///   [`retention`](RedisBuilder::retention)) only when the event is handled.
+/// - `stream`: the queue, read by the consumer group `workers`. Each entry holds one whole
+///   event (key, type, body, attempts before this entry), so a claim reads the events
+///   with the entries. One group for all endpoints: every worker handles every endpoint,
+///   so one stream is one read per claim however many endpoints there are. An entry's
+///   place in the group's pending list is its claim. A handled or failed event's entry is
+///   acked and deleted at once, so the stream holds only queued and claimed events.
+/// - `seen`: a hash with a field per stored event, the deduplication record: stored once,
+///   kept in every state until [`prune`](Store::prune)d after it was handled (its value
+///   names the event's latest stream entry when it was queued again). It has no expiry: an
+///   expiry would end the deduplication of an event still queued or dead (dead letters are
+///   kept until re-driven), and a replay would then be stored twice.
 /// - `retry`: failed events by due time (a sorted set); `claim` moves the due ones back to
-///   the stream in the same script, so no mover task or lock is needed.
-/// - `dead`: dead letters, in key order (a sorted set read by `ZRANGEBYLEX`), so that they
-///   can be listed page by page and re-driven one by one; their hashes keep the body.
-/// - `done`: handled events by the time they were handled, for [`prune`](Store::prune).
-/// - `bytes`: the size estimate; `cursor`: where `XAUTOCLAIM` goes on; `cleanup`: a short
-///   lock so that one instance at a time removes leftover consumers.
+///   the stream in the same script, so no mover task or lock is needed. `dead`: dead
+///   letters, in key order (a sorted set read by `ZRANGEBYLEX`), so that they can be listed
+///   page by page and re-driven one by one. While an event waits in either, its type,
+///   body, attempts and last error are in a hash `p:{endpoint}\0\0{id}`.
+/// - `done`: handled events in the order they were handled (a list of `time:key`), for
+///   [`prune`](Store::prune).
+/// - `bytes`: the size estimate; `next`: when a claim deadline may next pass; `cursor`:
+///   where `XAUTOCLAIM` goes on; `cleanup`: a short lock so that one instance at a time
+///   removes leftover consumers.
 ///
 /// # Claims
 ///
 /// Each `RedisStore` is one consumer of the group, with a unique name. A claim is
-/// `XREADGROUP` (new entries), after `XAUTOCLAIM` (entries whose claim deadline passed: a
-/// dead instance's) and the due retries; a claim's deadline is the entry's delivery time
-/// (`XCLAIM ... TIME ... JUSTID`), which [`extend`](Store::extend) moves on. Attempts and
-/// tokens are counted in the event's hash (in Redis, not in memory), exactly as the
-/// [`Store`] docs say. A done or failed event leaves the stream at once (`XACK` and
-/// `XDEL`), so the stream holds only queued and claimed events. Consumers of instances
-/// that are gone, with nothing pending, are removed once idle for
-/// [`idle_consumers`](RedisBuilder::idle_consumers).
+/// `XREADGROUP` (new entries), after the due retries and, when a claim deadline may have
+/// passed, `XAUTOCLAIM` (entries whose deadline passed: a dead instance's; looked for at
+/// least once a second while instances claim). A claim's deadline is the entry's delivery
+/// time (`XCLAIM ... TIME ... JUSTID`), which [`extend`](Store::extend) moves on. The
+/// attempt is the entry's attempts before it plus its delivery count in the group, and the
+/// token names the entry and that count: both in Redis, not in memory, exactly as the
+/// [`Store`] docs say. Consumers of instances that are gone, with nothing pending, are
+/// removed once idle for [`idle_consumers`](RedisBuilder::idle_consumers). Handled events
+/// are kept in `seen` until the [`Worker`](super::Worker) prunes them, after its
+/// [`retention`](super::Worker::retention).
 ///
 /// Times (due, deadlines, handled) are Redis's clock, one for all instances; only
 /// [`prune`](Store::prune)'s `before` comes from the caller's.
@@ -134,7 +147,6 @@ pub struct RedisStore {
 pub struct RedisBuilder {
     prefix: String,
     max_size: u64,
-    retention: Duration,
     idle_consumers: Duration,
     timeout: Duration,
 }
@@ -143,21 +155,22 @@ struct Shared {
     keys: Keys,
     consumer: String,
     max_size: u64,
-    retention: Duration,
     idle_consumers: Duration,
     scripts: Scripts,
 }
 
-/// The store's fixed keys, and the start of every event hash's key.
+/// The store's fixed keys, and the start of every parked event's key.
 struct Keys {
     stream: String,
+    seen: String,
     retry: String,
     dead: String,
     done: String,
     bytes: String,
+    next: String,
     cursor: String,
     cleanup: String,
-    event: String,
+    parked: String,
 }
 
 struct Scripts {
@@ -206,7 +219,6 @@ impl RedisStore {
         RedisBuilder {
             prefix: "authgear-webhook:inbox".to_owned(),
             max_size: 1 << 30,
-            retention: Duration::from_secs(7 * 24 * 3600),
             idle_consumers: Duration::from_secs(600),
             timeout: Duration::from_secs(1),
         }
@@ -249,20 +261,6 @@ impl RedisBuilder {
     /// ```
     pub fn max_size(mut self, bytes: u64) -> Self {
         self.max_size = bytes;
-        self
-    }
-
-    /// How long a handled event's hash lives at most (default 7 days): its expiry in
-    /// Redis, so that handled events go even if no worker prunes. Set it to at least the
-    /// [`Worker::retention`](super::Worker::retention), which prunes them on time.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// let builder = authgear_webhook::inbox::RedisStore::builder()
-    ///     .retention(Duration::from_secs(14 * 24 * 3600));
-    /// ```
-    pub fn retention(mut self, retention: Duration) -> Self {
-        self.retention = retention.max(Duration::from_millis(1));
         self
     }
 
@@ -341,17 +339,18 @@ impl RedisBuilder {
             shared: Arc::new(Shared {
                 keys: Keys {
                     stream: key("stream"),
+                    seen: key("seen"),
                     retry: key("retry"),
                     dead: key("dead"),
                     done: key("done"),
                     bytes: key("bytes"),
+                    next: key("next"),
                     cursor: key("cursor"),
                     cleanup: key("cleanup"),
-                    event: key("e:"),
+                    parked: key("p:"),
                 },
                 consumer: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
                 max_size: self.max_size,
-                retention: self.retention,
                 idle_consumers: self.idle_consumers,
                 scripts: Scripts {
                     store: Script::new(STORE),
@@ -386,13 +385,38 @@ fn member(key: &EventKey) -> Vec<u8> {
     member
 }
 
-impl Shared {
-    fn event_key(&self, member: &[u8]) -> Vec<u8> {
-        let mut key = Vec::with_capacity(self.keys.event.len() + member.len());
-        key.extend_from_slice(self.keys.event.as_bytes());
-        key.extend_from_slice(member);
-        key
+/// The key a [`member`] names; `None` if it is not one.
+fn key_of(member: &[u8]) -> Option<EventKey> {
+    let mut endpoint = Vec::with_capacity(member.len());
+    let mut bytes = member.iter().copied();
+    loop {
+        let byte = bytes.next()?;
+        if byte == 0 {
+            match bytes.next()? {
+                0 => break,
+                1 => {}
+                _ => return None,
+            }
+        }
+        endpoint.push(byte);
     }
+    let id = bytes.collect();
+    Some(EventKey {
+        endpoint: String::from_utf8(endpoint).ok()?,
+        id: String::from_utf8(id).ok()?,
+    })
+}
+
+/// A claim's token: its stream entry and the entry's delivery count in the group, which
+/// every new claim of the entry raises.
+fn token(entry: &str, deliveries: u64) -> String {
+    format!("{entry}:{deliveries}")
+}
+
+/// The stream entry and delivery count a [`token`] names.
+fn parse_token(token: &str) -> Option<(&str, u64)> {
+    let (entry, deliveries) = token.rsplit_once(':')?;
+    Some((entry, deliveries.parse().ok()?))
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -410,28 +434,33 @@ fn error(error: redis::RedisError) -> StoreError {
     StoreError::new(kind, message, Some(Box::new(error)))
 }
 
-/// One claimed event as the claim script returns it: endpoint, id, type, body, attempt,
-/// token.
-type ClaimRow = (String, String, String, Vec<u8>, u32, i64);
+fn malformed() -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Unavailable,
+        "Redis returned a malformed event",
+        None,
+    )
+}
 
-/// One dead letter as the dead script returns it: endpoint, id, type, attempts, died at
-/// (Unix ms), last error.
-type DeadRow = (String, String, String, u32, u64, Option<String>);
+/// One claimed event as the claim script returns it: stream entry, delivery count, member,
+/// type, body, attempt.
+type ClaimRow = (String, u64, Vec<u8>, String, Vec<u8>, u32);
+
+/// One dead letter as the dead script returns it: member, type, attempts, died at (Unix
+/// ms), last error.
+type DeadRow = (Vec<u8>, String, u32, u64, Option<String>);
 
 impl Store for RedisStore {
     fn store(&self, event: NewEvent) -> StoreFuture<Stored> {
         let (mut connection, shared) = (self.connection.clone(), self.shared.clone());
         Box::pin(async move {
-            let member = member(&event.key);
             let stored: i64 = shared
                 .scripts
                 .store
+                .key(&shared.keys.seen)
                 .key(&shared.keys.stream)
                 .key(&shared.keys.bytes)
-                .key(shared.event_key(&member))
-                .arg(&member)
-                .arg(&event.key.endpoint)
-                .arg(&event.key.id)
+                .arg(member(&event.key))
                 .arg(&event.event_type)
                 .arg(&event.body[..])
                 .arg(shared.max_size)
@@ -459,6 +488,8 @@ impl Store for RedisStore {
                 .claim
                 .key(&shared.keys.stream)
                 .key(&shared.keys.retry)
+                .key(&shared.keys.seen)
+                .key(&shared.keys.next)
                 .key(&shared.keys.cursor)
                 .key(&shared.keys.cleanup)
                 .arg(GROUP)
@@ -466,37 +497,43 @@ impl Store for RedisStore {
                 .arg(max)
                 .arg(claim_for)
                 .arg(millis(WINDOW))
-                .arg(&shared.keys.event)
+                .arg(&shared.keys.parked)
                 .arg(millis(shared.idle_consumers))
+                .arg(millis(RECLAIM_EVERY))
                 .invoke_async(&mut connection)
                 .await
                 .map_err(error)?;
-            Ok(rows
-                .into_iter()
-                .map(|(endpoint, id, event_type, body, attempt, token)| Claimed {
-                    key: EventKey { endpoint, id },
-                    event_type,
-                    body: Bytes::from(body),
-                    attempt,
-                    token: token.to_string(),
+            rows.into_iter()
+                .map(|(entry, deliveries, member, event_type, body, attempt)| {
+                    Ok(Claimed {
+                        key: key_of(&member).ok_or_else(malformed)?,
+                        event_type,
+                        body: Bytes::from(body),
+                        attempt,
+                        token: token(&entry, deliveries),
+                    })
                 })
-                .collect())
+                .collect()
         })
     }
 
     fn extend(&self, claim: &Claimed, claim_for: Duration) -> StoreFuture<bool> {
         let (mut connection, shared) = (self.connection.clone(), self.shared.clone());
-        let (key, token) = (claim.key.clone(), claim.token.clone());
+        let token = claim.token.clone();
         let claim_for = millis(claim_for.clamp(Duration::from_millis(1), WINDOW));
         Box::pin(async move {
+            let Some((entry, deliveries)) = parse_token(&token) else {
+                return Ok(false);
+            };
             let extended: i64 = shared
                 .scripts
                 .extend
                 .key(&shared.keys.stream)
-                .key(shared.event_key(&member(&key)))
+                .key(&shared.keys.next)
                 .arg(GROUP)
                 .arg(&shared.consumer)
-                .arg(&token)
+                .arg(entry)
+                .arg(deliveries)
                 .arg(claim_for)
                 .arg(millis(WINDOW))
                 .invoke_async(&mut connection)
@@ -513,28 +550,47 @@ impl Store for RedisStore {
 
     fn ack_many(&self, claims: &[Claimed]) -> StoreFuture<Vec<bool>> {
         let (mut connection, shared) = (self.connection.clone(), self.shared.clone());
-        let members: Vec<Vec<u8>> = claims.iter().map(|claim| member(&claim.key)).collect();
+        // Entry, member, and the bytes the event's type and body count for.
+        let acks: Vec<Option<(String, Vec<u8>, usize)>> = claims
+            .iter()
+            .map(|claim| {
+                let (entry, _) = parse_token(&claim.token)?;
+                let size = claim.event_type.len() + claim.body.len();
+                Some((entry.to_owned(), member(&claim.key), size))
+            })
+            .collect();
         Box::pin(async move {
-            // One script (atomic, one round trip) per `MAX_CLAIM` events.
-            let mut acked = Vec::with_capacity(members.len());
-            for chunk in members.chunks(MAX_CLAIM) {
+            // One script (atomic, one round trip) per `MAX_CLAIM` events; a token that is
+            // not this store's acks nothing.
+            let mut acked = Vec::with_capacity(acks.len());
+            for chunk in acks.chunks(MAX_CLAIM) {
                 let mut invocation = shared.scripts.ack.prepare_invoke();
                 invocation
                     .key(&shared.keys.stream)
                     .key(&shared.keys.retry)
+                    .key(&shared.keys.dead)
+                    .key(&shared.keys.seen)
                     .key(&shared.keys.done)
                     .key(&shared.keys.bytes)
                     .arg(GROUP)
-                    .arg(millis(shared.retention).max(1))
-                    .arg(&shared.keys.event);
-                for member in chunk {
-                    invocation.arg(member);
+                    .arg(&shared.keys.parked);
+                for (entry, member, size) in chunk.iter().flatten() {
+                    invocation.arg(entry).arg(member).arg(size);
                 }
-                let replies: Vec<i64> = invocation
-                    .invoke_async(&mut connection)
-                    .await
-                    .map_err(error)?;
-                acked.extend(replies.into_iter().map(|acked| acked == 1));
+                let mut replies = if chunk.iter().any(Option::is_some) {
+                    let replies: Vec<i64> = invocation
+                        .invoke_async(&mut connection)
+                        .await
+                        .map_err(error)?;
+                    replies.into_iter()
+                } else {
+                    Vec::new().into_iter()
+                };
+                acked.extend(
+                    chunk
+                        .iter()
+                        .map(|ack| ack.is_some() && replies.next() == Some(1)),
+                );
             }
             Ok(acked)
         })
@@ -542,7 +598,7 @@ impl Store for RedisStore {
 
     fn fail(&self, claim: &Claimed, failure: Failure, error_text: &str) -> StoreFuture<bool> {
         let (mut connection, shared) = (self.connection.clone(), self.shared.clone());
-        let (key, token) = (claim.key.clone(), claim.token.clone());
+        let token = claim.token.clone();
         let last_error: String = error_text.chars().take(1000).collect();
         // -1: dead.
         let delay = match failure {
@@ -550,19 +606,22 @@ impl Store for RedisStore {
             Failure::Dead => -1,
         };
         Box::pin(async move {
-            let member = member(&key);
+            let Some((entry, deliveries)) = parse_token(&token) else {
+                return Ok(false);
+            };
             let failed: i64 = shared
                 .scripts
                 .fail
                 .key(&shared.keys.stream)
                 .key(&shared.keys.retry)
                 .key(&shared.keys.dead)
-                .key(shared.event_key(&member))
                 .arg(GROUP)
-                .arg(&member)
-                .arg(&token)
+                .arg(&shared.consumer)
+                .arg(entry)
+                .arg(deliveries)
                 .arg(delay)
                 .arg(&last_error)
+                .arg(&shared.keys.parked)
                 .invoke_async(&mut connection)
                 .await
                 .map_err(error)?;
@@ -572,17 +631,20 @@ impl Store for RedisStore {
 
     fn release(&self, claim: &Claimed) -> StoreFuture<bool> {
         let (mut connection, shared) = (self.connection.clone(), self.shared.clone());
-        let (key, token) = (claim.key.clone(), claim.token.clone());
+        let token = claim.token.clone();
         Box::pin(async move {
-            let member = member(&key);
+            let Some((entry, deliveries)) = parse_token(&token) else {
+                return Ok(false);
+            };
             let released: i64 = shared
                 .scripts
                 .release
                 .key(&shared.keys.stream)
-                .key(shared.event_key(&member))
+                .key(&shared.keys.seen)
                 .arg(GROUP)
-                .arg(&member)
-                .arg(&token)
+                .arg(&shared.consumer)
+                .arg(entry)
+                .arg(deliveries)
                 .invoke_async(&mut connection)
                 .await
                 .map_err(error)?;
@@ -612,37 +674,36 @@ impl Store for RedisStore {
                 .key(&shared.keys.dead)
                 .arg(start)
                 .arg(max)
-                .arg(&shared.keys.event)
+                .arg(&shared.keys.parked)
                 .invoke_async(&mut connection)
                 .await
                 .map_err(error)?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(endpoint, id, event_type, attempts, died_at, last_error)| DeadLetter {
-                        key: EventKey { endpoint, id },
+            rows.into_iter()
+                .map(|(member, event_type, attempts, died_at, last_error)| {
+                    Ok(DeadLetter {
+                        key: key_of(&member).ok_or_else(malformed)?,
                         event_type,
                         attempts,
                         died_at: UNIX_EPOCH + Duration::from_millis(died_at),
                         last_error,
-                    },
-                )
-                .collect())
+                    })
+                })
+                .collect()
         })
     }
 
     fn redrive(&self, key: &EventKey) -> StoreFuture<bool> {
         let (mut connection, shared) = (self.connection.clone(), self.shared.clone());
-        let key = key.clone();
+        let member = member(key);
         Box::pin(async move {
-            let member = member(&key);
             let requeued: i64 = shared
                 .scripts
                 .redrive
                 .key(&shared.keys.stream)
                 .key(&shared.keys.dead)
-                .key(shared.event_key(&member))
-                .arg(&member)
+                .key(&shared.keys.seen)
+                .arg(member)
+                .arg(&shared.keys.parked)
                 .invoke_async(&mut connection)
                 .await
                 .map_err(error)?;
@@ -685,10 +746,10 @@ impl Store for RedisStore {
                 .scripts
                 .prune
                 .key(&shared.keys.done)
+                .key(&shared.keys.seen)
                 .key(&shared.keys.bytes)
                 .arg(before)
                 .arg(max)
-                .arg(&shared.keys.event)
                 .arg(OVERHEAD)
                 .invoke_async(&mut connection)
                 .await
@@ -720,9 +781,10 @@ impl fmt::Debug for RedisStore {
 }
 
 // The scripts. Each runs atomically; a writing one is refused whole when Redis cannot
-// write (read-only, cannot persist; out of memory for `store` only: the others free
-// memory or take little). Event states in the hash's `state`: q queued, c claimed, d done,
-// x dead. `entry` is the event's stream entry while it has one.
+// write (read-only, cannot persist; out of memory for `store` and `redrive` only: the
+// others free memory or take little). A stream entry's fields, in this order: m (member),
+// t (type), b (body), a (attempts before this entry). Every entry in the stream is queued
+// or claimed: whatever ends a claim acks and deletes its entry in the same script.
 
 /// Prelude: Redis's clock in Unix ms, and integers as Redis arguments.
 macro_rules! script {
@@ -731,215 +793,259 @@ macro_rules! script {
             "#!lua",
             $flags,
             "\n",
-            "local t = redis.call('TIME')\n",
-            "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n",
+            "local function now()\n",
+            "  local t = redis.call('TIME')\n",
+            "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n",
+            "end\n",
             "local function int(n) return string.format('%d', n) end\n",
             $body
         )
     };
 }
 
-/// KEYS stream, bytes, event; ARGV member, endpoint, id, type, body, max size, overhead.
+/// KEYS seen, stream, bytes; ARGV member, type, body, max size, overhead.
 const STORE: &str = script!(
     "",
     r"
-if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-local cost = tonumber(ARGV[7]) + 2 * #ARGV[1] + #ARGV[4] + #ARGV[5]
-local used = tonumber(redis.call('GET', KEYS[2]) or '0')
-if used + cost > tonumber(ARGV[6]) then
+if redis.call('HSETNX', KEYS[1], ARGV[1], 'q') == 0 then return 0 end
+local cost = tonumber(ARGV[5]) + 2 * #ARGV[1] + #ARGV[2] + #ARGV[3]
+local used = tonumber(redis.call('GET', KEYS[3]) or '0')
+if used + cost > tonumber(ARGV[4]) then
+  redis.call('HDEL', KEYS[1], ARGV[1])
   return redis.error_reply('FULL the inbox store is at its maximum size')
 end
-local entry = redis.call('XADD', KEYS[1], '*', 'k', ARGV[1])
-redis.call('HSET', KEYS[3], 'ep', ARGV[2], 'id', ARGV[3], 'type', ARGV[4], 'body', ARGV[5],
-  'state', 'q', 'att', 0, 'seq', 0, 'entry', entry, 'at', int(now))
-redis.call('INCRBY', KEYS[2], cost)
+redis.call('XADD', KEYS[2], '*', 'm', ARGV[1], 't', ARGV[2], 'b', ARGV[3], 'a', '0')
+redis.call('INCRBY', KEYS[3], cost)
 return 1
 "
 );
 
-/// KEYS stream, retry, cursor, cleanup; ARGV group, consumer, max, claim for (ms), window
-/// (ms), event key prefix, idle consumers (ms).
+/// KEYS stream, retry, seen, next, cursor, cleanup; ARGV group, consumer, max, claim for
+/// (ms), window (ms), parked key prefix, idle consumers (ms), reclaim every (ms). One row
+/// per event: entry, delivery count, member, type, body, attempt.
 const CLAIM: &str = script!(
     " flags=allow-oom",
     r"
-local stream, group, me, prefix = KEYS[1], ARGV[1], ARGV[2], ARGV[6]
-local max, window = tonumber(ARGV[3]), tonumber(ARGV[5])
-redis.pcall('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
-local ids, members = {}, {}
-local function take(entries)
-  for _, e in ipairs(entries) do
-    if type(e) == 'table' and type(e[2]) == 'table' then
-      ids[#ids + 1] = e[1]
-      members[#members + 1] = e[2][2]
+local stream, group, me = KEYS[1], ARGV[1], ARGV[2]
+local max, window, t = tonumber(ARGV[3]), tonumber(ARGV[5]), now()
+local deadline = t + tonumber(ARGV[4])
+local out, ids = {}, {'XCLAIM', stream, group, me, 0}
+local function take(e, deliveries)
+  local f = e[2]
+  out[#out + 1] = {e[1], deliveries, f[2], f[4], f[6], tonumber(f[8]) + deliveries}
+  ids[#ids + 1] = e[1]
+end
+-- Claims whose deadline passed (a dead instance's), when one may have.
+local reclaim_at = tonumber(redis.call('GET', KEYS[4]) or '0')
+if reclaim_at <= t then
+  local r = redis.pcall('XAUTOCLAIM', stream, group, me, window,
+    redis.call('GET', KEYS[5]) or '0-0', 'COUNT', max)
+  if r[1] then
+    redis.call('SET', KEYS[5], r[1])
+    for _, e in ipairs(r[2]) do
+      if type(e) == 'table' and type(e[2]) == 'table' then
+        take(e, redis.call('XPENDING', stream, group, e[1], e[1], 1)[1][4])
+      end
+    end
+    -- A whole pass: the next one within a second, or at an earlier deadline.
+    if r[1] == '0-0' then
+      reclaim_at = t + tonumber(ARGV[8])
+      redis.call('SET', KEYS[4], int(reclaim_at))
+    end
+    -- Leftover consumers, by one instance at a time.
+    local idle = tonumber(ARGV[7])
+    if redis.call('SET', KEYS[6], me, 'NX', 'PX', ARGV[7]) then
+      for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, group)) do
+        local info = {}
+        for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+        if info['name'] ~= me and info['pending'] == 0 and info['idle'] >= idle then
+          redis.call('XGROUP', 'DELCONSUMER', stream, group, info['name'])
+        end
+      end
     end
   end
 end
--- Claims whose deadline passed: a dead instance's.
-local cursor = redis.call('GET', KEYS[3]) or '0-0'
-local r = redis.call('XAUTOCLAIM', stream, group, me, window, cursor, 'COUNT', max)
-redis.call('SET', KEYS[3], r[1])
-take(r[2])
 -- Retries that are due join the stream.
-if #ids < max then
-  local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', int(now), 'LIMIT', 0, max - #ids)
+if #out < max then
+  local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', int(t), 'LIMIT', 0, max - #out)
   for _, m in ipairs(due) do
-    local entry = redis.call('XADD', stream, '*', 'k', m)
-    redis.call('HSET', prefix .. m, 'entry', entry)
+    local key = ARGV[6] .. m
+    local f = redis.call('HMGET', key, 't', 'b', 'a')
+    local entry = redis.call('XADD', stream, '*', 'm', m, 't', f[1], 'b', f[2], 'a', f[3])
+    redis.call('HSET', KEYS[3], m, entry)
+    redis.call('DEL', key)
     redis.call('ZREM', KEYS[2], m)
   end
 end
--- New entries, oldest first.
-if #ids < max then
-  local new = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', max - #ids, 'STREAMS', stream, '>')
-  if new then take(new[1][2]) end
-end
-local out, kept = {}, {'XCLAIM', stream, group, me, 0}
-for i, id in ipairs(ids) do
-  local key = prefix .. members[i]
-  local h = redis.call('HMGET', key, 'state', 'entry', 'att', 'seq', 'ep', 'id', 'type', 'body')
-  if (h[1] == 'q' or h[1] == 'c') and h[2] == id then
-    local att = tonumber(h[3] or '0') + 1
-    local seq = tonumber(h[4] or '0') + 1
-    redis.call('HSET', key, 'state', 'c', 'att', int(att), 'seq', int(seq), 'tok', int(seq))
-    out[#out + 1] = {h[5], h[6], h[7], h[8], att, seq}
-    kept[#kept + 1] = id
-  else
-    -- Left over: its event was handled, failed or re-driven meanwhile.
-    redis.call('XACK', stream, group, id)
-    redis.call('XDEL', stream, id)
+-- New entries, oldest first; the group is made on the first claim.
+if #out < max then
+  local read = {'XREADGROUP', 'GROUP', group, me, 'COUNT', max - #out, 'STREAMS', stream, '>'}
+  local new = redis.pcall(unpack(read))
+  if type(new) == 'table' and new.err then
+    redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+    new = redis.call(unpack(read))
+  end
+  if new then
+    for _, e in ipairs(new[1][2]) do take(e, 1) end
   end
 end
 -- The deadline, as the delivery time `window` before it.
-if #kept > 5 then
-  kept[#kept + 1] = 'TIME'
-  kept[#kept + 1] = int(now + tonumber(ARGV[4]) - window)
-  kept[#kept + 1] = 'JUSTID'
-  redis.call(unpack(kept))
-end
--- Leftover consumers, by one instance at a time.
-local idle = tonumber(ARGV[7])
-if redis.call('SET', KEYS[4], me, 'NX', 'PX', ARGV[7]) then
-  for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, group)) do
-    local info = {}
-    for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
-    if info['name'] ~= me and info['pending'] == 0 and info['idle'] >= idle then
-      redis.call('XGROUP', 'DELCONSUMER', stream, group, info['name'])
-    end
-  end
+if #out > 0 then
+  ids[#ids + 1] = 'TIME'
+  ids[#ids + 1] = int(deadline - window)
+  ids[#ids + 1] = 'JUSTID'
+  redis.call(unpack(ids))
+  if deadline < reclaim_at then redis.call('SET', KEYS[4], int(deadline)) end
 end
 return out
 "
 );
 
-/// KEYS stream, event; ARGV group, consumer, token, claim for (ms), window (ms).
+/// KEYS stream, next; ARGV group, consumer, entry, delivery count, claim for (ms), window
+/// (ms).
 const EXTEND: &str = script!(
     " flags=allow-oom",
     r"
-local h = redis.call('HMGET', KEYS[2], 'state', 'tok', 'entry')
-if h[1] ~= 'c' or h[2] ~= ARGV[3] then return 0 end
-local time = int(now + tonumber(ARGV[4]) - tonumber(ARGV[5]))
-local r = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, h[3], 'TIME', time, 'JUSTID')
-if #r == 1 then return 1 end
-return 0
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)[1]
+if not p or p[2] ~= ARGV[2] or p[4] ~= tonumber(ARGV[4]) then return 0 end
+local deadline = now() + tonumber(ARGV[5])
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3],
+  'TIME', int(deadline - tonumber(ARGV[6])), 'JUSTID')
+if deadline < tonumber(redis.call('GET', KEYS[2]) or '0') then
+  redis.call('SET', KEYS[2], int(deadline))
+end
+return 1
 "
 );
 
-/// KEYS stream, retry, done, bytes; ARGV group, retention (ms), event key prefix, then the
-/// members to ack. One 0 or 1 per member, in order.
+/// KEYS stream, retry, dead, seen, done, bytes; ARGV group, parked key prefix, then for
+/// each event to ack: its claim's entry, its member, its type's and body's bytes. One 0 or
+/// 1 per event, in order.
 const ACK: &str = script!(
     " flags=allow-oom",
     r"
--- Each event's hash here; the indexes once for all, at the end.
-local out, freed, entries, members, done = {}, 0, {}, {}, {}
-for i = 4, #ARGV do
-  local m = ARGV[i]
-  local key = ARGV[3] .. m
-  local h = redis.call('HMGET', key, 'state', 'entry', 'type', 'body')
-  if h[1] ~= 'q' and h[1] ~= 'c' then
-    out[#out + 1] = 0
-  else
-    if h[2] and h[2] ~= '' then entries[#entries + 1] = h[2] end
-    redis.call('HDEL', key, 'type', 'body', 'tok', 'err')
-    redis.call('HSET', key, 'state', 'd', 'entry', '', 'at', int(now))
-    redis.call('PEXPIRE', key, ARGV[2])
-    members[#members + 1] = m
-    done[#done + 1] = int(now)
-    done[#done + 1] = m
-    freed = freed + #(h[3] or '') + #(h[4] or '')
-    out[#out + 1] = 1
+local stream, group = KEYS[1], ARGV[1]
+local n = (#ARGV - 2) / 3
+local function arg(i, k) return ARGV[3 * i + k] end
+-- Each entry once, in one XACK: in the usual case every one was pending, and is acked.
+local first, entries = {}, {}
+for i = 1, n do
+  local entry = arg(i, 0)
+  if not first[entry] then
+    first[entry] = i
+    entries[#entries + 1] = entry
   end
 end
-if #entries > 0 then
-  redis.call('XACK', KEYS[1], ARGV[1], unpack(entries))
-  redis.call('XDEL', KEYS[1], unpack(entries))
+local acked, pending = redis.call('XACK', stream, group, unpack(entries)), {}
+for _, entry in ipairs(entries) do
+  -- Not all: the entries still in the stream were pending (read, so not new).
+  pending[entry] = acked == #entries or (acked > 0 and #redis.call('XRANGE', stream, entry, entry) > 0)
 end
-if #members > 0 then
-  redis.call('ZREM', KEYS[2], unpack(members))
-  redis.call('ZADD', KEYS[3], unpack(done))
-  redis.call('DECRBY', KEYS[4], freed)
+local out, handled, deleted, done, freed, t = {}, {}, {}, {}, 0, now()
+for i = 1, n do
+  local entry, m = arg(i, 0), arg(i, 1)
+  local ok = false
+  if handled[m] or first[entry] ~= i then
+    ok = false
+  elseif pending[entry] then
+    ok = true
+    deleted[#deleted + 1] = entry
+  elseif redis.call('ZSCORE', KEYS[2], m) then
+    -- A stale claim of an event waiting to retry: handled all the same.
+    redis.call('ZREM', KEYS[2], m)
+    redis.call('DEL', ARGV[2] .. m)
+    ok = true
+  elseif not redis.call('ZSCORE', KEYS[3], m) then
+    -- A stale claim of an event queued again as another entry.
+    local latest = redis.call('HGET', KEYS[4], m)
+    if latest and latest ~= 'q' and latest ~= entry
+      and #redis.call('XRANGE', stream, latest, latest) > 0 then
+      redis.call('XACK', stream, group, latest)
+      deleted[#deleted + 1] = latest
+      ok = true
+    end
+  end
+  if ok then
+    handled[m] = true
+    done[#done + 1] = int(t) .. ':' .. m
+    freed = freed + tonumber(arg(i, 2))
+  end
+  out[i] = ok and 1 or 0
+end
+if #deleted > 0 then redis.call('XDEL', stream, unpack(deleted)) end
+if #done > 0 then
+  redis.call('RPUSH', KEYS[5], unpack(done))
+  redis.call('DECRBY', KEYS[6], freed)
 end
 return out
 "
 );
 
-/// KEYS stream, retry, dead, event; ARGV group, member, token, delay (ms, -1: dead), error.
+/// KEYS stream, retry, dead; ARGV group, consumer, entry, delivery count, delay (ms, -1:
+/// dead), error, parked key prefix.
 const FAIL: &str = script!(
     " flags=allow-oom",
     r"
-local h = redis.call('HMGET', KEYS[4], 'state', 'tok', 'entry')
-if h[1] ~= 'c' or h[2] ~= ARGV[3] then return 0 end
-redis.call('XACK', KEYS[1], ARGV[1], h[3])
-redis.call('XDEL', KEYS[1], h[3])
-local delay = tonumber(ARGV[4])
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)[1]
+if not p or p[2] ~= ARGV[2] or p[4] ~= tonumber(ARGV[4]) then return 0 end
+local f = redis.call('XRANGE', KEYS[1], ARGV[3], ARGV[3])[1][2]
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+local m, t, delay = f[2], now(), tonumber(ARGV[5])
+redis.call('HSET', ARGV[7] .. m, 't', f[4], 'b', f[6], 'a', int(tonumber(f[8]) + p[4]),
+  'err', ARGV[6], 'at', int(t))
 if delay >= 0 then
-  redis.call('ZADD', KEYS[2], int(now + delay), ARGV[2])
-  redis.call('HSET', KEYS[4], 'state', 'q', 'entry', '', 'tok', '', 'err', ARGV[5])
+  redis.call('ZADD', KEYS[2], int(t + delay), m)
 else
-  redis.call('ZADD', KEYS[3], 0, ARGV[2])
-  redis.call('HSET', KEYS[4], 'state', 'x', 'entry', '', 'tok', '', 'err', ARGV[5], 'at', int(now))
+  redis.call('ZADD', KEYS[3], 0, m)
 end
 return 1
 "
 );
 
-/// KEYS stream, event; ARGV group, member, token.
+/// KEYS stream, seen; ARGV group, consumer, entry, delivery count.
 const RELEASE: &str = script!(
     " flags=allow-oom",
     r"
-local h = redis.call('HMGET', KEYS[2], 'state', 'tok', 'entry', 'att')
-if h[1] ~= 'c' or h[2] ~= ARGV[3] then return 0 end
-redis.call('XACK', KEYS[1], ARGV[1], h[3])
-redis.call('XDEL', KEYS[1], h[3])
-local entry = redis.call('XADD', KEYS[1], '*', 'k', ARGV[2])
-local att = math.max(tonumber(h[4] or '0') - 1, 0)
-redis.call('HSET', KEYS[2], 'state', 'q', 'entry', entry, 'tok', '', 'att', att)
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)[1]
+if not p or p[2] ~= ARGV[2] or p[4] ~= tonumber(ARGV[4]) then return 0 end
+local f = redis.call('XRANGE', KEYS[1], ARGV[3], ARGV[3])[1][2]
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+-- This claim is not an attempt.
+local before = math.max(tonumber(f[8]) + p[4] - 1, 0)
+local entry = redis.call('XADD', KEYS[1], '*', 'm', f[2], 't', f[4], 'b', f[6], 'a', int(before))
+redis.call('HSET', KEYS[2], f[2], entry)
 return 1
 "
 );
 
-/// KEYS dead; ARGV start (ZRANGEBYLEX), max, event key prefix.
+/// KEYS dead; ARGV start (ZRANGEBYLEX), max, parked key prefix.
 const DEAD: &str = script!(
     " flags=no-writes,allow-oom",
     r"
 local out = {}
 for _, m in ipairs(redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', 0, ARGV[2])) do
-  local f = redis.call('HMGET', ARGV[3] .. m, 'ep', 'id', 'type', 'att', 'at', 'err')
+  local f = redis.call('HMGET', ARGV[3] .. m, 't', 'a', 'at', 'err')
   if f[1] then
-    out[#out + 1] = {f[1], f[2], f[3], tonumber(f[4] or '0'), tonumber(f[5] or '0'), f[6]}
+    out[#out + 1] = {m, f[1], tonumber(f[2] or '0'), tonumber(f[3] or '0'), f[4]}
   end
 end
 return out
 "
 );
 
-/// KEYS stream, dead, event; ARGV member.
+/// KEYS stream, dead, seen; ARGV member, parked key prefix.
 const REDRIVE: &str = script!(
     "",
     r"
-if redis.call('HGET', KEYS[3], 'state') ~= 'x' then return 0 end
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+local key = ARGV[2] .. ARGV[1]
+local f = redis.call('HMGET', key, 't', 'b')
+local entry = redis.call('XADD', KEYS[1], '*', 'm', ARGV[1], 't', f[1], 'b', f[2], 'a', '0')
+redis.call('HSET', KEYS[3], ARGV[1], entry)
+redis.call('DEL', key)
 redis.call('ZREM', KEYS[2], ARGV[1])
-local entry = redis.call('XADD', KEYS[1], '*', 'k', ARGV[1])
-redis.call('HSET', KEYS[3], 'state', 'q', 'entry', entry, 'att', 0)
 return 1
 "
 );
@@ -953,23 +1059,53 @@ local pending = 0
 local p = redis.pcall('XPENDING', KEYS[1], ARGV[1])
 if type(p) == 'table' and type(p[1]) == 'number' then pending = p[1] end
 local queued = redis.call('XLEN', KEYS[1]) - pending + redis.call('ZCARD', KEYS[2])
-return {queued, pending, redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4])}
+return {queued, pending, redis.call('ZCARD', KEYS[3]), redis.call('LLEN', KEYS[4])}
 "
 );
 
-/// KEYS done, bytes; ARGV before (Unix ms), max, event key prefix, overhead.
+/// KEYS done, seen, bytes; ARGV before (Unix ms), max, overhead. The oldest first: `done`
+/// is in the order of Redis's clock.
 const PRUNE: &str = script!(
     " flags=allow-oom",
     r"
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, m in ipairs(members) do
-  local key = ARGV[3] .. m
-  local state = redis.call('HGET', key, 'state')
-  -- Its hash may have expired and the id been stored again since: keep that one.
-  if not state or state == 'd' then redis.call('DEL', key) end
-  redis.call('ZREM', KEYS[1], m)
-  redis.call('DECRBY', KEYS[2], tonumber(ARGV[4]) + 2 * #m)
+local members, freed = {}, 0
+for _, e in ipairs(redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)) do
+  local colon = string.find(e, ':', 1, true)
+  if tonumber(string.sub(e, 1, colon - 1)) >= tonumber(ARGV[1]) then break end
+  local m = string.sub(e, colon + 1)
+  members[#members + 1] = m
+  freed = freed + tonumber(ARGV[3]) + 2 * #m
+end
+if #members > 0 then
+  redis.call('LTRIM', KEYS[1], #members, -1)
+  redis.call('HDEL', KEYS[2], unpack(members))
+  redis.call('DECRBY', KEYS[3], freed)
 end
 return #members
 "
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_names_its_key_and_nothing_else() {
+        for (endpoint, id) in [("/", "1"), ("/a\0b", "x\0\0y"), ("", ""), ("\0", "\0")] {
+            let key = EventKey::new(endpoint, id);
+            assert_eq!(key_of(&member(&key)), Some(key));
+        }
+        assert_eq!(key_of(b"no separator"), None);
+        assert_eq!(key_of(b"/a\0\x02b\0\0id"), None);
+    }
+
+    #[test]
+    fn a_token_names_its_entry_and_delivery_count() {
+        assert_eq!(
+            parse_token(&token("1700000000000-7", 3)),
+            Some(("1700000000000-7", 3))
+        );
+        assert_eq!(parse_token("42"), None);
+        assert_eq!(parse_token("1-0:x"), None);
+    }
+}

@@ -139,7 +139,7 @@ pub struct Counts {
     /// Dead letters, until re-driven.
     pub dead: u64,
     /// Handled and kept for deduplication until pruned (a store that deduplicates by
-    /// other means, Redis's per-id keys, may report 0).
+    /// other means may report 0).
     pub done: u64,
 }
 
