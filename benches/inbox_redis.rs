@@ -7,7 +7,7 @@
 //! INBOX_BENCH_SECONDS=10 INBOX_BENCH_SENDERS=32 cargo bench --bench inbox_redis
 //! # Redis's files on tmpfs (an fsync costs nothing): the store's own ceiling.
 //! INBOX_BENCH_DIR=/dev/shm cargo bench --bench inbox_redis
-//! # The draining worker's concurrency (default 32); Redis's per-command times of the drain.
+//! # The draining worker's concurrency (default 64); Redis's per-command times of the drain.
 //! INBOX_BENCH_CONCURRENCY=64 INBOX_BENCH_COMMANDSTATS=1 cargo bench --bench inbox_redis
 //! ```
 //!
@@ -20,10 +20,12 @@
 //! `VerifySignatureLayer` with the inbox layer on a `RedisStore`, and `INBOX_BENCH_SENDERS`
 //! (32) concurrent HTTP/1.1 senders of signed 1 KiB non-blocking events, each with a new
 //! id, for `INBOX_BENCH_SECONDS` (5). Then the same server without the inbox (the 200
-//! comes from a handler that does nothing) for the ratio. Then a `Worker` (concurrency 32,
+//! comes from a handler that does nothing) for the ratio. Then a `Worker` (concurrency 64,
 //! no-op handler) drains what was stored, with the CPU that `redis-server` and this process
-//! used meanwhile. Everything runs in this process on a two-thread
-//! runtime, senders included: the figures are for the whole loop on this machine.
+//! used meanwhile. Then, with that worker running, the senders again: how many events it
+//! is behind when they stop, and how soon it catches up. Everything runs in this process
+//! on a two-thread runtime, senders included: the figures are for the whole loop on this
+//! machine.
 
 use std::{
     env,
@@ -37,7 +39,7 @@ use std::{
 
 use authgear_webhook::{
     SIGNATURE_HEADER, VerifySignatureLayer,
-    inbox::{CancellationToken, Delivery, Inbox, RedisStore},
+    inbox::{CancellationToken, Counts, Delivery, Inbox, RedisStore},
     sign,
 };
 use axum::{Router, routing::post};
@@ -296,7 +298,7 @@ async fn run(duration: Duration, senders: usize) {
     );
 
     let queued = inbox.counts().await.expect("counts").queued;
-    let concurrency = setting("INBOX_BENCH_CONCURRENCY", 32);
+    let concurrency = setting("INBOX_BENCH_CONCURRENCY", 64);
     println!("    worker: concurrency {concurrency}, no-op handler");
     let shutdown = CancellationToken::new();
     let stats = env::var_os("INBOX_BENCH_COMMANDSTATS").is_some();
@@ -333,6 +335,21 @@ async fn run(duration: Duration, senders: usize) {
     if stats {
         println!("{}", redis.cli(&["INFO", "commandstats"]));
     }
+
+    // Steady load: the same senders while the worker runs. Does the queue grow?
+    load(&with_inbox, "steady", duration, senders)
+        .await
+        .report("+ worker");
+    let ended = Instant::now();
+    let behind = |counts: Counts| counts.queued + counts.in_flight;
+    let at_end = behind(inbox.counts().await.expect("counts"));
+    while behind(inbox.counts().await.expect("counts")) > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "    worker: {at_end} events behind when the load ended, drained {:.2} s later",
+        ended.elapsed().as_secs_f64()
+    );
     shutdown.cancel();
     let _ = worker.await;
 }
