@@ -270,6 +270,60 @@ pub(crate) async fn store_contract(store: Arc<dyn Store>) {
     let counts = store.counts().await.expect("counts");
     assert_eq!((counts.queued, counts.in_flight, counts.done), (0, 0, 3));
 
+    // An ack with a stale claim still marks a queued or claimed event handled, whoever
+    // holds it now; a dead one stays dead.
+    for id in ["handed-over", "retrying", "released", "dead"] {
+        assert_eq!(
+            store.store(new_event(id)).await.expect("store"),
+            Stored::Stored
+        );
+    }
+    let first = store.claim(10, short).await.expect("claim");
+    assert_eq!(first.len(), 4);
+    let stale = |id: &str| first.iter().find(|c| c.key.id == id).expect(id).clone();
+    let later = Duration::from_secs(3600);
+    assert!(
+        store
+            .fail(&stale("retrying"), Failure::RetryAfter(later), "down")
+            .await
+            .expect("fail")
+    );
+    assert!(store.release(&stale("released")).await.expect("release"));
+    assert!(
+        store
+            .fail(&stale("dead"), Failure::Dead, "down")
+            .await
+            .expect("dead")
+    );
+    tokio::time::sleep(short + Duration::from_millis(50)).await;
+    let now_held = store.claim(10, long).await.expect("claim");
+    let mut held: Vec<&str> = now_held.iter().map(|c| c.key.id.as_str()).collect();
+    held.sort_unstable();
+    assert_eq!(held, ["handed-over", "released"]);
+    assert_eq!(
+        store
+            .ack_many(&[
+                stale("handed-over"),
+                stale("retrying"),
+                stale("released"),
+                stale("dead"),
+            ])
+            .await
+            .expect("stale acks"),
+        [true, true, true, false]
+    );
+    assert_eq!(
+        store.ack_many(&now_held).await.expect("acks"),
+        [false, false],
+        "already handled"
+    );
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(
+        (counts.queued, counts.in_flight, counts.dead, counts.done),
+        (0, 0, 1, 6)
+    );
+    assert!(store.claim(10, long).await.expect("claim").is_empty());
+
     assert!(store.size().await.expect("size") > 0);
 }
 
