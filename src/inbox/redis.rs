@@ -76,8 +76,8 @@ const OVERHEAD: u64 = 256;
 ///
 /// # Layout
 ///
-/// All keys start with `{prefix}:` (default `{authgear-webhook:inbox}`; the braces put them
-/// in one Cluster hash slot, which the scripts need). The layout is made so that the work
+/// All keys start with `{prefix}:v2:` (default prefix `{authgear-webhook:inbox}`; the braces
+/// put them in one Cluster hash slot, which the scripts need). The layout is made so that the work
 /// Redis does per event stays small: storing an event is one script of four commands, and
 /// claiming and acking a batch of events costs a few commands for the whole batch, none
 /// per event.
@@ -103,6 +103,11 @@ const OVERHEAD: u64 = 256;
 /// - `bytes`: the size estimate; `next`: when a claim deadline may next pass; `cursor`:
 ///   where `XAUTOCLAIM` goes on; `cleanup`: a short lock so that one instance at a time
 ///   removes leftover consumers.
+///
+/// The inbox of version 0.1.0 kept its events in other keys (`{prefix}:stream`, `retry`,
+/// `dead`), which this store neither reads nor writes. While they hold events, every
+/// [`claim`](Store::claim) fails (the worker logs it and retries): drain them with 0.1.0
+/// first, so that no event acknowledged by it is left unhandled (CHANGELOG.md).
 ///
 /// # Claims
 ///
@@ -171,6 +176,8 @@ struct Keys {
     cursor: String,
     cleanup: String,
     parked: String,
+    /// The keys of version 0.1.0 that held events: stream, retry, dead.
+    older: [String; 3],
 }
 
 struct Scripts {
@@ -332,7 +339,8 @@ impl RedisBuilder {
     /// # }
     /// ```
     pub fn connect(self, connection: ConnectionManager) -> RedisStore {
-        let base = format!("{{{}}}:", self.prefix);
+        let older = |name: &str| format!("{{{}}}:{name}", self.prefix);
+        let base = format!("{{{}}}:v2:", self.prefix);
         let key = |name: &str| format!("{base}{name}");
         RedisStore {
             connection,
@@ -348,6 +356,7 @@ impl RedisBuilder {
                     cursor: key("cursor"),
                     cleanup: key("cleanup"),
                     parked: key("p:"),
+                    older: [older("stream"), older("retry"), older("dead")],
                 },
                 consumer: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
                 max_size: self.max_size,
@@ -426,6 +435,10 @@ fn millis(duration: Duration) -> u64 {
 fn error(error: redis::RedisError) -> StoreError {
     let (kind, message) = match error.code() {
         Some("FULL") => (StoreErrorKind::Full, "inbox store is full"),
+        Some("OLDER") => (
+            StoreErrorKind::Unavailable,
+            "Redis holds events of the inbox's 0.1.0 layout: drain them with 0.1.0 first",
+        ),
         Some("OOM") => (StoreErrorKind::Full, "Redis is out of memory"),
         Some("READONLY") => (StoreErrorKind::Unavailable, "Redis is read-only"),
         Some("MISCONF") => (StoreErrorKind::Unavailable, "Redis cannot persist writes"),
@@ -492,6 +505,9 @@ impl Store for RedisStore {
                 .key(&shared.keys.next)
                 .key(&shared.keys.cursor)
                 .key(&shared.keys.cleanup)
+                .key(&shared.keys.older[0])
+                .key(&shared.keys.older[1])
+                .key(&shared.keys.older[2])
                 .arg(GROUP)
                 .arg(&shared.consumer)
                 .arg(max)
@@ -820,9 +836,10 @@ return 1
 "
 );
 
-/// KEYS stream, retry, seen, next, cursor, cleanup; ARGV group, consumer, max, claim for
-/// (ms), window (ms), parked key prefix, idle consumers (ms), reclaim every (ms). One row
-/// per event: entry, delivery count, member, type, body, attempt.
+/// KEYS stream, retry, seen, next, cursor, cleanup, then 0.1.0's stream, retry, dead; ARGV
+/// group, consumer, max, claim for (ms), window (ms), parked key prefix, idle consumers
+/// (ms), reclaim every (ms). One row per event: entry, delivery count, member, type, body,
+/// attempt.
 const CLAIM: &str = script!(
     " flags=allow-oom",
     r"
@@ -838,6 +855,10 @@ end
 -- Claims whose deadline passed (a dead instance's), when one may have.
 local reclaim_at = tonumber(redis.call('GET', KEYS[4]) or '0')
 if reclaim_at <= t then
+  -- Events acknowledged by 0.1.0 would never be handled here: say so until they are gone.
+  if redis.call('XLEN', KEYS[7]) + redis.call('ZCARD', KEYS[8]) + redis.call('ZCARD', KEYS[9]) > 0 then
+    return redis.error_reply('OLDER events of the 0.1.0 layout are waiting')
+  end
   local r = redis.pcall('XAUTOCLAIM', stream, group, me, window,
     redis.call('GET', KEYS[5]) or '0-0', 'COUNT', max)
   if r[1] then

@@ -300,9 +300,11 @@ async fn two_instances_share_one_queue_and_take_over_a_dead_one_s_claims() {
     let consumers = redis.cli(&[
         "XINFO",
         "CONSUMERS",
-        "{authgear-webhook:inbox}:stream",
+        "{authgear-webhook:inbox}:v2:stream",
         "workers",
     ]);
+    let groups = redis.cli(&["XINFO", "GROUPS", "{authgear-webhook:inbox}:v2:stream"]);
+    assert!(groups.contains("workers"), "the queue's key: {groups}");
     assert!(!consumers.contains(&dying_name), "{consumers}");
     let counts = b.counts().await.expect("counts");
     assert_eq!(
@@ -372,6 +374,39 @@ async fn nothing_acknowledged_is_lost_when_redis_is_killed_and_restarted() {
         store.store(new_event("r0")).await.expect("store"),
         Stored::Duplicate
     );
+}
+
+#[tokio::test]
+async fn events_left_in_the_0_1_0_layout_stop_claims_until_they_are_drained() {
+    let Some(redis) = Redis::start("older").await else {
+        return;
+    };
+    let store = redis.store();
+    let older = |name: &str| format!("{{authgear-webhook:inbox}}:{name}");
+    let long = Duration::from_secs(60);
+    assert_eq!(
+        store.store(new_event("new")).await.expect("store"),
+        Stored::Stored
+    );
+    // What 0.1.0 may have left: a queued event, a retry, a dead letter.
+    for (command, name) in [("XADD", "stream"), ("ZADD", "retry"), ("ZADD", "dead")] {
+        let key = older(name);
+        let args = match command {
+            "XADD" => vec![command, &key, "*", "k", "old"],
+            _ => vec![command, &key, "0", "old"],
+        };
+        redis.cli(&args);
+        let error = store.claim(10, long).await.expect_err("older events");
+        assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{name}");
+        assert!(error.to_string().contains("0.1.0"), "{error}");
+        redis.cli(&["DEL", &key]);
+    }
+    // Drained: claims go on, and this layout never wrote 0.1.0's keys.
+    let claimed = store.claim(10, long).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    for name in ["stream", "retry", "dead"] {
+        assert_eq!(redis.cli(&["EXISTS", &older(name)]), "0", "{name}");
+    }
 }
 
 #[tokio::test]
