@@ -418,9 +418,14 @@ fn token(entry: &str, deliveries: u64) -> String {
     format!("{entry}:{deliveries}")
 }
 
-/// The stream entry and delivery count a [`token`] names.
+/// The stream entry and delivery count a [`token`] names; `None` unless the entry is a
+/// stream id (`<ms>-<seq>`): Redis would refuse any other with an error, failing a whole
+/// batch of acks for one token that is not this store's.
 fn parse_token(token: &str) -> Option<(&str, u64)> {
     let (entry, deliveries) = token.rsplit_once(':')?;
+    let (ms, seq) = entry.split_once('-')?;
+    ms.parse::<u64>().ok()?;
+    seq.parse::<u64>().ok()?;
     Some((entry, deliveries.parse().ok()?))
 }
 
@@ -1114,5 +1119,7 @@ mod tests {
         );
         assert_eq!(parse_token("42"), None);
         assert_eq!(parse_token("1-0:x"), None);
+        assert_eq!(parse_token("x:1"), None);
+        assert_eq!(parse_token("1-2-3:1"), None);
     }
 }
