@@ -34,6 +34,11 @@ const RECLAIM_EVERY: Duration = Duration::from_secs(1);
 /// script is given.
 const MAX_CLAIM: usize = 1000;
 
+/// The longest retry delay given to the fail script, in ms (about 285,000 years: never in
+/// practice). Lua's numbers are doubles, and a due time past 2^63 ms would be written as a
+/// negative one: due at once.
+const MAX_DELAY_MS: u64 = 1 << 53;
+
 /// Bytes counted per event besides its body, type and key (its `seen` field, its stream
 /// entry, its `done` element): an estimate, for [`RedisStore::size`].
 const OVERHEAD: u64 = 256;
@@ -422,9 +427,14 @@ fn token(entry: &str, deliveries: u64) -> String {
     format!("{entry}:{deliveries}")
 }
 
-/// The stream entry and delivery count a [`token`] names.
+/// The stream entry and delivery count a [`token`] names; `None` unless the entry is a
+/// stream id (`<ms>-<seq>`): Redis would refuse any other with an error, failing a whole
+/// batch of acks for one token that is not this store's.
 fn parse_token(token: &str) -> Option<(&str, u64)> {
     let (entry, deliveries) = token.rsplit_once(':')?;
+    let (ms, seq) = entry.split_once('-')?;
+    ms.parse::<u64>().ok()?;
+    seq.parse::<u64>().ok()?;
     Some((entry, deliveries.parse().ok()?))
 }
 
@@ -618,7 +628,9 @@ impl Store for RedisStore {
         let last_error: String = error_text.chars().take(1000).collect();
         // -1: dead.
         let delay = match failure {
-            Failure::RetryAfter(delay) => i64::try_from(millis(delay)).unwrap_or(i64::MAX),
+            Failure::RetryAfter(delay) => {
+                i64::try_from(millis(delay).min(MAX_DELAY_MS)).unwrap_or(i64::MAX)
+            }
             Failure::Dead => -1,
         };
         Box::pin(async move {
@@ -1128,5 +1140,7 @@ mod tests {
         );
         assert_eq!(parse_token("42"), None);
         assert_eq!(parse_token("1-0:x"), None);
+        assert_eq!(parse_token("x:1"), None);
+        assert_eq!(parse_token("1-2-3:1"), None);
     }
 }

@@ -324,6 +324,29 @@ pub(crate) async fn store_contract(store: Arc<dyn Store>) {
     );
     assert!(store.claim(10, long).await.expect("claim").is_empty());
 
+    // A retry delay longer than any clock ("never") is not due now: no due time wraps.
+    assert_eq!(
+        store.store(new_event("never")).await.expect("store"),
+        Stored::Stored
+    );
+    let never = store
+        .claim(10, long)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("never");
+    assert!(
+        store
+            .fail(&never, Failure::RetryAfter(Duration::MAX), "later")
+            .await
+            .expect("fail")
+    );
+    assert!(
+        store.claim(10, long).await.expect("claim").is_empty(),
+        "a retry after Duration::MAX is not due now"
+    );
+    assert_eq!(store.counts().await.expect("counts").queued, 1);
+
     assert!(store.size().await.expect("size") > 0);
 }
 

@@ -751,3 +751,42 @@ async fn redis_down_is_503_and_a_restart_loses_nothing_acknowledged() {
     }
     wait_handled(&[&server], &HashMap::new(), &acknowledged).await;
 }
+
+#[tokio::test]
+async fn a_token_that_is_not_this_store_s_is_refused_not_an_error() {
+    let Some(redis) = Redis::start("token").await else {
+        return;
+    };
+    let store = redis.store();
+    for id in ["good", "bad"] {
+        store.store(new_event(id)).await.expect("store");
+    }
+    let long = Duration::from_secs(60);
+    let mut claims = store.claim(10, long).await.expect("claim");
+    claims.sort_by(|a, b| b.key.id.cmp(&a.key.id));
+    assert_eq!(claims[1].key.id, "bad");
+    // Tokens that look like this store's ("<entry>:<deliveries>") but name no stream
+    // entry: each call answers `false` as for any claim it does not hold, and the other
+    // acks of the batch are not lost with it.
+    for token in ["x:1", "1-x:1", ":1", "1-2-3:1"] {
+        let mut bad = claims[1].clone();
+        bad.token = token.into();
+        assert!(!store.extend(&bad, long).await.expect("extend"), "{token}");
+        assert!(
+            !store.fail(&bad, Failure::Dead, "x").await.expect("fail"),
+            "{token}"
+        );
+        assert!(!store.release(&bad).await.expect("release"), "{token}");
+        assert!(!store.ack(&bad).await.expect("ack"), "{token}");
+    }
+    let mut bad = claims[1].clone();
+    bad.token = "x:1".into();
+    assert_eq!(
+        store
+            .ack_many(&[bad, claims[0].clone()])
+            .await
+            .expect("ack many"),
+        [false, true]
+    );
+    assert!(store.ack(&claims[1]).await.expect("ack"));
+}
