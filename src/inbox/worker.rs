@@ -187,6 +187,12 @@ impl Worker {
     /// at most 256; a full queue keeps the slot taken); all those waiting are acked in one
     /// store call.
     ///
+    /// Size it as the rate to keep up with times a handler's time (500 events/s of 20 ms
+    /// each: 10), with room to spare. A claim takes at most the free slots, so with very
+    /// fast handlers more slots also mean fewer store round trips per event: on Redis, 64
+    /// kept up with about 15,000 deliveries/s on two cores where 32 fell behind
+    /// (BENCHMARKS.md, section 6).
+    ///
     /// ```
     /// # fn f(inbox: authgear_webhook::inbox::Inbox) {
     /// let worker = authgear_webhook::inbox::Worker::new(inbox).concurrency(64);
