@@ -81,9 +81,9 @@ const OVERHEAD: u64 = 256;
 ///
 /// # Layout
 ///
-/// All keys start with `{prefix}:v2:` (default prefix `{authgear-webhook:inbox}`; the braces
-/// put them in one Cluster hash slot, which the scripts need). The layout is made so that the work
-/// Redis does per event stays small: storing an event is one script of four commands, and
+/// All keys start with `{prefix}:v2:` (default prefix `{authgear-webhook:inbox}`; the
+/// braces put them in one Cluster hash slot, which the scripts need). The layout keeps the
+/// work Redis does per event small: storing an event is one script of four commands, and
 /// claiming and acking a batch of events costs a few commands for the whole batch, none
 /// per event.
 ///
@@ -603,15 +603,15 @@ impl Store for RedisStore {
                 for (entry, member, size) in chunk.iter().flatten() {
                     invocation.arg(entry).arg(member).arg(size);
                 }
-                let mut replies = if chunk.iter().any(Option::is_some) {
-                    let replies: Vec<i64> = invocation
+                let replies: Vec<i64> = if chunk.iter().any(Option::is_some) {
+                    invocation
                         .invoke_async(&mut connection)
                         .await
-                        .map_err(error)?;
-                    replies.into_iter()
+                        .map_err(error)?
                 } else {
-                    Vec::new().into_iter()
+                    Vec::new()
                 };
+                let mut replies = replies.into_iter();
                 acked.extend(
                     chunk
                         .iter()
