@@ -816,7 +816,7 @@ impl fmt::Debug for RedisStore {
 
 /// Prelude: Redis's clock in Unix ms, and integers as Redis arguments.
 macro_rules! script {
-    ($flags:literal, $body:literal) => {
+    ($flags:literal, $($body:expr),+) => {
         concat!(
             "#!lua",
             $flags,
@@ -826,8 +826,21 @@ macro_rules! script {
             "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n",
             "end\n",
             "local function int(n) return string.format('%d', n) end\n",
-            $body
+            $($body),+
         )
+    };
+}
+
+/// The start of the scripts that act on one claim (KEYS[1] stream; ARGV[1] group, ARGV[2]
+/// consumer, ARGV[3] entry, ARGV[4] delivery count): they answer 0 unless the claim still
+/// holds, that is the entry is pending to this consumer with this delivery count, which is
+/// then `deliveries`.
+macro_rules! held {
+    () => {
+        r"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)[1]
+if not p or p[2] ~= ARGV[2] or p[4] ~= tonumber(ARGV[4]) then return 0 end
+local deliveries = p[4]"
     };
 }
 
@@ -938,9 +951,8 @@ return out
 /// (ms).
 const EXTEND: &str = script!(
     " flags=allow-oom",
+    held!(),
     r"
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)[1]
-if not p or p[2] ~= ARGV[2] or p[4] ~= tonumber(ARGV[4]) then return 0 end
 local deadline = now() + tonumber(ARGV[5])
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3],
   'TIME', int(deadline - tonumber(ARGV[6])), 'JUSTID')
@@ -974,12 +986,12 @@ for _, entry in ipairs(entries) do
   -- Not all: the entries still in the stream were pending (read, so not new).
   pending[entry] = acked == #entries or (acked > 0 and #redis.call('XRANGE', stream, entry, entry) > 0)
 end
-local out, handled, deleted, done, freed, t = {}, {}, {}, {}, 0, now()
+local out, handled, deleted, done, freed, at = {}, {}, {}, {}, 0, int(now()) .. ':'
 for i = 1, n do
   local entry, m = arg(i, 0), arg(i, 1)
   local ok = false
   if handled[m] or first[entry] ~= i then
-    ok = false
+    -- Given twice in this batch: acked the first time only.
   elseif pending[entry] then
     ok = true
     deleted[#deleted + 1] = entry
@@ -1000,7 +1012,7 @@ for i = 1, n do
   end
   if ok then
     handled[m] = true
-    done[#done + 1] = int(t) .. ':' .. m
+    done[#done + 1] = at .. m
     freed = freed + tonumber(arg(i, 2))
   end
   out[i] = ok and 1 or 0
@@ -1018,14 +1030,13 @@ return out
 /// dead), error, parked key prefix.
 const FAIL: &str = script!(
     " flags=allow-oom",
+    held!(),
     r"
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)[1]
-if not p or p[2] ~= ARGV[2] or p[4] ~= tonumber(ARGV[4]) then return 0 end
 local f = redis.call('XRANGE', KEYS[1], ARGV[3], ARGV[3])[1][2]
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 local m, t, delay = f[2], now(), tonumber(ARGV[5])
-redis.call('HSET', ARGV[7] .. m, 't', f[4], 'b', f[6], 'a', int(tonumber(f[8]) + p[4]),
+redis.call('HSET', ARGV[7] .. m, 't', f[4], 'b', f[6], 'a', int(tonumber(f[8]) + deliveries),
   'err', ARGV[6], 'at', int(t))
 if delay >= 0 then
   redis.call('ZADD', KEYS[2], int(t + delay), m)
@@ -1039,14 +1050,13 @@ return 1
 /// KEYS stream, seen; ARGV group, consumer, entry, delivery count.
 const RELEASE: &str = script!(
     " flags=allow-oom",
+    held!(),
     r"
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)[1]
-if not p or p[2] ~= ARGV[2] or p[4] ~= tonumber(ARGV[4]) then return 0 end
 local f = redis.call('XRANGE', KEYS[1], ARGV[3], ARGV[3])[1][2]
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 -- This claim is not an attempt.
-local before = math.max(tonumber(f[8]) + p[4] - 1, 0)
+local before = math.max(tonumber(f[8]) + deliveries - 1, 0)
 local entry = redis.call('XADD', KEYS[1], '*', 'm', f[2], 't', f[4], 'b', f[6], 'a', int(before))
 redis.call('HSET', KEYS[2], f[2], entry)
 return 1
