@@ -2,13 +2,12 @@
 
 use std::{
     convert::Infallible,
-    fmt,
     pin::Pin,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -46,8 +45,7 @@ impl VerifiedBody {
     }
 
     /// The verified bytes, while not yet polled.
-    #[cfg_attr(not(feature = "replay"), allow(dead_code))]
-    pub(crate) fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &Bytes {
         &self.data
     }
 
@@ -93,10 +91,11 @@ impl Body for VerifiedBody {
 }
 
 pin_project! {
-    /// The response body of [`VerifySignature`](crate::VerifySignature): the inner service's
-    /// body, or the short message of a refusal.
+    /// The response body of the crate's middleware: the inner service's body, or a body the
+    /// middleware answered with itself (a refusal's short message, a repeated delivery's
+    /// recorded answer, the inbox's empty 200).
     ///
-    /// It implements `Default` when the inner body does, so the layer composes with layers
+    /// It implements `Default` when the inner body does, so the layers compose with layers
     /// that need it (tower-http's `TimeoutLayer`, for one).
     ///
     /// ```
@@ -117,41 +116,24 @@ pin_project! {
     #[project = InnerProj]
     #[derive(Debug)]
     enum Inner<B> {
-        Body { #[pin] body: B, tap: Option<Box<dyn Tap>> },
-        Rejection { message: Option<Bytes> },
+        Body { #[pin] body: B },
+        Full { bytes: Option<Bytes> },
     }
-}
-
-/// Sees a response on its way out of the layer: replay protection records the answer to
-/// the first copy of a delivery. Dropped before [`end`](Self::end), it decides alone.
-pub(crate) trait Tap: fmt::Debug + Send + Sync {
-    /// The inner service's status and headers; `false`: nothing to see, drop the tap.
-    fn head(&mut self, status: StatusCode, headers: &HeaderMap) -> bool;
-    /// A data frame of the body.
-    fn data(&mut self, data: &Bytes);
-    /// The body ended (`complete`), or failed.
-    fn end(&mut self, complete: bool);
-    /// The body said it has ended (`is_end_stream`): a server then stops polling it, and
-    /// drops it without the last poll that would have called [`end`](Self::end).
-    fn at_end(&self);
 }
 
 impl<B> ResponseBody<B> {
+    /// The inner service's body.
     pub(crate) fn new(body: B) -> Self {
-        Self::tapped(body, None)
-    }
-
-    /// The inner service's body, shown to `tap` frame by frame.
-    pub(crate) fn tapped(body: B, tap: Option<Box<dyn Tap>>) -> Self {
         Self {
-            inner: Inner::Body { body, tap },
+            inner: Inner::Body { body },
         }
     }
 
-    pub(crate) fn rejection(message: Bytes) -> Self {
-        let message = (!message.is_empty()).then_some(message);
+    /// A body of these bytes, answered by the middleware itself.
+    pub(crate) fn full(bytes: Bytes) -> Self {
+        let bytes = (!bytes.is_empty()).then_some(bytes);
         Self {
-            inner: Inner::Rejection { message },
+            inner: Inner::Full { bytes },
         }
     }
 }
@@ -169,57 +151,29 @@ where
     type Data = Bytes;
     type Error = B::Error;
 
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().inner.project() {
-            InnerProj::Body { mut body, tap } => {
-                let Some(seen) = tap else {
-                    return body.poll_frame(cx);
-                };
-                let frame = ready!(body.as_mut().poll_frame(cx));
-                let ended = match &frame {
-                    Some(Ok(frame)) => {
-                        if let Some(data) = frame.data_ref() {
-                            seen.data(data);
-                        }
-                        // A server stops polling a body that says it has ended.
-                        body.is_end_stream().then_some(true)
-                    }
-                    Some(Err(_)) => Some(false),
-                    None => Some(true),
-                };
-                if let Some(complete) = ended {
-                    seen.end(complete);
-                    *tap = None;
-                }
-                Poll::Ready(frame)
-            }
-            InnerProj::Rejection { message } => {
-                Poll::Ready(message.take().map(|m| Ok(Frame::data(m))))
-            }
+            InnerProj::Body { body } => body.poll_frame(cx),
+            InnerProj::Full { bytes } => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.inner {
-            Inner::Body { body, tap } => {
-                let ended = body.is_end_stream();
-                if let (true, Some(tap)) = (ended, tap) {
-                    tap.at_end();
-                }
-                ended
-            }
-            Inner::Rejection { message } => message.is_none(),
+            Inner::Body { body } => body.is_end_stream(),
+            Inner::Full { bytes } => bytes.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
-            Inner::Body { body, .. } => body.size_hint(),
-            Inner::Rejection { message } => {
-                SizeHint::with_exact(message.as_ref().map_or(0, |m| m.len() as u64))
+            Inner::Body { body } => body.size_hint(),
+            Inner::Full { bytes } => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
         }
     }

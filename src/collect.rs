@@ -4,6 +4,7 @@
 //! verifying compares the MACs with the signature, signing takes the tag to hex-encode it.
 
 use std::{
+    convert::Infallible,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -14,10 +15,9 @@ use http::{HeaderMap, Request, header};
 use http_body::Body;
 
 use crate::{
-    RejectionKind, Verified, VerifiedBody,
+    BodyReservation, RejectionKind, Verified, VerifiedBody,
     buffer::{Buffer, TooLarge},
     signature::{Keys, Macs, Tag},
-    verify::budget::BodyReservation,
 };
 
 /// The default body limit, verifying and signing: 1 MiB.
@@ -33,16 +33,43 @@ pub(crate) trait Keyed {
 }
 
 /// Why the collector stopped before the body's end.
-pub(crate) enum Stop<E> {
+pub(crate) enum Stop<E, F = Infallible> {
     /// The body went past the limit.
     TooLarge,
-    /// The body budget had no room for the next frame.
-    Exhausted,
-    /// The body did not arrive within its deadline (the verifying side's, not the
-    /// collector's own: the collector has no timer).
-    Deadline,
+    /// The [`Room`] had none for the next frame.
+    NoRoom(F),
     /// The body failed with this error.
     Unreadable(E),
+}
+
+/// Where a collector accounts for the bytes it holds before it takes a frame.
+pub(crate) trait Room {
+    /// Why there is no room.
+    type Full;
+    /// Makes room for `total` bytes held in all, or says why there is none.
+    fn cover(&mut self, total: usize) -> Result<(), Self::Full>;
+}
+
+/// Verifying: the request's room in the [`BodyBudget`](crate::BodyBudget).
+impl Room for BodyReservation {
+    type Full = RejectionKind;
+
+    #[inline]
+    fn cover(&mut self, total: usize) -> Result<(), RejectionKind> {
+        BodyReservation::cover(self, total)
+    }
+}
+
+/// Signing: no account beyond the limit (the body is the signer's own).
+pub(crate) struct Unbounded;
+
+impl Room for Unbounded {
+    type Full = Infallible;
+
+    #[inline]
+    fn cover(&mut self, _total: usize) -> Result<(), Infallible> {
+        Ok(())
+    }
 }
 
 pub(crate) struct Collector<C> {
@@ -72,16 +99,16 @@ impl<C: Keyed> Collector<C> {
         &self.config
     }
 
-    /// Reads `body` until its end (`Ready(Ok)`), or until it passes the limit, finds no room
-    /// in the body budget (`room`; a default one counts nothing) or fails. Polls until the
-    /// body returns `None`, not until `is_end_stream()`.
+    /// Reads `body` until its end (`Ready(Ok)`), or until it passes the limit, finds no
+    /// `room` for the next frame or fails. Polls until the body returns `None`, not until
+    /// `is_end_stream()`.
     #[inline]
-    pub(crate) fn poll_body<B: Body>(
+    pub(crate) fn poll_body<B: Body, R: Room>(
         &mut self,
         mut body: Pin<&mut B>,
         cx: &mut Context<'_>,
-        room: &mut BodyReservation,
-    ) -> Poll<Result<(), Stop<B::Error>>> {
+        room: &mut R,
+    ) -> Poll<Result<(), Stop<B::Error, R::Full>>> {
         loop {
             let frame = match body.as_mut().poll_frame(cx) {
                 Poll::Ready(frame) => frame,
@@ -110,9 +137,13 @@ impl<C: Keyed> Collector<C> {
     /// Takes the next data frame, once `room` covers what the buffer will hold with it: the
     /// one place bytes are kept and hashed.
     #[inline]
-    fn push_data<E>(&mut self, data: impl Buf, room: &mut BodyReservation) -> Result<(), Stop<E>> {
+    fn push_data<E, R: Room>(
+        &mut self,
+        data: impl Buf,
+        room: &mut R,
+    ) -> Result<(), Stop<E, R::Full>> {
         if let Some(held) = self.buffer.held_after(data.remaining()) {
-            room.cover(held).map_err(|_| Stop::Exhausted)?;
+            room.cover(held).map_err(Stop::NoRoom)?;
         }
         self.buffer
             .append(data)

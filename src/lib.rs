@@ -13,13 +13,20 @@
 //! [`Answer`]: crate::event::Answer
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[macro_use]
+mod macros;
+
 mod body;
+mod budget;
 mod buffer;
 mod collect;
+mod envelope;
 mod rejection;
 mod secret;
 pub mod sign_request;
 mod signature;
+#[cfg(any(feature = "replay", feature = "inbox"))]
+mod store_error;
 mod verified;
 pub mod verify;
 
@@ -41,12 +48,17 @@ pub use axum_core;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis;
 
+#[cfg(any(feature = "replay", feature = "inbox"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "replay", feature = "inbox"))))]
+pub use self::store_error::{StoreError, StoreErrorKind, StoreFuture};
 pub use self::{
     body::{ResponseBody, VerifiedBody},
+    budget::{BodyBudget, BodyReservation},
+    envelope::Envelope,
     rejection::{Rejection, RejectionKind},
     secret::{FromEnvError, Secret},
     sign_request::{SignError, SignErrorKind, SignRequest, SignRequestLayer, SignedBody},
     signature::{SIGNATURE_HEADER, Verification, Verifier, sign},
     verified::Verified,
-    verify::{BodyBudget, BodyReservation, VerifySignature, VerifySignatureLayer},
+    verify::{VerifySignature, VerifySignatureLayer},
 };

@@ -3,11 +3,12 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 
 use crate::body::ResponseBody;
 
-/// Why [`VerifySignature`](crate::VerifySignature) refused a request.
+/// Why [`VerifySignature`](crate::VerifySignature), replay protection or the inbox refused
+/// a request.
 ///
 /// The refusal response carries it in its extensions, so outer layers (logging, metrics)
 /// can read the reason. Its `Display` is the short message sent to the client: it never
@@ -68,6 +69,12 @@ pub enum RejectionKind {
     /// Inbox: the event could not be stored (store full, unwritable or busy) (503).
     #[cfg(feature = "inbox")]
     InboxUnavailable,
+    /// A layer that acts on verified deliveries (replay protection, the inbox) got a request
+    /// without the [`Envelope`](crate::Envelope) of the verifying layer: it is placed
+    /// outside [`VerifySignatureLayer`](crate::VerifySignatureLayer), or on a route without
+    /// it. A mistake in the server, refused rather than let through unchecked (500).
+    #[cfg(any(feature = "replay", feature = "inbox"))]
+    Unverified,
 }
 
 impl Rejection {
@@ -111,6 +118,8 @@ impl Rejection {
             RejectionKind::BodyDeadline => StatusCode::REQUEST_TIMEOUT,
             #[cfg(feature = "inbox")]
             RejectionKind::InboxUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            #[cfg(any(feature = "replay", feature = "inbox"))]
+            RejectionKind::Unverified => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -129,6 +138,8 @@ impl Rejection {
             RejectionKind::BudgetExhausted => "too many request bodies in flight",
             #[cfg(feature = "inbox")]
             RejectionKind::InboxUnavailable => "inbox unavailable",
+            #[cfg(any(feature = "replay", feature = "inbox"))]
+            RejectionKind::Unverified => "webhook layers in the wrong order",
         }
     }
 
@@ -153,7 +164,7 @@ impl Rejection {
         #[cfg(feature = "tracing")]
         self.log();
         let message = Bytes::from_static(self.message().as_bytes());
-        let mut response = Response::new(ResponseBody::rejection(match grpc {
+        let mut response = Response::new(ResponseBody::full(match grpc {
             true => Bytes::new(),
             false => message,
         }));
@@ -200,9 +211,21 @@ impl Rejection {
             RejectionKind::InboxUnavailable => {
                 tracing::error!(reason, status, "authgear webhook refused")
             }
+            #[cfg(any(feature = "replay", feature = "inbox"))]
+            RejectionKind::Unverified => {
+                tracing::error!(reason, status, "authgear webhook refused")
+            }
             _ => tracing::warn!(reason, status, "authgear webhook refused"),
         }
     }
+}
+
+/// Whether the request is a gRPC call (`application/grpc`, `application/grpc+proto`, ...),
+/// to be refused the gRPC way.
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// The refusal for `kind`, to answer it outside tower with the layer's status and message

@@ -6,7 +6,7 @@
 use std::fmt;
 
 use hmac::{Hmac, KeyInit, Mac};
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -53,6 +53,15 @@ fn keyed(key: &[u8]) -> HmacSha256 {
         Ok(mac) => mac,
         // HMAC hashes long keys and pads short ones: every length is accepted.
         Err(_) => unreachable!("HMAC accepts keys of any length"),
+    }
+}
+
+/// The signature header's value for `tag`: its lowercase hex, as [`sign`] returns it.
+pub(crate) fn header_value(tag: &Tag) -> HeaderValue {
+    match HeaderValue::from_str(&hex::encode(tag)) {
+        Ok(value) => value,
+        // Hex digits are visible ASCII, which a header value always accepts.
+        Err(_) => unreachable!("hex is a valid header value"),
     }
 }
 

@@ -4,6 +4,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
+use bytes::Bytes;
 use http::Response;
 use pin_project_lite::pin_project;
 
@@ -11,7 +12,7 @@ use super::{
     Inbox,
     store::{EventKey, NewEvent, StoreFuture, Stored},
 };
-use crate::{Rejection, RejectionKind, ResponseBody};
+use crate::{Rejection, RejectionKind, ResponseBody, rejection::is_grpc};
 
 pin_project! {
     /// Response future of [`InboxService`](super::InboxService).
@@ -26,6 +27,7 @@ pin_project! {
     enum State<F> {
         Inner { #[pin] future: F },
         Storing { stored: StoreFuture<Stored>, inbox: Inbox, receipt: Option<Receipt> },
+        Rejected { rejection: Option<Rejection>, grpc: bool },
     }
 }
 
@@ -33,6 +35,15 @@ impl<F> ResponseFuture<F> {
     pub(super) fn inner(future: F) -> Self {
         Self {
             state: State::Inner { future },
+        }
+    }
+
+    pub(super) fn rejected(kind: RejectionKind, headers: &http::HeaderMap) -> Self {
+        Self {
+            state: State::Rejected {
+                rejection: Some(Rejection::new(kind)),
+                grpc: is_grpc(headers),
+            },
         }
     }
 
@@ -95,14 +106,19 @@ where
                         if !receipt.duplicate {
                             inbox.shared.wake.notify_one();
                         }
-                        let mut response =
-                            Response::new(ResponseBody::rejection(bytes::Bytes::new()));
+                        let mut response = Response::new(ResponseBody::full(Bytes::new()));
                         response.extensions_mut().insert(receipt);
                         response
                     }
                     _ => Rejection::new(RejectionKind::InboxUnavailable).into_response(false),
                 };
                 Poll::Ready(Ok(response))
+            }
+            StateProj::Rejected { rejection, grpc } => {
+                let Some(rejection) = rejection.take() else {
+                    panic!("ResponseFuture polled after completion");
+                };
+                Poll::Ready(Ok(rejection.into_response(*grpc)))
             }
         }
     }

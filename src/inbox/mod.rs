@@ -168,7 +168,6 @@ struct Shared {
     store: Arc<dyn Store>,
     /// Wakes an idle worker when the layer stored an event.
     wake: Notify,
-    endpoint: Option<String>,
 }
 
 impl Inbox {
@@ -199,28 +198,6 @@ impl Inbox {
             shared: Arc::new(Shared {
                 store,
                 wake: Notify::new(),
-                endpoint: None,
-            }),
-        }
-    }
-
-    /// Names the endpoint in the deduplication key instead of the request path (as
-    /// [`ReplayProtection::endpoint`](crate::replay::ReplayProtection::endpoint) does).
-    /// Set it before cloning the inbox into layers and workers.
-    ///
-    /// ```no_run
-    /// use authgear_webhook::inbox::{Inbox, SqliteStore};
-    ///
-    /// let inbox = Inbox::new(SqliteStore::open("inbox.sqlite3")?).endpoint("production");
-    /// # Ok::<_, authgear_webhook::inbox::StoreError>(())
-    /// ```
-    #[must_use]
-    pub fn endpoint(self, endpoint: impl Into<String>) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                store: self.shared.store.clone(),
-                wake: Notify::new(),
-                endpoint: Some(endpoint.into()),
             }),
         }
     }
@@ -336,8 +313,6 @@ impl Inbox {
 
 impl fmt::Debug for Inbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Inbox")
-            .field("endpoint", &self.shared.endpoint)
-            .finish_non_exhaustive()
+        f.debug_struct("Inbox").finish_non_exhaustive()
     }
 }

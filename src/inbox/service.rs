@@ -1,12 +1,10 @@
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response};
-use serde::Deserialize;
 use tower_service::Service;
 
 use super::{Inbox, InboxLayer, ResponseFuture, store::EventKey, store::NewEvent};
-use crate::{ResponseBody, Verified, VerifiedBody, event::is_blocking_type};
+use crate::{Envelope, RejectionKind, ResponseBody, event::is_blocking_type};
 
 /// Stores verified non-blocking deliveries in the [`Inbox`] and answers 200 once they are
 /// synced; passes everything else to the inner service: see the [module docs](super).
@@ -21,7 +19,7 @@ impl<S> InboxService<S> {
     ///
     /// ```no_run
     /// use authgear_webhook::inbox::{Inbox, InboxService, SqliteStore};
-    /// # let inner = tower::service_fn(|_: http::Request<authgear_webhook::VerifiedBody>| async {
+    /// # let inner = tower::service_fn(|_: http::Request<String>| async {
     /// #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
     /// # });
     /// let service = InboxService::new(inner, Inbox::new(SqliteStore::open("inbox.sqlite3")?));
@@ -43,34 +41,12 @@ impl<S> InboxService<S> {
         InboxLayer::new(inbox)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    define_inner_service_accessors!();
 }
 
-/// The two fields the inbox reads before storing; serde skips the rest of the body.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    id: std::borrow::Cow<'a, str>,
-    #[serde(rename = "type", borrow)]
-    event_type: std::borrow::Cow<'a, str>,
-}
-
-impl<S, ResBody> Service<Request<VerifiedBody>> for InboxService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for InboxService<S>
 where
-    S: Service<Request<VerifiedBody>, Response = Response<ResBody>> + Clone,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -81,22 +57,20 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<VerifiedBody>) -> Self::Future {
-        // Only verified bodies are stored; anything else (not an event, a blocking event)
-        // is the inner service's to answer, as without the inbox.
-        let event = match request.extensions().get::<Verified>() {
-            Some(_) => serde_json::from_slice::<Envelope<'_>>(request.body().bytes()).ok(),
-            None => None,
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // Only verified deliveries are stored, read from the verifying layer's envelope.
+        let Some(envelope) = request.extensions().get::<Envelope>() else {
+            return ResponseFuture::rejected(RejectionKind::Unverified, request.headers());
         };
-        if let Some(event) = event.filter(|event| !is_blocking_type(&event.event_type)) {
-            let endpoint = match &self.inbox.shared.endpoint {
-                Some(endpoint) => endpoint.clone(),
-                None => request.uri().path().to_owned(),
-            };
+        // A non-blocking event is stored; anything else (not an event, a blocking event)
+        // is the inner service's to answer, as without the inbox.
+        if let (Some(id), Some(event_type)) = (envelope.id(), envelope.event_type())
+            && !is_blocking_type(event_type)
+        {
             let event = NewEvent {
-                key: EventKey::new(endpoint, event.id),
-                event_type: event.event_type.into_owned(),
-                body: Bytes::copy_from_slice(request.body().bytes()),
+                key: EventKey::new(envelope.endpoint(), id),
+                event_type: event_type.to_owned(),
+                body: envelope.bytes().clone(),
             };
             return ResponseFuture::storing(self.inbox.clone(), event);
         }

@@ -25,17 +25,11 @@
 //! as it was before the call or as the call left it, never in between. What a crash
 //! *between* calls leaves is the point of each method's docs.
 
-use std::{
-    fmt,
-    future::Future,
-    pin::Pin,
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-/// The future a [`Store`] method returns.
-pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
+pub use crate::store_error::{StoreError, StoreErrorKind, StoreFuture};
 
 /// Which event: the endpoint it was delivered to, and its `id`.
 ///
@@ -252,72 +246,4 @@ pub trait Store: Send + Sync + 'static {
     /// How many bytes the store takes (on disk for the embedded store, in memory for
     /// Redis), for monitoring and for its bound.
     fn size(&self) -> StoreFuture<u64>;
-}
-
-/// What kind of [`StoreError`] happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StoreErrorKind {
-    /// Too many requests are waiting for the store: back-pressure.
-    Busy,
-    /// The store has reached its maximum size, or its disk is full.
-    Full,
-    /// The store cannot be read or written (I/O error, read-only, unreachable, closed).
-    Unavailable,
-}
-
-/// A [`Store`] could not do what was asked.
-///
-/// `Display` says what happened in a few words (never a body); the cause is the source.
-#[derive(Debug)]
-pub struct StoreError {
-    kind: StoreErrorKind,
-    message: &'static str,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-impl StoreError {
-    /// A store error of `kind` with a short message and an optional cause.
-    ///
-    /// ```
-    /// use authgear_webhook::inbox::{StoreError, StoreErrorKind};
-    ///
-    /// let error = StoreError::new(StoreErrorKind::Full, "inbox is full", None);
-    /// assert_eq!(error.to_string(), "inbox is full");
-    /// assert_eq!(error.kind(), StoreErrorKind::Full);
-    /// ```
-    pub fn new(
-        kind: StoreErrorKind,
-        message: &'static str,
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        Self {
-            kind,
-            message,
-            source,
-        }
-    }
-
-    /// What kind of error this is.
-    ///
-    /// ```
-    /// # use authgear_webhook::inbox::{StoreError, StoreErrorKind};
-    /// let error = StoreError::new(StoreErrorKind::Busy, "inbox is busy", None);
-    /// assert_eq!(error.kind(), StoreErrorKind::Busy);
-    /// ```
-    pub fn kind(&self) -> StoreErrorKind {
-        self.kind
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message)
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as _)
-    }
 }

@@ -6,23 +6,24 @@ use std::{
     hash::BuildHasher,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
-use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use bytes::Bytes;
 
 use super::{
     SeenIds,
     answer::{self, Entry, RecordedAnswer},
+    body::Recorder,
 };
-use crate::{RejectionKind, body::Tap};
+use crate::RejectionKind;
 
-/// What [`ReplayProtection::check`](super::ReplayProtection::check) found.
+/// What [`ReplayProtection::check`](super::ReplayProtection::check) found: the first copy
+/// of a delivery, or a repeat.
 #[derive(Debug)]
-pub enum Delivery {
+pub enum Checked {
     /// The first copy within the window: handle it, then
     /// [`record`](Claim::record) the answer (or [`release`](Claim::release) the claim if
     /// handling failed).
@@ -75,23 +76,16 @@ impl Claim {
     }
 
     /// Marks the delivery answered without keeping the answer (copies then get 401).
-    fn answered_unkept(&mut self) {
+    pub(super) fn answered_unkept(&mut self) {
         if let Some(held) = self.held.take() {
             held.finish(answer::answered(None));
         }
     }
 
-    /// The layer's tap on the inner service's response, which records it.
-    pub(super) fn into_tap(self) -> Option<Box<dyn Tap>> {
+    /// The recorder of the inner service's response; `None` when nothing is held.
+    pub(super) fn into_recorder(self) -> Option<Box<Recorder>> {
         let record_limit = self.held.as_ref()?.record_limit;
-        Some(Box::new(Recorder {
-            claim: self,
-            record_limit,
-            head: None,
-            frames: Vec::new(),
-            size: 0,
-            at_end: AtomicBool::new(false),
-        }))
+        Some(Box::new(Recorder::new(self, record_limit)))
     }
 }
 
@@ -121,7 +115,7 @@ impl fmt::Debug for Claim {
 }
 
 /// A claim not yet made: the delivery was fresh, its key is known.
-pub(super) struct Pending {
+pub(crate) struct Pending {
     pub(super) store: Arc<dyn SeenIds>,
     pub(super) key: String,
     pub(super) ttl: Duration,
@@ -138,7 +132,7 @@ impl Pending {
     /// Claims the key, or reads what is there: the recorded answer, or, while the first
     /// copy is in flight, waits for it (at most `wait`). A key freed meanwhile (the first
     /// copy failed) is claimed by this copy.
-    pub(super) async fn resolve(self) -> Result<Delivery, RejectionKind> {
+    pub(super) async fn resolve(self) -> Result<Checked, RejectionKind> {
         let deadline = tokio::time::Instant::now() + self.wait;
         let mut poll = FIRST_POLL;
         loop {
@@ -148,13 +142,13 @@ impl Pending {
                 .insert_if_absent(self.key.clone(), value.clone(), self.ttl)
                 .await;
             match inserted {
-                Ok(None) => return Ok(Delivery::Fresh(self.claim(value))),
+                Ok(None) => return Ok(Checked::Fresh(self.claim(value))),
                 Ok(Some(current)) => match answer::parse(&current) {
-                    Entry::Answered(Some(answer)) => return Ok(Delivery::Repeat(answer)),
+                    Entry::Answered(Some(answer)) => return Ok(Checked::Repeat(answer)),
                     Entry::Answered(None) => return Err(RejectionKind::Replayed),
                     Entry::InFlight => {}
                 },
-                Err(_) if self.fail_open => return Ok(Delivery::Fresh(Claim::none())),
+                Err(_) if self.fail_open => return Ok(Checked::Fresh(Claim::none())),
                 Err(_) => return Err(RejectionKind::StoreUnavailable),
             }
             let now = tokio::time::Instant::now();
@@ -183,84 +177,4 @@ impl Pending {
 fn token() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Records the inner service's response to the first copy, as it streams out: a 5xx (or
-/// an error, or a cancelled request) releases the claim; any other answer is kept if its
-/// body fits in the record limit.
-#[derive(Debug)]
-struct Recorder {
-    claim: Claim,
-    record_limit: usize,
-    /// Status and `Content-Type`, once the inner service answered.
-    head: Option<(StatusCode, Option<HeaderValue>)>,
-    /// The body so far (cheap clones of its frames), unless it outgrew the limit.
-    frames: Vec<Bytes>,
-    size: usize,
-    /// The body said it has ended: dropped unpolled, it is still complete.
-    at_end: AtomicBool,
-}
-
-impl Recorder {
-    fn finish(&mut self, complete: bool) {
-        let Some((status, content_type)) = self.head.take() else {
-            return;
-        };
-        if !complete || self.size > self.record_limit {
-            return self.claim.answered_unkept();
-        }
-        let body = match self.frames.as_slice() {
-            [one] => one.clone(),
-            frames => frames
-                .iter()
-                .fold(BytesMut::with_capacity(self.size), |mut body, frame| {
-                    body.extend_from_slice(frame);
-                    body
-                })
-                .freeze(),
-        };
-        let answer = RecordedAnswer::new(status, body).with_header(content_type);
-        std::mem::replace(&mut self.claim, Claim::none()).record(&answer);
-    }
-}
-
-impl Tap for Recorder {
-    fn head(&mut self, status: StatusCode, headers: &HeaderMap) -> bool {
-        if status.is_server_error() {
-            // Handling failed: free the delivery for a later copy.
-            std::mem::replace(&mut self.claim, Claim::none()).release();
-            return false;
-        }
-        self.head = Some((status, headers.get(header::CONTENT_TYPE).cloned()));
-        true
-    }
-
-    fn data(&mut self, data: &Bytes) {
-        self.size = self.size.saturating_add(data.len());
-        match self.size <= self.record_limit {
-            true => self.frames.push(data.clone()),
-            false => self.frames = Vec::new(),
-        }
-    }
-
-    fn end(&mut self, complete: bool) {
-        self.finish(complete);
-    }
-
-    fn at_end(&self) {
-        self.at_end.store(true, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        // Dropped with the answer given but its body not read to the end. If the body said
-        // it had ended (a server does not poll an empty body), the answer is complete.
-        // Otherwise the client went away mid-way, or nobody read it: the handler did run, so
-        // the delivery stays answered, without an answer to repeat.
-        let complete = *self.at_end.get_mut();
-        self.finish(complete);
-        // Without a head (the inner service failed, or the request was cancelled), the
-        // claim is dropped here: released.
-    }
 }

@@ -9,7 +9,7 @@ use std::{
 
 use bytes::Bytes;
 
-use super::{SeenIds, StoreError, StoreFuture};
+use super::{SeenIds, StoreError, StoreErrorKind, StoreFuture};
 
 /// The default [`MemoryStore`] capacity, in entries.
 const DEFAULT_CAPACITY: usize = 100_000;
@@ -103,7 +103,11 @@ impl MemoryStore {
         state.take(&key);
         let size = key.len() + value.len();
         if state.entries.len() >= state.capacity || state.bytes + size > state.max_bytes {
-            return Err(StoreError::new("in-memory seen-ids store is full", None));
+            return Err(StoreError::new(
+                StoreErrorKind::Full,
+                "in-memory seen-ids store is full",
+                None,
+            ));
         }
         state.set(key, value, now + ttl);
         Ok(None)

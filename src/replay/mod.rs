@@ -3,8 +3,10 @@
 //!
 //! Authgear signs only the body, with no timestamp header, so a signed delivery that leaks
 //! (a log, a proxy, a debugging session) would stay valid forever. The body carries `id` and
-//! `context.timestamp`, both covered by the signature. After the signature is verified (never
-//! before), [`ReplayProtection`] reads just these two fields, and:
+//! `context.timestamp`, both covered by the signature. [`ReplayLayer`] goes inside
+//! [`VerifySignatureLayer`](crate::VerifySignatureLayer): it reads these two fields from the
+//! verified [`Envelope`](crate::Envelope) (never from an unverified body) and, as its
+//! [`ReplayProtection`] says:
 //!
 //! - refuses with 401 a delivery whose timestamp is older than the window (default 5
 //!   minutes) or further in the future than the allowed clock skew (default 1 minute);
@@ -12,8 +14,12 @@
 //!   [`allow_missing_fields`](ReplayProtection::allow_missing_fields) is set;
 //! - lets the handler run at most once per delivery (endpoint and `id`) within the window,
 //!   and answers every other copy with the first copy's answer (below). The endpoint is the
-//!   request path unless [`endpoint`](ReplayProtection::endpoint) names it: Authgear sends
-//!   the same event, with the same `id`, to every configured URL.
+//!   request path unless [`VerifySignatureLayer::endpoint`](crate::VerifySignatureLayer::endpoint)
+//!   names it: Authgear sends the same event, with the same `id`, to every configured URL.
+//!
+//! A request without the verifying layer's [`Envelope`](crate::Envelope) (the replay layer
+//! placed outside the verifying one) is refused with 500
+//! ([`RejectionKind::Unverified`]), never let through unchecked.
 //!
 //! If the store cannot answer, the delivery is refused with 503 (Authgear then fails the
 //! operation: fail closed), unless [`fail_open`](ReplayProtection::fail_open) is set.
@@ -76,8 +82,8 @@
 //!
 //! [`ReplayProtection::check`] gives the same protection to an actix-web handler, a queue
 //! consumer or a job re-processing stored deliveries: call it with the verified body, handle
-//! a [`Delivery::Fresh`] and record its answer on the [`Claim`], send back a
-//! [`Delivery::Repeat`]'s answer as it is.
+//! a [`Checked::Fresh`] and record its answer on the [`Claim`], send back a
+//! [`Checked::Repeat`]'s answer as it is.
 //!
 //! Waiting copies need a Tokio runtime with its timer (axum, hyper, tonic and actix-web
 //! all run on one).
@@ -88,13 +94,16 @@
 //! use std::time::{Duration, SystemTime, UNIX_EPOCH};
 //! use authgear_webhook::{replay::{ReplayProtection, Repeated}, sign, VerifySignatureLayer, SIGNATURE_HEADER};
 //! use axum::{body::Body, http::{Request, StatusCode}, routing::post, Router};
-//! use tower::ServiceExt;
+//! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
+//! let protection = ReplayProtection::in_memory().window(Duration::from_secs(300));
 //! let app = Router::new().route("/", post(|| async { "ok" })).layer(
-//!     VerifySignatureLayer::new("secret")
-//!         .replay_protection(ReplayProtection::in_memory().window(Duration::from_secs(300))),
+//!     // In the order a request takes them: verify, then replay protection.
+//!     ServiceBuilder::new()
+//!         .layer(VerifySignatureLayer::new("secret"))
+//!         .layer(protection.layer()),
 //! );
 //!
 //! let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
@@ -125,10 +134,14 @@
 //! ```
 
 mod answer;
+mod body;
 mod claim;
+mod future;
+mod layer;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+mod service;
 mod store;
 
 use std::{
@@ -137,39 +150,38 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use serde::Deserialize;
-
 use self::claim::Pending;
-use crate::{
-    RejectionKind,
-    verify::{Check, Verdict},
-};
+use crate::{Envelope, RejectionKind, envelope::Head};
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::RedisStore;
 pub use self::{
     answer::{RecordedAnswer, Repeated},
-    claim::{Claim, Delivery},
+    body::RecordingBody,
+    claim::{Checked, Claim},
+    future::ResponseFuture,
+    layer::ReplayLayer,
     memory::MemoryStore,
-    store::{SeenIds, StoreError, StoreFuture},
+    service::ReplayService,
+    store::{SeenIds, StoreError, StoreErrorKind, StoreFuture},
 };
 
-/// How [`VerifySignatureLayer`](crate::VerifySignatureLayer) (or your own code, with
-/// [`check`](Self::check)) keeps stale and repeated deliveries from the handler: see the
-/// [module docs](self). Enable it on the layer with
-/// [`replay_protection`](crate::VerifySignatureLayer::replay_protection).
+/// How [`ReplayLayer`] (or your own code, with [`check`](Self::check)) keeps stale and
+/// repeated deliveries from the handler: see the [module docs](self). Cheap to clone (its
+/// store is shared).
 ///
 /// ```
 /// use std::time::Duration;
 /// use authgear_webhook::{replay::ReplayProtection, VerifySignatureLayer};
+/// use tower::ServiceBuilder;
 ///
-/// let layer = VerifySignatureLayer::new("my-webhook-secret").replay_protection(
-///     ReplayProtection::in_memory()
-///         .window(Duration::from_secs(120))
-///         .clock_skew(Duration::from_secs(30))
-///         .endpoint("authgear-production"),
-/// );
+/// let protection = ReplayProtection::in_memory()
+///     .window(Duration::from_secs(120))
+///     .clock_skew(Duration::from_secs(30));
+/// let layers = ServiceBuilder::new()
+///     .layer(VerifySignatureLayer::new("my-webhook-secret"))
+///     .layer(protection.layer());
 /// ```
 #[derive(Clone)]
 #[must_use]
@@ -177,7 +189,6 @@ pub struct ReplayProtection {
     store: Arc<dyn SeenIds>,
     window: Duration,
     skew: Duration,
-    endpoint: Option<String>,
     allow_missing_fields: bool,
     fail_open: bool,
     wait: Duration,
@@ -198,7 +209,6 @@ impl ReplayProtection {
             store: Arc::new(store),
             window: Duration::from_secs(5 * 60),
             skew: Duration::from_secs(60),
-            endpoint: None,
             allow_missing_fields: false,
             fail_open: false,
             wait: Duration::from_secs(10),
@@ -241,16 +251,13 @@ impl ReplayProtection {
         self
     }
 
-    /// Names the endpoint in the seen-ids key instead of the request path: for routes that
-    /// share one Authgear hook under several paths, or paths that differ between instances.
+    /// The layer that applies this protection: [`ReplayLayer::new`].
     ///
     /// ```
-    /// let protection = authgear_webhook::replay::ReplayProtection::in_memory()
-    ///     .endpoint("authgear-production");
+    /// let layer = authgear_webhook::replay::ReplayProtection::in_memory().layer();
     /// ```
-    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = Some(endpoint.into());
-        self
+    pub fn layer(&self) -> ReplayLayer {
+        ReplayLayer::new(self.clone())
     }
 
     /// Lets through verified bodies without `id` or `context.timestamp` (refused by default),
@@ -316,31 +323,31 @@ impl ReplayProtection {
     }
 
     /// Checks a verified `body` received on `endpoint` (any name for the URL it came to, e.g.
-    /// the request path; [`endpoint`](Self::endpoint), if set, replaces it), at the time of
+    /// the request path, as [`Envelope::endpoint`](crate::Envelope::endpoint)), at the time of
     /// the [`clock`](Self::clock): outside tower, e.g. in an actix-web handler. Call it only
     /// after the signature is verified.
     ///
-    /// A [`Delivery::Fresh`] is the first copy: handle it and [`record`](Claim::record) the
+    /// A [`Checked::Fresh`] is the first copy: handle it and [`record`](Claim::record) the
     /// answer on its claim (or drop the claim if handling failed: a later copy may try
-    /// again). A [`Delivery::Repeat`] was answered before: send back its answer, do not
+    /// again). A [`Checked::Repeat`] was answered before: send back its answer, do not
     /// handle it. An `Err` is a refusal: answer 401, or 503 for
     /// [`RejectionKind::StoreUnavailable`] (the statuses the layer answers).
     ///
     /// ```
     /// use std::time::{SystemTime, UNIX_EPOCH};
-    /// use authgear_webhook::{replay::{Delivery, RecordedAnswer, ReplayProtection}, RejectionKind};
+    /// use authgear_webhook::{replay::{Checked, RecordedAnswer, ReplayProtection}, RejectionKind};
     /// use http::StatusCode;
     ///
     /// /// A framework-neutral handler: the body's signature is already verified.
     /// async fn receive(protection: &ReplayProtection, path: &str, body: &[u8]) -> (StatusCode, Vec<u8>) {
     ///     match protection.check(path, body).await {
-    ///         Ok(Delivery::Fresh(claim)) => {
+    ///         Ok(Checked::Fresh(claim)) => {
     ///             let answer = RecordedAnswer::new(StatusCode::OK, r#"{"is_allowed":true}"#)
     ///                 .with_content_type("application/json");
     ///             claim.record(&answer);
     ///             (answer.status(), answer.body().to_vec())
     ///         }
-    ///         Ok(Delivery::Repeat(answer)) => (answer.status(), answer.body().to_vec()),
+    ///         Ok(Checked::Repeat(answer)) => (answer.status(), answer.body().to_vec()),
     ///         Err(RejectionKind::StoreUnavailable) => (StatusCode::SERVICE_UNAVAILABLE, Vec::new()),
     ///         Err(_) => (StatusCode::UNAUTHORIZED, Vec::new()),
     ///     }
@@ -357,7 +364,7 @@ impl ReplayProtection {
     /// assert_eq!(copy, first);
     /// # }
     /// ```
-    pub async fn check(&self, endpoint: &str, body: &[u8]) -> Result<Delivery, RejectionKind> {
+    pub async fn check(&self, endpoint: &str, body: &[u8]) -> Result<Checked, RejectionKind> {
         self.check_at(endpoint, body, (self.clock)()).await
     }
 
@@ -366,14 +373,14 @@ impl ReplayProtection {
     ///
     /// ```
     /// use std::time::{Duration, UNIX_EPOCH};
-    /// use authgear_webhook::{replay::{Delivery, ReplayProtection}, RejectionKind};
+    /// use authgear_webhook::{replay::{Checked, ReplayProtection}, RejectionKind};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let protection = ReplayProtection::in_memory();
     /// let body = br#"{"id":"1","context":{"timestamp":1700000000}}"#;
     /// let received = UNIX_EPOCH + Duration::from_secs(1_700_000_002);
-    /// assert!(matches!(protection.check_at("queue", body, received).await, Ok(Delivery::Fresh(_))));
+    /// assert!(matches!(protection.check_at("queue", body, received).await, Ok(Checked::Fresh(_))));
     /// let later = received + Duration::from_secs(3600);
     /// assert_eq!(protection.check_at("queue", body, later).await.unwrap_err(), RejectionKind::Stale);
     /// # }
@@ -383,32 +390,19 @@ impl ReplayProtection {
         endpoint: &str,
         body: &[u8],
         now: SystemTime,
-    ) -> Result<Delivery, RejectionKind> {
-        match self.start(endpoint, body, now)? {
+    ) -> Result<Checked, RejectionKind> {
+        match self.start(endpoint, &Head::parse(body), now)? {
             Some(pending) => pending.resolve().await,
-            None => Ok(Delivery::Fresh(claim::Claim::none())),
+            None => Ok(Checked::Fresh(claim::Claim::none())),
         }
     }
 
-    /// The layer's check of a verified body received on `path`.
-    pub(crate) fn check_request(&self, path: &str, body: &[u8]) -> Check {
-        match self.start(path, body, (self.clock)()) {
-            Err(kind) => Check::Reject(kind),
-            Ok(None) => Check::Pass,
-            Ok(Some(pending)) => Check::Wait(Box::pin(async move {
-                Ok(match pending.resolve().await? {
-                    Delivery::Fresh(claim) => Verdict::Call(claim.into_tap()),
-                    Delivery::Repeat(answer) => {
-                        #[cfg(feature = "tracing")]
-                        tracing::debug!(
-                            status = answer.status().as_u16(),
-                            "authgear webhook delivery repeated: the first answer given again"
-                        );
-                        Verdict::Answer(answer.into_response())
-                    }
-                })
-            })),
-        }
+    /// The layer's start: a verified delivery, at the time of the clock.
+    pub(super) fn start_envelope(
+        &self,
+        envelope: &Envelope,
+    ) -> Result<Option<Pending>, RejectionKind> {
+        self.start(envelope.endpoint(), envelope.head(), (self.clock)())
     }
 
     /// What can be decided at once: stale or without fields (refused), let through without
@@ -416,16 +410,10 @@ impl ReplayProtection {
     fn start(
         &self,
         endpoint: &str,
-        body: &[u8],
+        head: &Head,
         now: SystemTime,
     ) -> Result<Option<Pending>, RejectionKind> {
-        let Ok(Envelope {
-            id: Some(id),
-            context: Some(Context {
-                timestamp: Some(timestamp),
-            }),
-        }) = serde_json::from_slice::<Envelope>(body)
-        else {
+        let (Some(id), Some(timestamp)) = (&head.id, head.timestamp) else {
             return match self.allow_missing_fields {
                 true => Ok(None),
                 false => Err(RejectionKind::MissingReplayFields),
@@ -446,7 +434,6 @@ impl ReplayProtection {
             .unwrap_or_default()
             .max(Duration::from_secs(1));
 
-        let endpoint = self.endpoint.as_deref().unwrap_or(endpoint);
         Ok(Some(Pending {
             store: self.store.clone(),
             key: format!("authgear-webhook:{}:{endpoint}:{id}", endpoint.len()),
@@ -458,24 +445,11 @@ impl ReplayProtection {
     }
 }
 
-/// The two fields replay protection reads; serde skips the rest of the body.
-#[derive(Deserialize)]
-struct Envelope {
-    id: Option<String>,
-    context: Option<Context>,
-}
-
-#[derive(Deserialize)]
-struct Context {
-    timestamp: Option<u64>,
-}
-
 impl fmt::Debug for ReplayProtection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReplayProtection")
             .field("window", &self.window)
             .field("clock_skew", &self.skew)
-            .field("endpoint", &self.endpoint)
             .field("allow_missing_fields", &self.allow_missing_fields)
             .field("fail_open", &self.fail_open)
             .field("wait_for_first", &self.wait)

@@ -9,7 +9,7 @@ use redis::{
 };
 use tokio::runtime::Handle;
 
-use super::{SeenIds, StoreError, StoreFuture};
+use super::{SeenIds, StoreError, StoreErrorKind, StoreFuture};
 
 /// `SET key value NX PX ttl`, and the value already there if it was not set: one atomic
 /// step (Redis 7's `SET .. NX GET` does the same; a script also runs on older servers).
@@ -52,8 +52,13 @@ impl RedisStore {
     /// A store on the Redis at `url` (`redis://host:port/db`), connected lazily. Must be
     /// called within a Tokio runtime. Fails only if the URL is invalid.
     pub fn open(url: impl IntoConnectionInfo) -> Result<Self, StoreError> {
-        let invalid =
-            |error: redis::RedisError| StoreError::new("invalid Redis URL", Some(error.into()));
+        let invalid = |error: redis::RedisError| {
+            StoreError::new(
+                StoreErrorKind::Unavailable,
+                "invalid Redis URL",
+                Some(error.into()),
+            )
+        };
         let client = Client::open(url).map_err(invalid)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
@@ -110,7 +115,13 @@ impl SeenIds for RedisStore {
                 .arg(millis(ttl))
                 .query_async(&mut connection)
                 .await
-                .map_err(|error| StoreError::new("Redis is unavailable", Some(error.into())))?;
+                .map_err(|error| {
+                    StoreError::new(
+                        StoreErrorKind::Unavailable,
+                        "Redis is unavailable",
+                        Some(error.into()),
+                    )
+                })?;
             Ok(current.map(Bytes::from))
         })
     }

@@ -1,11 +1,10 @@
 //! Where the deliveries seen within the window, and their answers, are remembered.
 
-use std::{fmt, future::Future, pin::Pin, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 
-/// The future a [`SeenIds`] store returns.
-pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
+pub use crate::store_error::{StoreError, StoreErrorKind, StoreFuture};
 
 /// A store of the deliveries seen within the replay window: a map from key to an opaque
 /// value, with an expiry per key.
@@ -76,42 +75,4 @@ pub trait SeenIds: Send + Sync + 'static {
     /// If `key` still holds `current`, removes it; otherwise does nothing. Must not block,
     /// as [`replace`](Self::replace).
     fn remove(&self, key: String, current: Bytes);
-}
-
-/// A [`SeenIds`] store could not answer (unreachable, full, timed out).
-///
-/// `Display` says which store failed in a few words; the cause is kept as the source.
-#[derive(Debug)]
-pub struct StoreError {
-    message: &'static str,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-impl StoreError {
-    /// A store error with a short message and an optional cause.
-    ///
-    /// ```
-    /// use authgear_webhook::replay::StoreError;
-    ///
-    /// let error = StoreError::new("seen-ids store is full", None);
-    /// assert_eq!(error.to_string(), "seen-ids store is full");
-    /// ```
-    pub fn new(
-        message: &'static str,
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        Self { message, source }
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message)
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as _)
-    }
 }

@@ -4,7 +4,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{HeaderValue, Request, request::Parts};
+use http::{Request, request::Parts};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -12,8 +12,8 @@ use tower_service::Service;
 use super::{SignError, SignedBody, config::Config, error::BoxError};
 use crate::{
     SIGNATURE_HEADER,
-    collect::{Collector, Stop},
-    verify::budget::BodyReservation,
+    collect::{Collector, Stop, Unbounded},
+    signature,
 };
 
 pin_project! {
@@ -115,21 +115,18 @@ where
                     parts,
                     service,
                 } => {
-                    // Signing has no body budget: a default reservation counts nothing.
-                    let read =
-                        ready!(collector.poll_body(body, cx, &mut BodyReservation::default()));
+                    // Signing holds its own body: no budget, its limit only.
+                    let read = ready!(collector.poll_body(body, cx, &mut Unbounded));
                     let (Some(mut parts), Some(mut service)) = (parts.take(), service.take())
                     else {
-                        unreachable!("the request is taken only once");
+                        panic!("ResponseFuture polled after completion");
                     };
                     let next = match read {
                         Ok(()) => {
                             let (tag, body) = collector.sign();
-                            let signature = match HeaderValue::from_str(&hex::encode(tag)) {
-                                Ok(value) => value,
-                                Err(_) => unreachable!("hex is a valid header value"),
-                            };
-                            parts.headers.insert(SIGNATURE_HEADER, signature);
+                            parts
+                                .headers
+                                .insert(SIGNATURE_HEADER, signature::header_value(&tag));
                             let future = service.call(Request::from_parts(parts, body));
                             State::Calling { future }
                         }
@@ -139,9 +136,7 @@ where
                         Err(Stop::Unreadable(error)) => State::Rejected {
                             error: Some(SignError::unreadable(error.into())),
                         },
-                        Err(Stop::Exhausted | Stop::Deadline) => {
-                            unreachable!("signing has no body budget nor deadline")
-                        }
+                        Err(Stop::NoRoom(never)) => match never {},
                     };
                     state.set(next);
                 }

@@ -1,10 +1,10 @@
 //! The settings the layer and its services share.
 
-use std::{fmt, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
-use super::{BodyBudget, deadline::DEFAULT_BODY_DEADLINE};
+use super::deadline::DEFAULT_BODY_DEADLINE;
 use crate::{
-    Secret, Verifier,
+    BodyBudget, Secret, Verifier,
     collect::{DEFAULT_BODY_LIMIT, Keyed},
     signature::Keys,
 };
@@ -18,8 +18,8 @@ pub(crate) struct Config {
     pub(crate) body_deadline: Option<Duration>,
     /// Shared by every clone of the config: the layer's clones and the layers derived.
     pub(crate) body_budget: Option<BodyBudget>,
-    #[cfg(feature = "replay")]
-    pub(crate) replay: Option<crate::replay::ReplayProtection>,
+    /// The endpoint's name in the [`Envelope`](crate::Envelope); `None`: the request path.
+    pub(crate) endpoint: Option<Arc<str>>,
 }
 
 impl Config {
@@ -29,8 +29,7 @@ impl Config {
             body_limit: DEFAULT_BODY_LIMIT,
             body_deadline: Some(DEFAULT_BODY_DEADLINE),
             body_budget: Some(BodyBudget::default()),
-            #[cfg(feature = "replay")]
-            replay: None,
+            endpoint: None,
         }
     }
 }
@@ -49,9 +48,8 @@ impl fmt::Debug for Config {
             .field("verifier", &self.verifier)
             .field("body_limit", &self.body_limit)
             .field("body_deadline", &self.body_deadline)
-            .field("body_budget", &self.body_budget);
-        #[cfg(feature = "replay")]
-        debug.field("replay", &self.replay);
+            .field("body_budget", &self.body_budget)
+            .field("endpoint", &self.endpoint);
         debug.finish_non_exhaustive()
     }
 }

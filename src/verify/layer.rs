@@ -2,8 +2,8 @@ use std::{sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
-use super::{BodyBudget, VerifySignature, config::Config};
-use crate::Secret;
+use super::{VerifySignature, config::Config};
+use crate::{BodyBudget, Secret};
 
 /// Layer that applies [`VerifySignature`]: see the [module docs](crate::verify).
 #[derive(Debug, Clone)]
@@ -97,20 +97,19 @@ impl VerifySignatureLayer {
         self
     }
 
-    /// Also refuses stale deliveries and runs the inner service once per delivery (a
-    /// repeated one gets the first answer), once the signature is verified: see
-    /// [`replay`](crate::replay).
+    /// Names the endpoint these deliveries come to, instead of the request path, in the
+    /// [`Envelope`](crate::Envelope) handed on: replay protection and the inbox key
+    /// deliveries by endpoint and `id` (Authgear sends the same event, with the same `id`,
+    /// to every URL configured for it). Set it where one Authgear hook is served under
+    /// several paths, or where paths differ between instances; keep one name per hook.
     ///
     /// ```
-    /// use authgear_webhook::{replay::ReplayProtection, VerifySignatureLayer};
+    /// use authgear_webhook::VerifySignatureLayer;
     ///
-    /// let layer = VerifySignatureLayer::new("my-webhook-secret")
-    ///     .replay_protection(ReplayProtection::in_memory());
+    /// let layer = VerifySignatureLayer::new("my-webhook-secret").endpoint("authgear-production");
     /// ```
-    #[cfg(feature = "replay")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
-    pub fn replay_protection(mut self, protection: crate::replay::ReplayProtection) -> Self {
-        Arc::make_mut(&mut self.config).replay = Some(protection);
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.config).endpoint = Some(Arc::from(endpoint.into()));
         self
     }
 }

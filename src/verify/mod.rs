@@ -10,17 +10,20 @@
 //!    with 413 as soon as the limit is crossed (never buffering more), with 400 if the body
 //!    breaks off, with 408 if it has not fully arrived within the
 //!    [body deadline](VerifySignatureLayer::body_deadline) (10 s), and with 503 at once if
-//!    the [body budget](BodyBudget) shared by all requests in flight (32 MiB) has no room
+//!    the [body budget](crate::BodyBudget) shared by all requests in flight (32 MiB) has no room
 //!    for what the buffer would hold with the next frame;
 //! 4. compares the signature with the HMAC under each accepted secret, in constant time, and
 //!    refuses with 401 if none matches (the same code as [`Verifier`](crate::Verifier));
-//! 5. with `replay_protection` (feature `replay`, see the `replay` module), refuses with 401
-//!    a stale delivery or one without an id or timestamp, answers a repeated delivery with
-//!    the first copy's recorded answer without calling the inner service, and refuses with
-//!    503 when the seen-ids store cannot answer;
-//! 6. calls the inner service with the same method, URI, headers and extensions, a
-//!    [`Verified`](crate::Verified) extension, and a [`VerifiedBody`](crate::VerifiedBody)
+//! 5. calls the inner service with the same method, URI, headers and extensions, a
+//!    [`Verified`](crate::Verified) mark, an [`Envelope`](crate::Envelope) (the signed bytes,
+//!    the [endpoint](VerifySignatureLayer::endpoint), and the envelope's `id`, `type` and
+//!    timestamp, read once when first asked) and a [`VerifiedBody`](crate::VerifiedBody)
 //!    holding the exact bytes that were signed.
+//!
+//! What follows the signature is a layer of its own, inside this one, in the order a
+//! request takes: replay protection ([`replay`](crate::replay)), then the inbox
+//! ([`inbox`](crate::inbox)), then the handler. They read the [`Envelope`](crate::Envelope),
+//! so they take any body and go wherever a tower layer goes.
 //!
 //! A refusal is a response, never an `Err`: a short plain-text message that reveals nothing
 //! (no secret, no expected signature, no body), with the [`Rejection`](crate::Rejection) in
@@ -32,7 +35,7 @@
 //! so anyone can make it hold memory. Three bounds make that harmless:
 //!
 //! - per request: [`body_limit`](VerifySignatureLayer::body_limit) (1 MiB);
-//! - in total: the [`BodyBudget`] (32 MiB), shared by the layer's clones, which counts what
+//! - in total: the [`BodyBudget`](crate::BodyBudget) (32 MiB), shared by the layer's clones, which counts what
 //!   the buffers of all requests in flight hold, reserved as bytes arrive and returned when
 //!   the request leaves the layer whichever way (drop included); without room, 503 at once;
 //! - in time: the [`body_deadline`](VerifySignatureLayer::body_deadline) (10 s), counted from
@@ -133,18 +136,10 @@
 //! # }
 //! ```
 
-pub(crate) mod budget;
 mod config;
 mod deadline;
 mod future;
 mod layer;
 mod service;
 
-#[cfg(feature = "replay")]
-pub(crate) use self::future::{Check, Verdict};
-pub use self::{
-    budget::{BodyBudget, BodyReservation},
-    future::ResponseFuture,
-    layer::VerifySignatureLayer,
-    service::VerifySignature,
-};
+pub use self::{future::ResponseFuture, layer::VerifySignatureLayer, service::VerifySignature};

@@ -7,9 +7,9 @@ use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
-use super::{BodyBudget, VerifySignatureLayer, config::Config, future::ResponseFuture};
+use super::{VerifySignatureLayer, config::Config, future::ResponseFuture};
 use crate::{
-    RejectionKind, Secret, VerifiedBody,
+    BodyBudget, RejectionKind, Secret, VerifiedBody,
     body::ResponseBody,
     collect::{Collector, declared_length},
     signature,
@@ -47,20 +47,7 @@ impl<S> VerifySignature<S> {
         Self { inner, config }
     }
 
-    /// Gets a reference to the inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Gets a mutable reference to the inner service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    define_inner_service_accessors!();
 }
 
 impl VerifySignature<()> {
