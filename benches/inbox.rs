@@ -120,13 +120,9 @@ fn serve(mode: &str) {
                         .concurrency(64)
                         .run(no_op, CancellationToken::new()),
                 );
-                let stack = ServiceBuilder::new()
-                    .layer(verify)
-                    .layer(inbox.layer())
-                    .service(app);
-                stats.fallback_service(stack)
+                stats.merge(app.layer(ServiceBuilder::new().layer(verify).layer(inbox.layer())))
             }
-            _ => stats.fallback_service(ServiceBuilder::new().layer(verify).service(app)),
+            _ => stats.merge(app.layer(verify)),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

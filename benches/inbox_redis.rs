@@ -269,11 +269,14 @@ async fn run(duration: Duration, senders: usize) {
     let store = RedisStore::open(redis.url.as_str()).expect("url");
     let inbox = Inbox::new(store);
     // The inbox inside the verifying layer, as in examples/axum_server.rs.
-    let stack = tower::ServiceBuilder::new()
-        .layer(VerifySignatureLayer::new(SECRET))
-        .layer(inbox.layer())
-        .service(Router::new().route("/", post(|| async { "" })));
-    let with_inbox = serve(Router::new().fallback_service(stack)).await;
+    let with_inbox = serve(
+        Router::new().route("/", post(|| async { "" })).layer(
+            tower::ServiceBuilder::new()
+                .layer(VerifySignatureLayer::new(SECRET))
+                .layer(inbox.layer()),
+        ),
+    )
+    .await;
     let without = serve(
         Router::new()
             .route("/", post(|| async { "" }))

@@ -88,7 +88,7 @@ use tokio::{
     net::{TcpListener, TcpSocket},
     sync::Semaphore,
 };
-use tower::{Layer, ServiceExt};
+use tower::ServiceExt;
 use tower_http::timeout::TimeoutLayer;
 
 /// How long the handler may take: Authgear waits 5 s for a blocking hook's answer.
@@ -124,26 +124,20 @@ async fn main() -> ExitCode {
     };
     let addr = env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:9999".to_owned());
 
-    let mut verify = VerifySignatureLayer::new(secret);
-    let replay = match (
+    let verify = VerifySignatureLayer::new(secret);
+    let (replay, replay_name) = match (
         env::var("AUTHGEAR_WEBHOOK_REPLAY").as_deref(),
         env::var("REDIS_URL"),
     ) {
-        (Ok("off"), _) => "off",
+        (Ok("off"), _) => (None, "off"),
         (_, Ok(url)) => match RedisStore::open(url.as_str()) {
-            Ok(store) => {
-                verify = verify.replay_protection(ReplayProtection::new(store));
-                "redis"
-            }
+            Ok(store) => (Some(ReplayProtection::new(store)), "redis"),
             Err(error) => {
                 eprintln!("REDIS_URL: {error}");
                 return ExitCode::FAILURE;
             }
         },
-        _ => {
-            verify = verify.replay_protection(ReplayProtection::in_memory());
-            "memory"
-        }
+        _ => (Some(ReplayProtection::in_memory()), "memory"),
     };
 
     let blocked: Arc<[String]> = env::var("BLOCKED_DOMAINS")
@@ -153,15 +147,6 @@ async fn main() -> ExitCode {
         .filter(|domain| !domain.is_empty())
         .collect();
 
-    let router = Router::new()
-        .route(
-            "/",
-            post(receive).layer(TimeoutLayer::with_status_code(
-                StatusCode::SERVICE_UNAVAILABLE,
-                HANDLER_TIMEOUT,
-            )),
-        )
-        .with_state(blocked);
     let listener = match listen(&addr).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -172,18 +157,35 @@ async fn main() -> ExitCode {
     let local = listener
         .local_addr()
         .map_or_else(|_| addr.clone(), |local| local.to_string());
-    let (app, inbox) = match open_inbox(&local) {
-        // The inbox sits inside the verifying layer: it stores verified deliveries only.
-        Ok(Some((inbox, name))) => (
-            Router::new().fallback_service(verify.layer(inbox.layer().layer(router))),
-            Some((inbox, name)),
-        ),
-        Ok(None) => (router.layer(verify), None),
+    let inbox = match open_inbox(&local) {
+        Ok(inbox) => inbox,
         Err(error) => {
             eprintln!("AUTHGEAR_WEBHOOK_INBOX: {error}");
             return ExitCode::FAILURE;
         }
     };
+
+    let app = Router::new()
+        .route(
+            "/",
+            post(receive).layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                HANDLER_TIMEOUT,
+            )),
+        )
+        .with_state(blocked);
+    // A request takes the layers in this order: verify the signature, refuse replays, store
+    // non-blocking events in the inbox, then the handler. axum runs the layer added last
+    // first, so they are added from the handler outwards.
+    let app = match &inbox {
+        Some((inbox, _)) => app.layer(inbox.layer()),
+        None => app,
+    };
+    let app = match &replay {
+        Some(protection) => app.layer(protection.layer()),
+        None => app,
+    };
+    let app = app.layer(verify);
     let app = app.layer(map_response(log_rejection));
     let shutdown = CancellationToken::new();
     let worker = inbox
@@ -191,7 +193,7 @@ async fn main() -> ExitCode {
         .map(|(inbox, _)| tokio::spawn(worker(inbox.clone()).run(handle, shutdown.clone())));
     let inbox = inbox.map_or_else(|| "off".to_owned(), |(_, name)| name);
 
-    println!("listening on http://{local} (replay protection: {replay}, inbox: {inbox})");
+    println!("listening on http://{local} (replay protection: {replay_name}, inbox: {inbox})");
     serve(listener, app).await;
     // The listener is closed: stop claiming, let the handlers in flight finish.
     shutdown.cancel();

@@ -5,9 +5,11 @@
 //! fails (database down, a deploy restarting the process, a panic, a kill between the 200
 //! and the commit) is lost for good. With it:
 //!
-//! 1. [`VerifySignatureLayer`](crate::VerifySignatureLayer) verifies the signature (and,
-//!    where enabled, refuses replays), as without the inbox.
-//! 2. [`InboxLayer`], inside it, reads `id` and `type` from the verified body. A
+//! 1. [`VerifySignatureLayer`](crate::VerifySignatureLayer) verifies the signature, and
+//!    [`ReplayLayer`](crate::replay::ReplayLayer), where used, refuses replays, as without
+//!    the inbox.
+//! 2. [`InboxLayer`], inside them, reads `id` and `type` from the verified
+//!    [`Envelope`](crate::Envelope). A
 //!    **non-blocking** event (any type but the 9 blocking ones, unknown types included) is
 //!    stored in the [`Store`], exact signed bytes, and answered 200 only once the store
 //!    has synced it; 503 if the store cannot take it (full, unwritable, unreachable, busy),
@@ -55,10 +57,12 @@
 //!
 //! # Example
 //!
-//! The inbox layer takes the verifying layer's [`VerifiedBody`](crate::VerifiedBody), so
-//! it wraps the application as a tower layer, inside the verifying layer. With axum, wrap
-//! the `Router` as below (axum's `Router::layer` would hand it an axum `Body` instead),
-//! and serve the result with `Router::new().fallback_service(app)`.
+//! [`InboxLayer`] goes inside the verifying layer (and inside replay protection, if any):
+//! in the order a request takes them. It reads the verified
+//! [`Envelope`](crate::Envelope), so it takes any body: with axum, `Router::layer` or
+//! `route_layer`, like any tower-http layer. A request without the envelope (the inbox
+//! placed outside the verifying layer) is refused with 500
+//! ([`RejectionKind::Unverified`](crate::RejectionKind::Unverified)), never stored.
 //!
 //! ```
 //! use std::time::Duration;
@@ -71,11 +75,14 @@
 //! # let dir = std::env::temp_dir().join(format!("inbox-mod-doc-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir)?;
 //! let inbox = Inbox::new(SqliteStore::open(dir.join("inbox.sqlite3"))?);
-//! let app = ServiceBuilder::new()
-//!     .layer(VerifySignatureLayer::new("secret"))
-//!     .layer(inbox.layer())
+//! let app = Router::new()
 //!     // Blocking events only: the inbox answers the others.
-//!     .service(Router::new().route("/", post(|| async { r#"{"is_allowed":true}"# })));
+//!     .route("/", post(|| async { r#"{"is_allowed":true}"# }))
+//!     .layer(
+//!         ServiceBuilder::new()
+//!             .layer(VerifySignatureLayer::new("secret"))
+//!             .layer(inbox.layer()),
+//!     );
 //!
 //! let shutdown = CancellationToken::new();
 //! let (handled, mut seen) = tokio::sync::mpsc::channel(1);

@@ -33,12 +33,11 @@ const REMOVE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] \
 /// releasing a claim run in the background on the Tokio runtime the store was opened in.
 ///
 /// ```no_run
-/// use authgear_webhook::{replay::{RedisStore, ReplayProtection}, VerifySignatureLayer};
+/// use authgear_webhook::replay::{RedisStore, ReplayProtection};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = RedisStore::open("redis://127.0.0.1:6379")?;
-/// let layer = VerifySignatureLayer::new("my-webhook-secret")
-///     .replay_protection(ReplayProtection::new(store));
+/// let layer = ReplayProtection::new(store).layer();
 /// # Ok(())
 /// # }
 /// ```
