@@ -151,6 +151,10 @@ impl BodyReservation {
     /// Grows the room held to `total` bytes (it never shrinks), or refuses with
     /// [`RejectionKind::BudgetExhausted`] (503), holding what it held, if the budget has no
     /// room for the difference.
+    ///
+    /// # Errors
+    ///
+    /// [`RejectionKind::BudgetExhausted`] when the budget has no room for the difference.
     #[inline]
     pub fn cover(&mut self, total: usize) -> Result<(), RejectionKind> {
         let Some(shared) = &self.shared else {

@@ -30,6 +30,11 @@ impl Secret {
     /// let err = Secret::from_env("SURELY_NOT_SET_ANYWHERE").unwrap_err();
     /// assert_eq!(err.to_string(), "environment variable SURELY_NOT_SET_ANYWHERE is not set");
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`FromEnvError`] naming the variable (never its value) when it is unset, empty or
+    /// not valid UTF-8.
     pub fn from_env(name: &str) -> Result<Self, FromEnvError> {
         let error = |reason| FromEnvError {
             name: name.to_owned(),

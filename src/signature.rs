@@ -92,7 +92,7 @@ pub(crate) fn parse_signature(value: &[u8]) -> Result<Tag, RejectionKind> {
 /// Decodes exactly 64 hex digits, in either case, to the 32-byte tag; anything else is
 /// `None`. A table lookup per digit, without a branch: kept over the `hex` crate (which
 /// checks each digit in turn) because the in-process bench shows it at small bodies
-/// (BENCHMARKS.md, issue 14: 256 B in one frame, 0.44-0.47x with it, 0.40-0.43x without).
+/// (BENCHMARKS.md, section 7: 256 B in one frame, 0.44-0.47x with it, 0.40-0.43x without).
 #[inline]
 fn decode_tag(hex: &[u8]) -> Option<Tag> {
     let hex: &[u8; 2 * TAG_LEN] = hex.try_into().ok()?;
@@ -329,6 +329,12 @@ impl Verifier {
     /// assert_eq!(verifier.verify(upper.as_bytes(), b"body").unwrap().secret_index(), 0);
     /// ```
     #[inline]
+    ///
+    /// # Errors
+    ///
+    /// The refusal's kind: [`MissingSignature`](RejectionKind::MissingSignature),
+    /// [`MalformedSignature`](RejectionKind::MalformedSignature) or
+    /// [`InvalidSignature`](RejectionKind::InvalidSignature), each a 401.
     pub fn verify(&self, signature: &[u8], body: &[u8]) -> Result<Verified, RejectionKind> {
         let tag = parse_signature(signature)?;
         self.verify_tag(body, &tag)
@@ -417,6 +423,10 @@ impl Verification {
 
     /// Checks `signature` (the header's raw value) against the body fed so far, with the
     /// same rules as [`Verifier::verify`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::verify`]: the kind of a 401.
     pub fn finish(self, signature: &[u8]) -> Result<Verified, RejectionKind> {
         let tag = parse_signature(signature)?;
         self.finish_tag(&tag)

@@ -242,6 +242,16 @@ impl Inbox {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the store cannot answer; its [`kind`](StoreError::kind) says
+    /// why.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: each store call is atomic, so a dropped future leaves the store as it
+    /// was or as the call left it.
     pub async fn counts(&self) -> Result<Counts, StoreError> {
         self.shared.store.counts().await
     }
@@ -254,6 +264,16 @@ impl Inbox {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the store cannot answer; its [`kind`](StoreError::kind) says
+    /// why.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: each store call is atomic, so a dropped future leaves the store as it
+    /// was or as the call left it.
     pub async fn size(&self) -> Result<u64, StoreError> {
         self.shared.store.size().await
     }
@@ -268,6 +288,16 @@ impl Inbox {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the store cannot answer; its [`kind`](StoreError::kind) says
+    /// why.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: each store call is atomic, so a dropped future leaves the store as it
+    /// was or as the call left it.
     pub async fn dead_letters(
         &self,
         after: Option<EventKey>,
@@ -286,6 +316,16 @@ impl Inbox {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the store cannot answer; its [`kind`](StoreError::kind) says
+    /// why.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: each store call is atomic, so a dropped future leaves the store as it
+    /// was or as the call left it.
     pub async fn redrive(&self, key: &EventKey) -> Result<bool, StoreError> {
         let requeued = self.shared.store.redrive(key).await?;
         if requeued {
@@ -303,6 +343,16 @@ impl Inbox {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the store cannot answer; the dead letters re-driven before it
+    /// stay queued.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not atomic as a whole: a dropped future leaves the dead letters re-driven so far
+    /// queued and the others dead; call it again to re-drive the rest.
     pub async fn redrive_all(&self) -> Result<u64, StoreError> {
         let (mut after, mut requeued) = (None, 0);
         loop {

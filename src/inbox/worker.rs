@@ -283,6 +283,19 @@ impl Worker {
     /// Store errors (disk full, Redis down) are logged and retried after a pause; the
     /// worker keeps going. A handler that panics is a failed attempt; the worker keeps
     /// going.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime: the handlers and the acknowledgements run as tasks spawned
+    /// on the current one.
+    ///
+    /// # Cancel safety
+    ///
+    /// For a graceful stop, cancel `shutdown` and await the future. Dropping the future
+    /// instead stops claiming at once, without the grace period; the handlers already
+    /// running are tasks of their own and run to their end, and their outcome is still
+    /// recorded while the runtime runs. Nothing is lost either way: an event whose handler
+    /// is dropped with the runtime is handed over again when its claim expires.
     pub async fn run(self, handler: impl Handler, shutdown: CancellationToken) {
         let handler: Arc<dyn Handler> = Arc::new(handler);
         let store = self.inbox.shared.store.clone();

@@ -364,6 +364,21 @@ impl ReplayProtection {
     /// assert_eq!(copy, first);
     /// # }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// The kind of a refusal: [`Stale`](RejectionKind::Stale),
+    /// [`MissingReplayFields`](RejectionKind::MissingReplayFields) or
+    /// [`Replayed`](RejectionKind::Replayed) (401), or
+    /// [`StoreUnavailable`](RejectionKind::StoreUnavailable) (503) when the store cannot
+    /// answer and [`fail_open`](Self::fail_open) is not set.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future after the store took the claim but before it resolved leaves
+    /// the delivery claimed until the window ends (its copies wait, then get 401), as when
+    /// a process dies while handling it. A [`Claim`] that was returned is released when
+    /// dropped.
     pub async fn check(&self, endpoint: &str, body: &[u8]) -> Result<Checked, RejectionKind> {
         self.check_at(endpoint, body, (self.clock)()).await
     }
@@ -385,6 +400,14 @@ impl ReplayProtection {
     /// assert_eq!(protection.check_at("queue", body, later).await.unwrap_err(), RejectionKind::Stale);
     /// # }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`check`](Self::check).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`check`](Self::check).
     pub async fn check_at(
         &self,
         endpoint: &str,

@@ -50,6 +50,11 @@ pub struct RedisStore {
 impl RedisStore {
     /// A store on the Redis at `url` (`redis://host:port/db`), connected lazily. Must be
     /// called within a Tokio runtime. Fails only if the URL is invalid.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when `url` is not a Redis URL. Redis is not reached here: an
+    /// unreachable server is a store error of each check (503, unless `fail_open`).
     pub fn open(url: impl IntoConnectionInfo) -> Result<Self, StoreError> {
         let invalid = |error: redis::RedisError| {
             StoreError::new(
