@@ -351,6 +351,12 @@ impl Verifier {
     /// assert_eq!(Verifier::check_format(b" "), Err(RejectionKind::MissingSignature));
     /// assert_eq!(Verifier::check_format(b"abc"), Err(RejectionKind::MalformedSignature));
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`MissingSignature`](RejectionKind::MissingSignature) for an empty or blank value,
+    /// [`MalformedSignature`](RejectionKind::MalformedSignature) for anything but 64 hex
+    /// characters.
     pub fn check_format(signature: &[u8]) -> Result<(), RejectionKind> {
         parse_signature(signature).map(drop)
     }
