@@ -1,4 +1,44 @@
 //! The embedded store: one SQLite file, one writer thread, group commits.
+//!
+//! # Opening
+//!
+//! [`SqliteBuilder::open`] takes these steps, in order:
+//!
+//! 1. The connection's settings: the busy timeout ([`SqliteBuilder::lock_timeout`]);
+//!    `locking_mode=EXCLUSIVE` before `journal_mode=WAL`, so that the file is locked from
+//!    its first access until the store closes and WAL needs no shared memory;
+//!    `synchronous=FULL`; the journal's size limit. None of them writes to the file but
+//!    WAL's mark in its header, which every file this crate wrote carries already.
+//! 2. The schema brought to this build's version (`schema.rs`; below).
+//! 3. The size cap (`max_page_count`, set at each open: SQLite does not keep it).
+//! 4. Claims left in the file handed over: nobody else can have it open, so they were a
+//!    dead process's.
+//! 5. The writer thread started; it owns the connection from then on.
+//!
+//! # Schema versions
+//!
+//! The schema's version is SQLite's `PRAGMA user_version`, a number in the file's header
+//! (0 in a new file). Version `n` is what the migrations `schema/1.sql` to `schema/n.sql`
+//! make, applied in order, forward only. Each runs in a transaction of its own
+//! (`BEGIN IMMEDIATE`) that reads the version, runs the migration and sets the version it
+//! reaches, all or nothing: a crash or a failing statement mid-migration leaves the file
+//! at the version before it, and the next open runs that migration again from its start.
+//! As the version is read inside the write transaction, two connections opening the file
+//! at once cannot both apply one (the exclusive lock already lets only one through).
+//!
+//! - A new file (version 0, no `inbox` table) gets every migration.
+//! - A file of release 0.1.0, which made version 1's schema but set no version
+//!   (`user_version` 0 and an `inbox` table), is taken as version 1 as it is: its version
+//!   is set to 1 without running `1.sql`, then the later migrations follow.
+//! - A file at a version newer than this build knows (a later release wrote it) is
+//!   refused, [`StoreErrorKind::Unavailable`], "inbox file was written by a newer version
+//!   of authgear-webhook", before anything is written to it: what its rows mean is not
+//!   this build's to know. A negative version, which no release writes, is refused too.
+//!
+//! A change of schema is a new file, `schema/{n+1}.sql`, listed in `schema::MIGRATIONS`;
+//! a file a release shipped is never edited (the files in the field were made by it).
+
+mod schema;
 
 use std::{
     fmt,
@@ -25,25 +65,6 @@ const DEAD: i64 = 3;
 /// At most this many calls share one transaction (one sync).
 const MAX_BATCH: usize = 512;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS inbox (
-    endpoint    TEXT    NOT NULL,
-    id          TEXT    NOT NULL,
-    type        TEXT    NOT NULL,
-    body        BLOB    NOT NULL,
-    -- 0 queued, 1 claimed, 2 done, 3 dead
-    state       INTEGER NOT NULL,
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    -- Unix ms: when due (queued), the claim deadline (claimed), when done or dead.
-    due_at      INTEGER NOT NULL,
-    received_at INTEGER NOT NULL,
-    token       INTEGER,
-    last_error  TEXT,
-    PRIMARY KEY (endpoint, id)
-);
-CREATE INDEX IF NOT EXISTS inbox_state_due ON inbox (state, due_at);
-";
-
 /// The embedded [`Store`]: a single SQLite file, no server to run.
 ///
 /// # Durability
@@ -69,6 +90,15 @@ CREATE INDEX IF NOT EXISTS inbox_state_due ON inbox (state, due_at);
 /// claims still in the file are those of a process that died: they are handed over at
 /// once, not when their deadline passes. For several instances, use a shared store
 /// (Redis).
+///
+/// # Upgrades
+///
+/// The file carries its schema's version. Opening a file that an earlier release wrote
+/// (0.1.0's included) brings it to this release's schema in place, every event kept, one
+/// transaction per step: a crash midway leaves the file as the step before left it. There
+/// is no way back: a file that a later release wrote is refused at open
+/// ([`StoreErrorKind::Unavailable`], "inbox file was written by a newer version of
+/// authgear-webhook") and left untouched.
 ///
 /// # Bounded
 ///
@@ -222,16 +252,7 @@ impl SqliteBuilder {
     /// ```
     pub fn open(self) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(&self.path).map_err(error)?;
-        setup(&conn, self.max_size, self.lock_timeout).map_err(|e| {
-            match e.sqlite_error_code() {
-                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::new(
-                    StoreErrorKind::Unavailable,
-                    "inbox file is in use by another process",
-                    Some(Box::new(e)),
-                ),
-                _ => error(e),
-            }
-        })?;
+        setup(&conn, self.max_size, self.lock_timeout)?;
         let (jobs, receiver) = mpsc::channel(self.capacity);
         thread::Builder::new()
             .name("authgear-inbox-sqlite".into())
@@ -250,7 +271,17 @@ impl SqliteBuilder {
     }
 }
 
-fn setup(conn: &Connection, max_size: u64, lock_timeout: Duration) -> rusqlite::Result<()> {
+/// Opening's steps after the file is open, in order (the module's docs).
+fn setup(conn: &Connection, max_size: u64, lock_timeout: Duration) -> Result<(), StoreError> {
+    configure(conn, lock_timeout).map_err(opening)?;
+    schema::migrate(conn)?;
+    cap(conn, max_size)
+        .and_then(|()| hand_over(conn))
+        .map_err(opening)
+}
+
+/// The connection's settings: none writes to the file but the WAL mark in its header.
+fn configure(conn: &Connection, lock_timeout: Duration) -> rusqlite::Result<()> {
     conn.busy_timeout(lock_timeout)?;
     // One process per file: the lock is held from the first transaction until the
     // connection closes (a process that dies releases it). WAL then needs no shared memory.
@@ -265,15 +296,22 @@ fn setup(conn: &Connection, max_size: u64, lock_timeout: Duration) -> rusqlite::
     conn.execute_batch(
         "PRAGMA synchronous=FULL;
          PRAGMA journal_size_limit=67108864;",
-    )?;
-    conn.execute_batch(SCHEMA)?;
+    )
+}
+
+/// The file's largest size, in pages (not stored in the file: set at each open).
+fn cap(conn: &Connection, max_size: u64) -> rusqlite::Result<()> {
     let page_size: u64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
     let pages = (max_size / page_size.max(1)).max(8);
     let _: i64 = conn.query_row(&format!("PRAGMA max_page_count={pages}"), [], |row| {
         row.get(0)
     })?;
-    // Nobody else can have the file open: claims still held were a dead process's. Hand
-    // them over now rather than when their deadline passes.
+    Ok(())
+}
+
+/// Nobody else can have the file open: claims still held were a dead process's. Hand
+/// them over now rather than when their deadline passes.
+fn hand_over(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     conn.execute(
         "UPDATE inbox SET due_at = ?1 WHERE state = ?2 AND due_at > ?1",
@@ -356,6 +394,18 @@ where
 
 fn closed() -> StoreError {
     StoreError::new(StoreErrorKind::Unavailable, "inbox store is closed", None)
+}
+
+/// An error while opening: the file is locked by another process, or as [`error`].
+fn opening(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::new(
+            StoreErrorKind::Unavailable,
+            "inbox file is in use by another process",
+            Some(Box::new(e)),
+        ),
+        _ => error(e),
+    }
 }
 
 fn error(error: rusqlite::Error) -> StoreError {
