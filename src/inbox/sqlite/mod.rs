@@ -153,6 +153,10 @@ impl SqliteStore {
     /// let store = authgear_webhook::inbox::SqliteStore::open("inbox.sqlite3")?;
     /// # Ok::<_, authgear_webhook::inbox::StoreError>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteBuilder::open`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::builder(path).open()
     }
@@ -250,6 +254,14 @@ impl SqliteBuilder {
     /// let store = authgear_webhook::inbox::SqliteStore::builder("inbox.sqlite3").open()?;
     /// # Ok::<_, authgear_webhook::inbox::StoreError>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] of kind [`Unavailable`](StoreErrorKind::Unavailable) when the file
+    /// cannot be opened or created, is held by another process past the
+    /// [`lock_timeout`](Self::lock_timeout), is not an inbox file, or was written by a
+    /// newer version of this crate (left untouched); [`Full`](StoreErrorKind::Full) when
+    /// the disk is full.
     pub fn open(self) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(&self.path).map_err(error)?;
         setup(&conn, self.max_size, self.lock_timeout)?;
