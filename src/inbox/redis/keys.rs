@@ -97,4 +97,12 @@ mod tests {
         assert_eq!(key_of(b"no separator"), None);
         assert_eq!(key_of(b"/a\0\x02b\0\0id"), None);
     }
+
+    #[test]
+    fn the_keys_are_under_the_braced_prefix() {
+        let keys = Keys::new("authgear-webhook:inbox");
+        assert_eq!(keys.stream, "{authgear-webhook:inbox}:v2:stream");
+        assert_eq!(keys.parked, "{authgear-webhook:inbox}:v2:p:");
+        assert_eq!(keys.older[2], "{authgear-webhook:inbox}:dead");
+    }
 }

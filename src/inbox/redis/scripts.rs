@@ -469,3 +469,55 @@ fn claim_millis(claim_for: Duration) -> u64 {
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The `KEYS[n]` and `ARGV[n]` in `lines`, with a literal index.
+    fn indexed<'a>(lines: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        for line in lines {
+            for table in ["KEYS[", "ARGV["] {
+                for (at, _) in line.match_indices(table) {
+                    let rest = &line[at + table.len()..];
+                    let digits =
+                        rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                    if digits > 0 && rest[digits..].starts_with(']') {
+                        found.insert(format!("{table}{}]", &rest[..digits]));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn each_script_starts_with_its_flags_and_documents_the_keys_and_argv_it_reads() {
+        for (name, script) in [
+            ("store", STORE),
+            ("claim", CLAIM),
+            ("extend", EXTEND),
+            ("ack", ACK),
+            ("fail", FAIL),
+            ("release", RELEASE),
+            ("dead", DEAD),
+            ("redrive", REDRIVE),
+            ("counts", COUNTS),
+            ("prune", PRUNE),
+        ] {
+            assert!(script.starts_with("#!lua"), "{name}");
+            let (comments, code): (Vec<&str>, Vec<&str>) = script
+                .lines()
+                .skip(1)
+                .partition(|line| line.trim_start().starts_with("--"));
+            assert_eq!(
+                indexed(code.into_iter()),
+                indexed(comments.into_iter()),
+                "{name}: used (left) and documented (right)"
+            );
+        }
+    }
+}
