@@ -370,7 +370,7 @@ async fn a_streamed_answer_is_recorded_whole_and_a_broken_one_not_at_all() {
         .route(
             "/streamed",
             post(|| async {
-                Body::new(crate::common::Frames::split(
+                Body::new(crate::common::Script::split(
                     b"{\"is_allowed\":true}",
                     &[3, 5],
                 ))
@@ -379,7 +379,7 @@ async fn a_streamed_answer_is_recorded_whole_and_a_broken_one_not_at_all() {
         .route(
             "/broken",
             post(|| async {
-                Body::new(crate::common::Frames::split(b"{\"is_", &[2]).then_error())
+                Body::new(crate::common::Script::split(b"{\"is_", &[2]).then_error())
             }),
         )
         .layer(
