@@ -2,7 +2,10 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod example;
+pub mod redis_server;
 pub mod wire;
+
+pub use redis_server::RedisServer;
 
 use std::{
     collections::VecDeque,
@@ -279,68 +282,6 @@ fn response_complete(raw: &[u8]) -> bool {
                 .then(|| value.trim().parse::<usize>().ok())?
         })
         .is_some_and(|length| body.len() >= length)
-}
-
-/// A `redis-server` on a free loopback port, stopped on drop.
-pub struct RedisServer {
-    child: std::process::Child,
-    pub url: String,
-}
-
-impl RedisServer {
-    /// Starts one, or returns `None` (failing under CI) when `redis-server` is missing.
-    pub async fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn();
-        let child = match child {
-            Ok(child) => child,
-            Err(error) if std::env::var_os("CI").is_none() => {
-                eprintln!("skipping: cannot start redis-server ({error}); .ci/run installs it");
-                return None;
-            }
-            Err(error) => panic!("redis-server is required in CI: {error}"),
-        };
-        let ready = async {
-            while tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_err()
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        };
-        tokio::time::timeout(TIMEOUT, ready)
-            .await
-            .expect("redis-server starts");
-        Some(Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-        })
-    }
-
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// A directory of its own under the system's temp dir (named after the process, `name` and

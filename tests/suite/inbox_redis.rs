@@ -6,12 +6,11 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    process::{Child, Command, Stdio},
     sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
-use crate::common::{SECRET, TIMEOUT, TempDir, example::Server};
+use crate::common::{RedisServer, SECRET, TIMEOUT, example::Server};
 use crate::inbox::{store_contract, worker_batch_contract};
 use authgear_webhook::inbox::{
     EventKey, Failure, NewEvent, RedisStore, Store, StoreErrorKind, Stored,
@@ -20,107 +19,17 @@ use bytes::Bytes;
 
 /// A `redis-server` with the durable settings the store's docs ask for (`appendonly yes`,
 /// `appendfsync always`), its files in a temp dir; killed on drop.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-    dir: TempDir,
-    url: String,
+async fn durable_redis() -> Option<RedisServer> {
+    RedisServer::builder().durable().start().await
 }
 
-impl Redis {
-    /// Starts one, or returns `None` (failing under CI) when `redis-server` is missing.
-    async fn start(name: &str) -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut redis = Self {
-            child: None,
-            port,
-            dir: TempDir::new(name),
-            url: format!("redis://127.0.0.1:{port}"),
-        };
-        match redis.spawn() {
-            Ok(()) => {}
-            Err(error) if std::env::var_os("CI").is_none() => {
-                eprintln!("skipping: cannot start redis-server ({error}); .ci/run installs it");
-                return None;
-            }
-            Err(error) => panic!("redis-server is required in CI: {error}"),
-        }
-        redis.ready().await;
-        Some(redis)
-    }
-
-    fn spawn(&mut self) -> std::io::Result<()> {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            // `CONFIG SET dir` for the snapshot that fails.
-            .args(["--enable-protected-configs", "local"])
-            .arg("--dir")
-            .arg(&self.dir.0)
-            .stdout(Stdio::null())
-            .spawn()?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    /// Waits until it answers (the AOF loaded).
-    async fn ready(&self) {
-        let deadline = Instant::now() + TIMEOUT;
-        while self.cli(&["PING"]) != "PONG" {
-            assert!(Instant::now() < deadline, "redis-server starts");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGKILL: no chance to write anything more.
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port and files.
-    async fn restart(&mut self) {
-        self.kill9();
-        self.spawn().expect("redis-server restarts");
-        self.ready().await;
-    }
-
-    /// One command through `redis-cli`; its output, trimmed.
-    fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli runs");
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    }
-
-    /// A store with the default settings but a 5 s timeout: the machine running the tests
-    /// may be busy (a refused connection still fails at once).
-    fn store(&self) -> RedisStore {
-        RedisStore::builder()
-            .timeout(Duration::from_secs(5))
-            .open(self.url.as_str())
-            .expect("url")
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+/// A store on `redis` with the default settings but a 5 s timeout: the machine running the
+/// tests may be busy (a refused connection still fails at once).
+fn store(redis: &RedisServer) -> RedisStore {
+    RedisStore::builder()
+        .timeout(Duration::from_secs(5))
+        .open(redis.url.as_str())
+        .expect("url")
 }
 
 fn new_event(id: &str) -> NewEvent {
@@ -159,26 +68,26 @@ where
 
 #[tokio::test]
 async fn redis_store_keeps_the_contract() {
-    let Some(redis) = Redis::start("contract").await else {
+    let Some(redis) = durable_redis().await else {
         return;
     };
-    store_contract(Arc::new(redis.store())).await;
+    store_contract(Arc::new(store(&redis))).await;
 }
 
 #[tokio::test]
 async fn redis_worker_claims_and_acks_in_batches() {
-    let Some(redis) = Redis::start("batch").await else {
+    let Some(redis) = durable_redis().await else {
         return;
     };
-    worker_batch_contract(Arc::new(redis.store())).await;
+    worker_batch_contract(Arc::new(store(&redis))).await;
 }
 
 #[tokio::test]
 async fn dead_letters_are_listed_in_key_order_page_by_page() {
-    let Some(redis) = Redis::start("dead").await else {
+    let Some(redis) = durable_redis().await else {
         return;
     };
-    let store = redis.store();
+    let store = store(&redis);
     // Endpoint first, then id, as bytes: "/a" < "/a/b" < "/b".
     let keys = [("/b", "1"), ("/a/b", "0"), ("/a", "2"), ("/a", "10")];
     for (endpoint, id) in keys {
@@ -211,7 +120,7 @@ async fn dead_letters_are_listed_in_key_order_page_by_page() {
 
 #[tokio::test]
 async fn two_instances_share_one_queue_and_take_over_a_dead_one_s_claims() {
-    let Some(redis) = Redis::start("share").await else {
+    let Some(redis) = durable_redis().await else {
         return;
     };
     // Consumers idle for 100 ms with nothing pending are leftovers (default 10 minutes).
@@ -315,10 +224,10 @@ async fn two_instances_share_one_queue_and_take_over_a_dead_one_s_claims() {
 
 #[tokio::test]
 async fn nothing_acknowledged_is_lost_when_redis_is_killed_and_restarted() {
-    let Some(mut redis) = Redis::start("restart").await else {
+    let Some(mut redis) = durable_redis().await else {
         return;
     };
-    let store = redis.store();
+    let store = store(&redis);
     const N: usize = 300;
     // Concurrent stores; SIGKILL Redis right after the last one is acknowledged.
     let mut sends = tokio::task::JoinSet::new();
@@ -336,7 +245,7 @@ async fn nothing_acknowledged_is_lost_when_redis_is_killed_and_restarted() {
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 10);
-    redis.kill9();
+    redis.kill();
     let down = store.counts().await;
     assert_eq!(
         down.expect_err("Redis is down").kind(),
@@ -378,10 +287,10 @@ async fn nothing_acknowledged_is_lost_when_redis_is_killed_and_restarted() {
 
 #[tokio::test]
 async fn events_left_in_the_0_1_0_layout_stop_claims_until_they_are_drained() {
-    let Some(redis) = Redis::start("older").await else {
+    let Some(redis) = durable_redis().await else {
         return;
     };
-    let store = redis.store();
+    let store = store(&redis);
     let older = |name: &str| format!("{{authgear-webhook:inbox}}:{name}");
     let long = Duration::from_secs(60);
     assert_eq!(
@@ -411,17 +320,17 @@ async fn events_left_in_the_0_1_0_layout_stop_claims_until_they_are_drained() {
 
 #[tokio::test]
 async fn faults_are_store_errors_and_the_store_recovers() {
-    let Some(mut redis) = Redis::start("faults").await else {
+    let Some(mut redis) = durable_redis().await else {
         return;
     };
-    let store = redis.store();
+    let store = store(&redis);
     assert_eq!(
         store.store(new_event("before")).await.expect("store"),
         Stored::Stored
     );
 
     // Down: an error, quickly (bounded by the one-second timeouts), then back.
-    redis.kill9();
+    redis.kill();
     let started = Instant::now();
     let error = store.store(new_event("down")).await.expect_err("down");
     assert_eq!(error.kind(), StoreErrorKind::Unavailable);
@@ -446,7 +355,7 @@ async fn faults_are_store_errors_and_the_store_recovers() {
 
     // Cannot persist (-MISCONF): a snapshot fails (its directory is gone) and Redis refuses
     // writes, as it does when the disk is full.
-    let gone = redis.dir.0.join("gone");
+    let gone = redis.dir().join("gone");
     std::fs::create_dir_all(&gone).expect("dir");
     assert_eq!(
         redis.cli(&["CONFIG", "SET", "dir", gone.to_str().expect("utf-8")]),
@@ -470,7 +379,7 @@ async fn faults_are_store_errors_and_the_store_recovers() {
     assert_eq!(error.kind(), StoreErrorKind::Unavailable);
     assert_eq!(error.to_string(), "Redis cannot persist writes");
     assert_eq!(
-        redis.cli(&["CONFIG", "SET", "dir", redis.dir.0.to_str().expect("utf-8")]),
+        redis.cli(&["CONFIG", "SET", "dir", redis.dir().to_str().expect("utf-8")]),
         "OK"
     );
     redis.cli(&["BGSAVE"]);
@@ -640,7 +549,7 @@ fn ids(prefix: &str, n: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn two_example_servers_on_one_redis_handle_each_event_exactly_once() {
-    let Some(redis) = Redis::start("example-share").await else {
+    let Some(redis) = durable_redis().await else {
         return;
     };
     let (a, b) = (
@@ -662,7 +571,7 @@ async fn two_example_servers_on_one_redis_handle_each_event_exactly_once() {
 
     wait_handled(&[&a, &b], &HashMap::new(), &acknowledged).await;
     // Nothing queued or in flight any more: no handling can follow.
-    let store = redis.store();
+    let store = store(&redis);
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let counts = store.counts().await.expect("counts");
@@ -684,7 +593,7 @@ async fn two_example_servers_on_one_redis_handle_each_event_exactly_once() {
 
 #[tokio::test]
 async fn an_example_server_killed_mid_run_leaves_its_events_to_the_other() {
-    let Some(redis) = Redis::start("example-kill").await else {
+    let Some(redis) = durable_redis().await else {
         return;
     };
     // Claims of 500 ms: the dead server's events are taken over half a second after its
@@ -719,7 +628,7 @@ async fn an_example_server_killed_mid_run_leaves_its_events_to_the_other() {
 
 #[tokio::test]
 async fn redis_down_is_503_and_a_restart_loses_nothing_acknowledged() {
-    let Some(mut redis) = Redis::start("example-restart").await else {
+    let Some(mut redis) = durable_redis().await else {
         return;
     };
     // Short claims: a claim Redis wrote to its AOF but was killed before answering is
@@ -730,7 +639,7 @@ async fn redis_down_is_503_and_a_restart_loses_nothing_acknowledged() {
     let mut acknowledged = send_all(&urls, &first).await;
     assert_eq!(acknowledged.len(), first.len());
     // SIGKILL Redis while the worker is still handling them, restart it on the same AOF.
-    redis.kill9();
+    redis.kill();
     for id in ids("down", 5) {
         assert_eq!(
             post(&server.url(), &id).await,
@@ -754,10 +663,10 @@ async fn redis_down_is_503_and_a_restart_loses_nothing_acknowledged() {
 
 #[tokio::test]
 async fn a_token_that_is_not_this_store_s_is_refused_not_an_error() {
-    let Some(redis) = Redis::start("token").await else {
+    let Some(redis) = durable_redis().await else {
         return;
     };
-    let store = redis.store();
+    let store = store(&redis);
     for id in ["good", "bad"] {
         store.store(new_event(id)).await.expect("store");
     }

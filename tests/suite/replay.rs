@@ -835,7 +835,7 @@ mod redis {
             .app,
         )
         .await;
-        redis.stop();
+        redis.kill();
         let body = delivery(&format!("down-{}", now()), now());
         assert_eq!(
             deliver(first, "/blocking", &body).await.0,
