@@ -5,6 +5,8 @@ pub mod example;
 pub mod redis_server;
 pub mod wire;
 
+// Unused in a build without the features of the Redis tests.
+#[allow(unused_imports)]
 pub use redis_server::RedisServer;
 
 use std::{

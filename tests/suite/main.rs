@@ -52,20 +52,8 @@ mod hostile;
 // The hyper and tonic examples, compiled in, read the typed events.
 #[cfg(feature = "event")]
 mod hyper_stack;
-#[cfg(all(
-    feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
-))]
+#[cfg(feature = "inbox")]
 mod inbox;
-#[cfg(all(
-    feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
-))]
-mod inbox_redis;
 #[cfg(all(
     feature = "axum",
     feature = "replay",
