@@ -35,6 +35,8 @@
 //! (the machine is noisy); waits are bounded only so that a bug fails instead of hanging.
 
 mod common;
+#[path = "common/heap.rs"]
+mod heap;
 
 use std::{
     convert::Infallible,
@@ -47,7 +49,8 @@ use std::{
 };
 
 use authgear_webhook::{BodyBudget, SIGNATURE_HEADER, VerifiedBody, VerifySignatureLayer, sign};
-use common::TIMEOUT;
+use common::{SECRET, TIMEOUT};
+use heap::settled_heap;
 use http::{Request, Response};
 use peak_alloc::PeakAlloc;
 use tokio::{
@@ -64,7 +67,6 @@ static HEAP: PeakAlloc = PeakAlloc;
 /// One test at a time: the heap and the file descriptors are the process's.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
-const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
 /// What each flooding connection announces; it sends half of it.
 const ANNOUNCED: usize = 1024 * 1024;
 /// The body deadline of the in-process server.
@@ -385,20 +387,6 @@ async fn serve(router: axum::Router) -> SocketAddr {
     addr
 }
 
-/// Waits (bounded) until the live heap stops changing, and returns it.
-async fn settled_heap() -> usize {
-    let mut last = HEAP.current_usage();
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let now = HEAP.current_usage();
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
-    last
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_holds_within_its_budget() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -429,7 +417,7 @@ async fn layer_holds_within_its_budget() {
     // Warm up what lives as long as the runtime, then measure from there.
     let status = deliver(addr, "/hook", &delivery(0)).await;
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-    let baseline = settled_heap().await;
+    let baseline = settled_heap(&HEAP).await;
     HEAP.reset_peak_usage();
 
     let started = Instant::now();
@@ -469,7 +457,7 @@ async fn layer_holds_within_its_budget() {
         status.starts_with("HTTP/1.1 200"),
         "after the flood: {status}"
     );
-    let after = settled_heap().await;
+    let after = settled_heap(&HEAP).await;
 
     let (timed_out, refused, closed) = (
         ends.timed_out.load(Ordering::SeqCst),
