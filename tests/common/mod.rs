@@ -215,6 +215,11 @@ where
     String::from_utf8(bytes.to_vec()).expect("utf-8")
 }
 
+/// A realistic delivery from `tests/fixtures/events/`, as Authgear's server encodes it.
+pub fn fixture_event(event_type: &str) -> Vec<u8> {
+    std::fs::read(format!("tests/fixtures/events/{event_type}.json")).expect("fixture")
+}
+
 /// Bounds every network wait of the tests.
 pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 

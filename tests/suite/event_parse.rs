@@ -1,7 +1,6 @@
 //! Typed events: every example delivery parses, round-trips to the same JSON value and is
 //! classified right; unknown types, unknown fields, older servers' deliveries and payloads
 //! that do not fit the model are kept as data.
-#![cfg(feature = "event")]
 
 use std::{fs, path::PathBuf};
 

@@ -2,7 +2,6 @@
 //! verified; a repeated delivery runs the handler once and every copy gets the first answer;
 //! in memory and, shared by two instances, in a real Redis; through the layer and through
 //! the public check.
-#![cfg(feature = "replay")]
 
 use std::{
     net::SocketAddr,

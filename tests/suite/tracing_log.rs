@@ -1,6 +1,5 @@
 //! With feature `tracing`, every refusal is logged with its reason, and never with the
 //! signature, the secret or the body.
-#![cfg(feature = "tracing")]
 
 use crate::common::{Captured, Recorder, Script};
 use authgear_webhook::{SIGNATURE_HEADER, VerifySignatureLayer, sign};
