@@ -1,13 +1,15 @@
-//! A flood of slow, unauthenticated bodies (issue 16), over real sockets: many connections,
-//! each announcing `Content-Length: 1 MiB` with a well-formed signature header, sending half
-//! the body and then nothing.
+//! A flood of slow, unauthenticated bodies, over real sockets: many connections, each
+//! announcing `Content-Length: 1 MiB` with a well-formed signature header (no secret needed to
+//! write one), sending half the body and then nothing, so that the server holds what it
+//! buffered for as long as it waits.
 //!
 //! - `layer_holds_within_its_budget`: a loopback server in this process, served as
 //!   `axum_server` is (the layer with a 2 s body deadline, to keep CI short, and an 8 MiB
 //!   budget); a counting allocator measures the live heap. The heap stays within the budget
 //!   plus a stated overhead per connection; every stalled connection is answered (408, or 503
-//!   at once when the budget was full) and closed; valid deliveries sent during the flood are answered (200, or 503 with
-//!   `Retry-After`); afterwards the budget is back to 0 and valid deliveries succeed.
+//!   at once when the budget was full) and closed; valid deliveries sent during the flood are
+//!   answered (200, or 503 with `Retry-After`); afterwards the budget is back to 0 and valid
+//!   deliveries succeed.
 //! - `axum_server_holds_within_its_budget`: the same flood against the real `axum_server`
 //!   example process, with its defaults (10 s deadline); its resident memory (`VmHWM` in
 //!   `/proc/<pid>/status`) stays within the budget plus a stated overhead per connection;
@@ -24,7 +26,7 @@
 //! `FLOOD_CONNECTIONS` sets the number of connections against `axum_server` (default 200,
 //! about 12 s, most of it the server's 10 s deadline; the in-process flood is always 200
 //! connections, 3 s); `FLOOD_SERVER` runs another `axum_server` binary instead of this
-//! tree's (an older build, to compare). The issue's size, with the figures printed:
+//! tree's (an older build, to compare). 5 000 connections, with the figures printed:
 //!
 //! ```sh
 //! ulimit -n 20000

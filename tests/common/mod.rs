@@ -30,7 +30,8 @@ use http_body_util::BodyExt;
 /// The one secret the tests sign with.
 pub const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
 
-/// The blocking event types (Authgear waits for their answer), from PROTOCOL.md.
+/// The blocking event types (Authgear waits for their answer): the payloads of
+/// `pkg/api/event/blocking/*.go` in authgear-server (`tests/fixtures/events/README.md`).
 pub const BLOCKING: [&str; 9] = [
     "user.pre_create",
     "user.profile.pre_update",

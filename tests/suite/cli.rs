@@ -2,7 +2,7 @@
 //! independent HMAC (python3's hmac, or openssl), `verify` both ways, `events`, `--help` on
 //! every subcommand, and where the secret may come from; `inbox` on a SQLite file prepared
 //! through the library (and in use by this process) and on a real redis-server. `send` is in
-//! tests/send.rs.
+//! tests/suite/send.rs.
 
 use std::{
     fs,

@@ -1004,7 +1004,7 @@ async fn with_replay_protection_on_every_fresh_audit_delivery_gets_200() {
         assert_eq!(status, StatusCode::OK, "{name}: {answer}");
         last = body.into_bytes();
     }
-    // (A repeated delivery is issue 12's point 4: tests/replay.rs.)
+    // A new id: the same id again is a repeated delivery (tests/suite/replay.rs).
     let mut body = String::from_utf8(last)
         .expect("utf-8")
         .replacen(r#"{"id":""#, r#"{"id":"n"#, 1);

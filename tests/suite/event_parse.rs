@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::common::BLOCKING;
 
-/// The non-blocking types, from PROTOCOL.md.
+/// The non-blocking types: the payloads of `pkg/api/event/nonblocking/*.go` in
+/// authgear-server whose `ForHook()` is true (`tests/fixtures/events/README.md`).
 const NON_BLOCKING: &[&str] = &[
     "user.created",
     "user.authenticated",
