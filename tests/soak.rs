@@ -17,6 +17,8 @@
 //! ```
 
 mod common;
+#[path = "common/heap.rs"]
+mod heap;
 
 use std::{
     convert::Infallible,
@@ -25,12 +27,13 @@ use std::{
         Arc,
         atomic::{AtomicU32, AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use authgear_webhook::{SIGNATURE_HEADER, VerifiedBody, VerifySignatureLayer, sign};
 use bytes::Bytes;
 use common::{TIMEOUT, raw_exchange, serve};
+use heap::settled_heap;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -340,12 +343,12 @@ async fn slow_clients(
         })
         .collect();
 
-    let before = settled_heap().await;
+    let before = settled_heap(&HEAP).await;
     let (streams, control_peak, _) = start_slow_clients(control, &bodies, second, before).await;
     finish_slow_clients(streams, &bodies).await;
 
     ledger.start(SLOW_ROUND);
-    let before = settled_heap().await;
+    let before = settled_heap(&HEAP).await;
     let (streams, peak, holding) = start_slow_clients(addr, &bodies, second, before).await;
     // Meanwhile the server still serves others (one more delivery of the same kind).
     let mut other = Connection::h1(addr).await;
@@ -404,14 +407,14 @@ async fn start_slow_clients(
         streams.push(stream);
     }
     // Two writes, each read by the server before the next: two frames at least.
-    settled_heap().await;
+    settled_heap(&HEAP).await;
     for (stream, (head, _)) in streams.iter_mut().zip(bodies) {
         stream
             .write_all(&head[head.len() - second..])
             .await
             .expect("write");
     }
-    let now = settled_heap().await;
+    let now = settled_heap(&HEAP).await;
     let peak = HEAP.peak_usage();
     (streams, peak - before, now.saturating_sub(before))
 }
@@ -457,24 +460,10 @@ async fn control_server() -> SocketAddr {
     serve(axum::Router::new().route_service("/hook", handler)).await
 }
 
-/// Waits (bounded) until the live heap stops changing, and returns it.
-async fn settled_heap() -> usize {
-    let mut last = HEAP.current_usage();
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let now = HEAP.current_usage();
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
-    last
-}
-
 /// Waits (bounded) until the live heap is at most `bound`; returns it.
 async fn heap_down_to(bound: usize) -> usize {
     for _ in 0..200 {
-        let now = settled_heap().await;
+        let now = settled_heap(&HEAP).await;
         if now <= bound {
             return now;
         }
@@ -499,7 +488,7 @@ async fn soak() {
 
     // A first round warms up what lives as long as the runtime (worker queues, timers).
     round(addr, &ledger, 0, &Arc::new(Counts::default())).await;
-    let baseline = settled_heap().await;
+    let baseline = settled_heap(&HEAP).await;
     HEAP.reset_peak_usage();
 
     // Load: rounds until the time is up (at least one).

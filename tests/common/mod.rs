@@ -2,7 +2,12 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod example;
+pub mod redis_server;
 pub mod wire;
+
+// Unused in a build without the features of the Redis tests.
+#[allow(unused_imports)]
+pub use redis_server::RedisServer;
 
 use std::{
     collections::VecDeque,
@@ -19,13 +24,14 @@ use std::{
 use authgear_webhook::{Verified, VerifiedBody};
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
-use http_body::{Body, Frame};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 /// The one secret the tests sign with.
 pub const SECRET: &str = "Lx8k3mVq2ZpT9wR4yN6bC1dF7gH0jK5s";
 
-/// The blocking event types (Authgear waits for their answer), from PROTOCOL.md.
+/// The blocking event types (Authgear waits for their answer): the payloads of
+/// `pkg/api/event/blocking/*.go` in authgear-server (`tests/fixtures/events/README.md`).
 pub const BLOCKING: [&str; 9] = [
     "user.pre_create",
     "user.profile.pre_update",
@@ -41,45 +47,100 @@ pub const BLOCKING: [&str; 9] = [
 /// A boxed error, for bodies and clients.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A request body that yields the given frames one by one, with no size hint, like a
-/// chunked HTTP/1.1 body.
-#[derive(Debug, Default)]
-pub struct Frames(VecDeque<Result<Frame<Bytes>, io::Error>>);
+/// One step of a [`Script`]: what the body does when it is polled next.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// A data frame.
+    Data(Bytes),
+    /// A trailers frame.
+    Trailers(HeaderMap),
+    /// An error, as when the client's connection breaks off.
+    Error,
+    /// `Pending` once, waking itself at once: a body whose next frame is not there yet.
+    Pending,
+    /// `Pending` from now on, never woken: a client that stalls.
+    Stall,
+    /// Panics: proves that nobody reads the body.
+    Panic,
+}
 
-impl Frames {
-    /// `body` split at the given lengths (the rest in a last frame).
+/// A request body that plays its steps one per poll, then ends (`None`). Its size hint is
+/// unknown, like a chunked HTTP/1.1 body's, unless set with [`Script::exact`].
+#[derive(Debug)]
+pub struct Script {
+    steps: VecDeque<Step>,
+    size_hint: SizeHint,
+}
+
+impl Script {
+    pub fn new(steps: impl IntoIterator<Item = Step>) -> Self {
+        Self {
+            steps: steps.into_iter().collect(),
+            size_hint: SizeHint::default(),
+        }
+    }
+
+    /// `body` as data frames split at the given lengths (the rest in a last frame).
     pub fn split(body: &[u8], lengths: &[usize]) -> Self {
-        let mut frames = VecDeque::new();
+        let mut steps = Vec::new();
         let mut rest = body;
         for &length in lengths {
             let (head, tail) = rest.split_at(length.min(rest.len()));
-            frames.push_back(Ok(Frame::data(Bytes::copy_from_slice(head))));
+            steps.push(Step::Data(Bytes::copy_from_slice(head)));
             rest = tail;
         }
-        frames.push_back(Ok(Frame::data(Bytes::copy_from_slice(rest))));
-        Self(frames)
+        steps.push(Step::Data(Bytes::copy_from_slice(rest)));
+        Self::new(steps)
     }
 
-    pub fn then_trailers(mut self, trailers: HeaderMap) -> Self {
-        self.0.push_back(Ok(Frame::trailers(trailers)));
+    pub fn then(mut self, step: Step) -> Self {
+        self.steps.push_back(step);
         self
     }
 
-    pub fn then_error(mut self) -> Self {
-        self.0.push_back(Err(io::Error::other("connection reset")));
+    pub fn then_trailers(self, trailers: HeaderMap) -> Self {
+        self.then(Step::Trailers(trailers))
+    }
+
+    pub fn then_error(self) -> Self {
+        self.then(Step::Error)
+    }
+
+    /// Announces exactly `length` bytes (as hyper does from `Content-Length`), whatever the
+    /// steps yield.
+    pub fn exact(mut self, length: u64) -> Self {
+        self.size_hint = SizeHint::with_exact(length);
         self
     }
 }
 
-impl Body for Frames {
+impl Body for Script {
     type Data = Bytes;
     type Error = io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        Poll::Ready(self.0.pop_front())
+        match self.steps.pop_front() {
+            Some(Step::Data(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Some(Step::Trailers(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+            Some(Step::Error) => Poll::Ready(Some(Err(io::Error::other("connection reset")))),
+            Some(Step::Pending) => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Some(Step::Panic) => panic!("the body was read"),
+            Some(Step::Stall) => {
+                self.steps.push_front(Step::Stall);
+                Poll::Pending
+            }
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.size_hint
     }
 }
 
@@ -155,6 +216,11 @@ where
     String::from_utf8(bytes.to_vec()).expect("utf-8")
 }
 
+/// A realistic delivery from `tests/fixtures/events/`, as Authgear's server encodes it.
+pub fn fixture_event(event_type: &str) -> Vec<u8> {
+    std::fs::read(format!("tests/fixtures/events/{event_type}.json")).expect("fixture")
+}
+
 /// Bounds every network wait of the tests.
 pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -224,68 +290,6 @@ fn response_complete(raw: &[u8]) -> bool {
                 .then(|| value.trim().parse::<usize>().ok())?
         })
         .is_some_and(|length| body.len() >= length)
-}
-
-/// A `redis-server` on a free loopback port, stopped on drop.
-pub struct RedisServer {
-    child: std::process::Child,
-    pub url: String,
-}
-
-impl RedisServer {
-    /// Starts one, or returns `None` (failing under CI) when `redis-server` is missing.
-    pub async fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn();
-        let child = match child {
-            Ok(child) => child,
-            Err(error) if std::env::var_os("CI").is_none() => {
-                eprintln!("skipping: cannot start redis-server ({error}); .ci/run installs it");
-                return None;
-            }
-            Err(error) => panic!("redis-server is required in CI: {error}"),
-        };
-        let ready = async {
-            while tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_err()
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        };
-        tokio::time::timeout(TIMEOUT, ready)
-            .await
-            .expect("redis-server starts");
-        Some(Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-        })
-    }
-
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// A directory of its own under the system's temp dir (named after the process, `name` and

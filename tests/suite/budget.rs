@@ -7,7 +7,6 @@
 //! while the inner service has it, and it is back to 0 once every request is gone.
 
 use std::{
-    collections::VecDeque,
     convert::Infallible,
     future::Future,
     io,
@@ -23,41 +22,10 @@ use authgear_webhook::{
 };
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
-use http_body::{Body, Frame};
 use proptest::prelude::*;
 use tower::{Layer, Service, ServiceExt};
 
-use crate::common::SECRET;
-
-#[derive(Debug, Clone)]
-enum Step {
-    Data(Bytes),
-    Pending,
-    Error,
-}
-
-/// A body that plays its steps; `Pending` wakes itself at once.
-struct Script(VecDeque<Step>);
-
-impl Body for Script {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        match self.0.pop_front() {
-            Some(Step::Data(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
-            Some(Step::Pending) => {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            Some(Step::Error) => Poll::Ready(Some(Err(io::Error::other("broken off")))),
-            None => Poll::Ready(None),
-        }
-    }
-}
+use crate::common::{SECRET, Script, Step};
 
 /// What the inner service does with a verified request.
 #[derive(Debug, Clone, Copy)]
@@ -126,7 +94,7 @@ fn steps_strategy() -> impl Strategy<Value = (Vec<u8>, Vec<Step>)> {
 fn request(body: &[u8], steps: Vec<Step>, announce: bool) -> Request<Script> {
     let mut request = Request::post("/")
         .header(SIGNATURE_HEADER, sign(SECRET, body))
-        .body(Script(steps.into()))
+        .body(Script::new(steps))
         .expect("request");
     if announce {
         request
@@ -259,7 +227,8 @@ async fn a_stalled_body_is_refused_at_its_deadline() {
             .body_deadline(Duration::from_secs(3))
             .body_budget(budget.clone());
         let service = layer.layer(inner(Inner::Answer, budget.clone()));
-        let stalled = Stalled(Some(Bytes::from(vec![b'a'; 1000])));
+        // Its first part, then never another frame: a stalled client.
+        let stalled = Script::split(&[b'a'; 1000], &[]).then(Step::Stall);
         let mut request = Request::post("/")
             .header(SIGNATURE_HEADER, sign(SECRET, b"whatever"))
             .body(stalled)
@@ -313,22 +282,4 @@ async fn a_full_budget_refuses_at_once() {
         .expect("request");
     let response = service.oneshot(request).await.expect("a response");
     assert_eq!(response.status(), StatusCode::OK);
-}
-
-/// A body that yields its first part, then never another frame: a stalled client.
-struct Stalled(Option<Bytes>);
-
-impl Body for Stalled {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.0.take() {
-            Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
-            None => Poll::Pending,
-        }
-    }
 }

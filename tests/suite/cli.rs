@@ -2,7 +2,7 @@
 //! independent HMAC (python3's hmac, or openssl), `verify` both ways, `events`, `--help` on
 //! every subcommand, and where the secret may come from; `inbox` on a SQLite file prepared
 //! through the library (and in use by this process) and on a real redis-server. `send` is in
-//! tests/send.rs.
+//! tests/suite/send.rs.
 
 use std::{
     fs,
@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::common::{
-    TempDir,
+    RedisServer, TempDir,
     example::{self, Output},
 };
 use authgear_webhook::{
@@ -536,24 +536,10 @@ async fn inbox_file_in_use_is_one_clear_line_and_a_non_zero_exit() {
 
 #[tokio::test]
 async fn inbox_on_redis_from_the_flag_or_redis_url() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
-    let server = match Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-    {
-        Ok(child) => KillOnDrop(child),
-        Err(error) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipping: cannot start redis-server ({error}); .ci/run installs it");
-            return;
-        }
-        Err(error) => panic!("redis-server is required in CI: {error}"),
+    let Some(server) = RedisServer::start().await else {
+        return;
     };
-    let url = format!("redis://127.0.0.1:{port}");
+    let url = server.url.clone();
     let store = RedisStore::builder()
         .timeout(Duration::from_secs(5))
         .open(url.as_str())
@@ -586,14 +572,4 @@ async fn inbox_on_redis_from_the_flag_or_redis_url() {
     let counts = store.counts().await.expect("counts");
     assert_eq!((counts.queued, counts.dead), (2, 0));
     drop(server);
-}
-
-/// A child process, killed when the test ends (even by a failed assertion).
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

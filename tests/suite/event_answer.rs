@@ -1,7 +1,6 @@
 //! Blocking answers against Authgear's own response schemas: every answer the builders can
 //! produce validates for its event (property test), and the example answers from Authgear's
 //! docs and tests can be built and serialise to the same JSON.
-#![cfg(feature = "event")]
 
 use std::{collections::BTreeMap, fs, path::PathBuf};
 

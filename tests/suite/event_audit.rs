@@ -13,9 +13,7 @@
 //! authentication,authenticator,meta,usage}.go`, `pkg/lib/authn/identity/claim_key.go`,
 //! `pkg/lib/event/service.go` (the context) and `pkg/lib/hook/hook_web.go` (`json.Marshal`
 //! of the event: no trailing newline).
-#![cfg(feature = "event")]
 
-#[cfg(feature = "axum")]
 use authgear_webhook::event::{
     AuthenticationContext, Event, Identification, Identity, Payload, Session, User,
 };
@@ -911,7 +909,13 @@ fn context_fields_are_typed() {
     assert!(context.extra.is_empty(), "{:?}", context.extra);
 }
 
-#[cfg(feature = "axum")]
+// Runs `axum_server`, which needs these features.
+#[cfg(all(
+    feature = "axum",
+    feature = "replay",
+    feature = "redis",
+    feature = "inbox"
+))]
 #[tokio::test]
 async fn every_audit_delivery_gets_200_from_axum_server() {
     use crate::common::example::{SECRET, Server};
@@ -960,7 +964,13 @@ async fn every_audit_delivery_gets_200_from_axum_server() {
 /// The same deliveries with replay protection on (the default): each with a fresh id and
 /// the current time, its other bytes as written; and one with a trailing newline
 /// (`json.Encoder`'s).
-#[cfg(feature = "axum")]
+// Runs `axum_server`, which needs these features.
+#[cfg(all(
+    feature = "axum",
+    feature = "replay",
+    feature = "redis",
+    feature = "inbox"
+))]
 #[tokio::test]
 async fn with_replay_protection_on_every_fresh_audit_delivery_gets_200() {
     use crate::common::example::{SECRET, Server};
@@ -994,7 +1004,7 @@ async fn with_replay_protection_on_every_fresh_audit_delivery_gets_200() {
         assert_eq!(status, StatusCode::OK, "{name}: {answer}");
         last = body.into_bytes();
     }
-    // (A repeated delivery is issue 12's point 4: tests/replay.rs.)
+    // A new id: the same id again is a repeated delivery (tests/suite/replay.rs).
     let mut body = String::from_utf8(last)
         .expect("utf-8")
         .replacen(r#"{"id":""#, r#"{"id":"n"#, 1);

@@ -1,7 +1,6 @@
 //! The `Event` extractor and `Answer` responses over a real socket, behind the real
 //! `VerifySignatureLayer`: a route without the layer answers 500, a verified body that is
 //! not an event 400, and a verified event the handler's answer.
-#![cfg(feature = "axum")]
 
 use std::{fs, net::SocketAddr, path::PathBuf};
 

@@ -6,7 +6,6 @@
 //! written back in the answer, and both texts are read with a Go-faithful model: every
 //! number is `str::parse::<f64>` of its text (correctly rounded, like Go's `strconv`), and
 //! numbers compare with `==` (so `-0` equals `0`, as in Go).
-#![cfg(feature = "event")]
 
 use std::{collections::BTreeMap, fs, path::PathBuf};
 

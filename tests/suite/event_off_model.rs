@@ -3,31 +3,11 @@
 //! behind the real `VerifySignatureLayer`, kept as sent (the JSON value round-trips
 //! exactly), with the reason logged through `tracing`; a blocking one still gets an answer
 //! Authgear's schema accepts. Only a body that is no Authgear envelope at all gets 400.
-#![cfg(all(feature = "axum", feature = "tracing"))]
 
-use std::{
-    fs,
-    path::PathBuf,
-    sync::{Arc, Mutex},
-};
+use std::{fs, path::PathBuf};
 
-use authgear_webhook::{
-    SIGNATURE_HEADER, VerifySignatureLayer,
-    event::{Answer, Event, Payload},
-    sign,
-};
-use axum::{
-    Router,
-    body::Body,
-    extract::State,
-    http::{Request, StatusCode},
-    routing::post,
-};
-use http_body_util::BodyExt;
+use authgear_webhook::event::{Answer, Event};
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-use crate::common::{Captured, SECRET};
 
 fn fixture(path: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -38,14 +18,6 @@ fn fixture(path: &str) -> Value {
 
 fn delivery(event_type: &str) -> Value {
     fixture(&format!("events/{event_type}.json"))
-}
-
-type Received = Arc<Mutex<Vec<Event>>>;
-
-/// Keeps every event it gets, and allows it.
-async fn receive(State(received): State<Received>, event: Event) -> Answer {
-    received.lock().expect("not poisoned").push(event);
-    Answer::allow()
 }
 
 /// Off-model deliveries of today's event types: (what is wrong, delivery, reason).
@@ -113,8 +85,33 @@ fn off_model() -> Vec<(&'static str, Value, &'static str)> {
     cases
 }
 
+/// Through the `Event` extractor (feature `axum`), the reason logged (feature `tracing`).
+#[cfg(all(feature = "axum", feature = "tracing"))]
 #[tokio::test]
 async fn off_model_deliveries_reach_the_handler_kept_as_sent() {
+    use std::sync::{Arc, Mutex};
+
+    use authgear_webhook::{SIGNATURE_HEADER, VerifySignatureLayer, event::Payload, sign};
+    use axum::{
+        Router,
+        body::Body,
+        extract::State,
+        http::{Request, StatusCode},
+        routing::post,
+    };
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use crate::common::{Captured, SECRET};
+
+    type Received = Arc<Mutex<Vec<Event>>>;
+
+    /// Keeps every event it gets, and allows it.
+    async fn receive(State(received): State<Received>, event: Event) -> Answer {
+        received.lock().expect("not poisoned").push(event);
+        Answer::allow()
+    }
+
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()

@@ -1,7 +1,6 @@
 //! Typed events: every example delivery parses, round-trips to the same JSON value and is
 //! classified right; unknown types, unknown fields, older servers' deliveries and payloads
 //! that do not fit the model are kept as data.
-#![cfg(feature = "event")]
 
 use std::{fs, path::PathBuf};
 
@@ -13,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::common::BLOCKING;
 
-/// The non-blocking types, from PROTOCOL.md.
+/// The non-blocking types: the payloads of `pkg/api/event/nonblocking/*.go` in
+/// authgear-server whose `ForHook()` is true (`tests/fixtures/events/README.md`).
 const NON_BLOCKING: &[&str] = &[
     "user.created",
     "user.authenticated",

@@ -2,7 +2,6 @@
 //! and deliveries whose payload does not fit the model, sent byte for byte and signed to the
 //! real `axum_server` example over a socket: 200, never 400, and every answer to a blocking
 //! event valid against Authgear's own response schema (`tests/fixtures/schema/`).
-#![cfg(feature = "axum")]
 
 use std::{
     fs,

@@ -13,13 +13,12 @@
 use std::{convert::Infallible, error::Error as StdError, io::Write, net::SocketAddr};
 
 use crate::common::{
-    BoxError, Frames, Recorder, serve,
+    BoxError, Recorder, Script, Step, serve,
     wire::{H2, Raw, ReqBody},
 };
 use authgear_webhook::{SIGNATURE_HEADER, VerifySignatureLayer, sign};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, header};
-use http_body::Frame;
 use http_body_util::{BodyExt, Full};
 use tower::Layer;
 
@@ -196,7 +195,7 @@ fn full(body: impl Into<Bytes>) -> ReqBody {
         .boxed()
 }
 
-fn frames(body: Frames) -> ReqBody {
+fn frames(body: Script) -> ReqBody {
     body.map_err(BoxError::from).boxed()
 }
 
@@ -426,7 +425,7 @@ async fn a_hundred_thousand_one_byte_chunks() {
     // them as fast as they come depends on scheduling, so either outcome is allowed here,
     // but nothing else: accepted intact, or the connection refused with nothing delivered.
     let mut h2 = app.h2().await;
-    let split = Frames::split(&body, &vec![1; body.len() - 1]);
+    let split = Script::split(&body, &vec![1; body.len() - 1]);
     match h2.post(&[signature_value(&body)], frames(split)).await {
         Ok((status, _)) => {
             assert_eq!(status, StatusCode::OK);
@@ -440,7 +439,7 @@ async fn a_hundred_thousand_one_byte_chunks() {
     // 1 000 one-byte DATA frames stay within that budget however slowly they are read.
     let mut h2 = app.h2().await;
     let small = &body[..1000];
-    let split = Frames::split(small, &[1; 999]);
+    let split = Script::split(small, &[1; 999]);
     let answer = h2.post(&[signature_value(small)], frames(split)).await;
     assert_eq!(answer.expect("an answer").0, StatusCode::OK);
     app.assert_delivered(small);
@@ -493,7 +492,7 @@ async fn body_exactly_at_the_limit_and_one_byte_over() {
     for length in [Some(LIMIT), None] {
         let mut headers = vec![signature_value(&at)];
         headers.extend(length.map(content_length));
-        let split = Frames::split(&at, &[1000, 5000, 30_000]);
+        let split = Script::split(&at, &[1000, 5000, 30_000]);
         let answer = h2.post(&headers, frames(split)).await;
         assert_eq!(answer.expect("an answer").0, StatusCode::OK);
         app.assert_delivered(&at);
@@ -501,7 +500,7 @@ async fn body_exactly_at_the_limit_and_one_byte_over() {
     for length in [Some(LIMIT + 1), None] {
         let mut headers = vec![signature_value(&over)];
         headers.extend(length.map(content_length));
-        let split = Frames::split(&over, &[1000, 5000, 30_000]);
+        let split = Script::split(&over, &[1000, 5000, 30_000]);
         let answer = h2.post(&headers, frames(split)).await;
         assert_eq!(answer.expect("an answer").0, StatusCode::PAYLOAD_TOO_LARGE);
         app.assert_not_called();
@@ -913,24 +912,6 @@ async fn http_1_0_without_content_length() {
     app.assert_healthy().await;
 }
 
-/// A body that yields its first part, then never another frame: a stalled client.
-struct Stalled(Option<Bytes>);
-
-impl http_body::Body for Stalled {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.0.take() {
-            Some(data) => std::task::Poll::Ready(Some(Ok(Frame::data(data)))),
-            None => std::task::Poll::Pending,
-        }
-    }
-}
-
 #[tokio::test]
 async fn half_a_body_then_a_stall_ends_with_the_timeout() {
     // Without a timeout the layer would wait for the rest of the body as long as the
@@ -950,9 +931,10 @@ async fn half_a_body_then_a_stall_ends_with_the_timeout() {
 
     // HTTP/2: 408, the stream is reset and the connection goes on.
     let mut h2 = app.h2().await;
-    let stalled = Stalled(Some(Bytes::copy_from_slice(&body[..body.len() / 2])));
+    // Its first half, then never another frame: a stalled client.
+    let stalled = Script::split(&body[..body.len() / 2], &[]).then(Step::Stall);
     let headers = [signature_value(&body), content_length(body.len())];
-    let answer = h2.post(&headers, stalled.boxed()).await;
+    let answer = h2.post(&headers, frames(stalled)).await;
     assert_eq!(answer.expect("an answer").0, StatusCode::REQUEST_TIMEOUT);
     app.assert_not_called();
     assert!(app.delivers_on_h2(&mut h2).await);

@@ -8,7 +8,7 @@ mod hyper_server;
 
 use std::net::SocketAddr;
 
-use crate::common::{Frames, TIMEOUT, client, text};
+use crate::common::{Script, TIMEOUT, client, text};
 use authgear_webhook::{
     SIGNATURE_HEADER, SignError, SignErrorKind, SignRequestLayer, SignedBody, sign,
 };
@@ -155,7 +155,7 @@ async fn sign_request_layer_signs_real_client_requests() {
         assert_eq!(answer(response).await, allowed(), "{http2}");
 
         let (head, tail) = BLOCKING.split_at(10);
-        let frames = Frames::split(BLOCKING.as_bytes(), &[1, head.len() - 1, tail.len() / 2]);
+        let frames = Script::split(BLOCKING.as_bytes(), &[1, head.len() - 1, tail.len() / 2]);
         let request = Request::post(format!("http://{addr}/"))
             .body(frames)
             .expect("request");
@@ -202,7 +202,7 @@ async fn sign_request_layer_does_not_send_what_it_cannot_sign() {
 
     // No size hint: refused once the limit is crossed.
     let too_large = Request::post(format!("http://{addr}/"))
-        .body(Frames::split(&[b' '; 30], &[10, 10]))
+        .body(Script::split(&[b' '; 30], &[10, 10]))
         .expect("request");
     let error = signed
         .clone()
@@ -213,7 +213,7 @@ async fn sign_request_layer_does_not_send_what_it_cannot_sign() {
     assert_eq!(kind, Some(SignErrorKind::BodyTooLarge));
 
     let broken = Request::post(format!("http://{addr}/"))
-        .body(Frames::split(b"{}", &[]).then_error())
+        .body(Script::split(b"{}", &[]).then_error())
         .expect("request");
     let error = signed.oneshot(broken).await.expect_err("unreadable");
     let error = error.downcast_ref::<SignError>().expect("a SignError");

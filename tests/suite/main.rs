@@ -1,13 +1,17 @@
 //! The integration tests, in one binary: CI links one executable for all of them rather
-//! than one per file. A module that needs features is gated here with the features its
-//! tests use. Only a test that needs a process of its own gets its own binary: `tests/soak.rs`
-//! and `tests/flood.rs`, which install a counting global allocator and measure the heap
-//! (flood also the process's file descriptors).
+//! than one per file. Each module is gated here on exactly the crate features its tests use
+//! (the dev-dependencies, axum, hyper, tonic and tokio among them, are always there); a test
+//! that needs more than its module is gated itself. A test that runs the example
+//! `axum_server` needs that example's features (`axum`, `replay`, `redis`, `inbox`;
+//! `tests/common/example.rs` builds it with every feature). Only a test that needs a process
+//! of its own gets its own binary: `tests/soak.rs` and `tests/flood.rs`, which install a
+//! counting global allocator and measure the heap (flood also the process's file
+//! descriptors).
 //!
 //! The tests here run side by side on threads of one process: none may set environment
 //! variables, bind a fixed port, install a global tracing subscriber or depend on the
 //! process's heap; each takes a free port, its own temp dir (`common::TempDir`) and its own
-//! `redis-server`.
+//! `redis-server` (`common::RedisServer`).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -18,21 +22,17 @@ mod budget;
 mod cli;
 #[cfg(feature = "event")]
 mod event_answer;
-#[cfg(all(
-    feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
-))]
+#[cfg(feature = "event")]
 mod event_audit;
 #[cfg(feature = "axum")]
 mod event_axum;
 #[cfg(feature = "event")]
 mod event_numbers;
-#[cfg(all(feature = "axum", feature = "tracing"))]
+#[cfg(feature = "event")]
 mod event_off_model;
 #[cfg(feature = "event")]
 mod event_parse;
+// Runs `axum_server`.
 #[cfg(all(
     feature = "axum",
     feature = "replay",
@@ -40,7 +40,10 @@ mod event_parse;
     feature = "inbox"
 ))]
 mod event_server;
-// Runs the examples, built with every feature (tests/common/example.rs).
+// Runs `actix_server`, which reads the typed events.
+#[cfg(feature = "event")]
+mod example_actix;
+// Runs `axum_server`.
 #[cfg(all(
     feature = "axum",
     feature = "replay",
@@ -52,34 +55,11 @@ mod hostile;
 // The hyper and tonic examples, compiled in, read the typed events.
 #[cfg(feature = "event")]
 mod hyper_stack;
-#[cfg(all(
-    feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
-))]
+#[cfg(feature = "inbox")]
 mod inbox;
-#[cfg(all(
-    feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
-))]
-mod inbox_redis;
-#[cfg(all(
-    feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
-))]
+#[cfg(feature = "replay")]
 mod replay;
-#[cfg(all(
-    feature = "cli",
-    feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
-))]
+#[cfg(feature = "cli")]
 mod send;
 mod socket;
 #[cfg(feature = "event")]

@@ -2,7 +2,6 @@
 //! verified; a repeated delivery runs the handler once and every copy gets the first answer;
 //! in memory and, shared by two instances, in a real Redis; through the layer and through
 //! the public check.
-#![cfg(feature = "replay")]
 
 use std::{
     net::SocketAddr,
@@ -370,7 +369,7 @@ async fn a_streamed_answer_is_recorded_whole_and_a_broken_one_not_at_all() {
         .route(
             "/streamed",
             post(|| async {
-                Body::new(crate::common::Frames::split(
+                Body::new(crate::common::Script::split(
                     b"{\"is_allowed\":true}",
                     &[3, 5],
                 ))
@@ -379,7 +378,7 @@ async fn a_streamed_answer_is_recorded_whole_and_a_broken_one_not_at_all() {
         .route(
             "/broken",
             post(|| async {
-                Body::new(crate::common::Frames::split(b"{\"is_", &[2]).then_error())
+                Body::new(crate::common::Script::split(b"{\"is_", &[2]).then_error())
             }),
         )
         .layer(
@@ -835,7 +834,7 @@ mod redis {
             .app,
         )
         .await;
-        redis.stop();
+        redis.kill();
         let body = delivery(&format!("down-{}", now()), now());
         assert_eq!(
             deliver(first, "/blocking", &body).await.0,

@@ -10,8 +10,23 @@ use std::{
     time::Duration,
 };
 
-use crate::common::example::{self, Output, SECRET, Server};
-use authgear_webhook::{SIGNATURE_HEADER, event::is_blocking_type, sign};
+// The tests that run `axum_server` need its features, beside `cli`'s.
+#[cfg(all(
+    feature = "axum",
+    feature = "replay",
+    feature = "redis",
+    feature = "inbox"
+))]
+use crate::common::example::Server;
+use crate::common::example::{self, Output, SECRET};
+#[cfg(all(
+    feature = "axum",
+    feature = "replay",
+    feature = "redis",
+    feature = "inbox"
+))]
+use authgear_webhook::event::is_blocking_type;
+use authgear_webhook::{SIGNATURE_HEADER, sign};
 use axum::{Router, http::HeaderMap, routing::post};
 use bytes::Bytes;
 use http::{StatusCode, header};
@@ -46,6 +61,12 @@ fn assert_fails(output: &Output, reason: &str) {
 }
 
 /// Every type with an example delivery, which the sender carries too.
+#[cfg(all(
+    feature = "axum",
+    feature = "replay",
+    feature = "redis",
+    feature = "inbox"
+))]
 fn event_types() -> Vec<String> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events");
     let mut types: Vec<_> = fs::read_dir(dir)
@@ -58,6 +79,12 @@ fn event_types() -> Vec<String> {
     types
 }
 
+#[cfg(all(
+    feature = "axum",
+    feature = "replay",
+    feature = "redis",
+    feature = "inbox"
+))]
 #[test]
 fn every_event_type_is_sent_fresh_and_accepted() {
     let server = Server::start("axum_server", &[]);
@@ -82,6 +109,12 @@ fn every_event_type_is_sent_fresh_and_accepted() {
     }
 }
 
+#[cfg(all(
+    feature = "axum",
+    feature = "replay",
+    feature = "redis",
+    feature = "inbox"
+))]
 #[test]
 fn a_denied_sign_up_is_a_valid_answer() {
     // The example server denies sign-ups from BLOCKED_DOMAINS (older versions allow them):
@@ -93,6 +126,12 @@ fn a_denied_sign_up_is_a_valid_answer() {
     assert!(server.next_line().starts_with("200 user.pre_create "));
 }
 
+#[cfg(all(
+    feature = "axum",
+    feature = "replay",
+    feature = "redis",
+    feature = "inbox"
+))]
 #[test]
 fn a_file_is_sent_as_it_is() {
     // A captured (old) delivery: accepted with replay protection off.
@@ -122,6 +161,12 @@ fn a_file_is_sent_as_it_is() {
     );
 }
 
+#[cfg(all(
+    feature = "axum",
+    feature = "replay",
+    feature = "redis",
+    feature = "inbox"
+))]
 #[test]
 fn a_wrong_secret_is_refused_with_401() {
     let server = Server::start("axum_server", &[("AUTHGEAR_WEBHOOK_SECRET", "another")]);
@@ -316,6 +361,12 @@ fn options_that_cannot_apply_say_why() {
     assert_fails(&output, "cannot read missing.pem");
 }
 
+#[cfg(all(
+    feature = "axum",
+    feature = "replay",
+    feature = "redis",
+    feature = "inbox"
+))]
 #[test]
 fn a_wrong_signature_header_is_refused_with_401() {
     let server = Server::start("axum_server", &[]);

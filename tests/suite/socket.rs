@@ -1,7 +1,7 @@
 //! The behaviour table over a real TCP socket: an axum server on 127.0.0.1 with the layer,
 //! a real HTTP client (hyper-util) and, where a client would not misbehave, raw bytes.
 
-use crate::common::{Frames, Recorder, TIMEOUT, client, raw_exchange, serve, text};
+use crate::common::{Recorder, Script, TIMEOUT, client, raw_exchange, serve, text};
 use authgear_webhook::{SIGNATURE_HEADER, VerifySignatureLayer, sign};
 use bytes::Bytes;
 use http::{Request, StatusCode, header};
@@ -38,7 +38,7 @@ async fn post(
     let response = if chunked {
         let lengths = vec![7; body.len() / 7];
         let request = request
-            .body(Frames::split(body, &lengths))
+            .body(Script::split(body, &lengths))
             .expect("request");
         tokio::time::timeout(TIMEOUT, client(http2).request(request)).await
     } else {

@@ -1,8 +1,7 @@
 //! With feature `tracing`, every refusal is logged with its reason, and never with the
 //! signature, the secret or the body.
-#![cfg(feature = "tracing")]
 
-use crate::common::{Captured, Frames, Recorder};
+use crate::common::{Captured, Recorder, Script};
 use authgear_webhook::{SIGNATURE_HEADER, VerifySignatureLayer, sign};
 use bytes::Bytes;
 use http::Request;
@@ -53,7 +52,7 @@ async fn refusals_are_logged_with_their_reason_only() {
     // A body that breaks off.
     let request = Request::post("/")
         .header(SIGNATURE_HEADER, good.as_str())
-        .body(Frames::split(BODY.as_bytes(), &[10]).then_error())
+        .body(Script::split(BODY.as_bytes(), &[10]).then_error())
         .expect("request");
     layer
         .layer(recorder.service())

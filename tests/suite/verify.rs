@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 
-use crate::common::{Frames, Recorder, text};
+use crate::common::{Recorder, Script, Step, text};
 use authgear_webhook::{
     Rejection, RejectionKind, SIGNATURE_HEADER, VerifiedBody, Verifier, VerifySignatureLayer, sign,
 };
@@ -208,30 +208,12 @@ async fn an_empty_secret_matches_nothing() {
     assert_eq!(recorder.calls(), 0);
 }
 
-/// A body whose first poll panics: proves the layer answered without reading it.
-#[derive(Debug)]
-struct Unreadable(u64);
-
-impl http_body::Body for Unreadable {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
-        panic!("the body was read")
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.0)
-    }
-}
-
 #[tokio::test]
 async fn declared_length_above_the_limit_is_refused_without_reading() {
-    // Announced by the body (as hyper does from Content-Length).
-    let request = signed(Unreadable(1001), &sign(SECRET, b""));
+    // Announced by the body (as hyper does from Content-Length); its first poll panics,
+    // proving the layer answered without reading it.
+    let unreadable = Script::new([Step::Panic]).exact(1001);
+    let request = signed(unreadable, &sign(SECRET, b""));
     let (status, text, recorder) =
         send(VerifySignatureLayer::new(SECRET).body_limit(1000), request).await;
     assert_eq!(
@@ -242,7 +224,7 @@ async fn declared_length_above_the_limit_is_refused_without_reading() {
 
     // Announced by the header only; and by the header, while the body knows a smaller
     // exact length: the two disagree, and the larger is judged (found by fuzzing).
-    let header_only = signed(Frames::split(&[b'x'; 10], &[]), &sign(SECRET, &[b'x'; 10]));
+    let header_only = signed(Script::split(&[b'x'; 10], &[]), &sign(SECRET, &[b'x'; 10]));
     let smaller_body = signed(Full::new(Bytes::from_static(BODY)), &sign(SECRET, BODY));
     for mut request in [
         header_only.map(Either::Left),
@@ -262,7 +244,7 @@ async fn streamed_body_is_refused_as_soon_as_it_crosses_the_limit() {
     // 10 frames of 100 bytes, limit 450: the fifth frame crosses it and the sixth is never
     // read (it would panic).
     let body = vec![b'a'; 500];
-    let frames = Frames::split(&body, &[100; 4]);
+    let frames = Script::split(&body, &[100; 4]);
     let request = signed(frames.then_error(), &sign(SECRET, &body));
     let (status, _, recorder) =
         send(VerifySignatureLayer::new(SECRET).body_limit(450), request).await;
@@ -270,7 +252,7 @@ async fn streamed_body_is_refused_as_soon_as_it_crosses_the_limit() {
     assert_eq!(recorder.calls(), 0);
 
     // Exactly at the limit is fine.
-    let request = signed(Frames::split(&body, &[100; 4]), &sign(SECRET, &body));
+    let request = signed(Script::split(&body, &[100; 4]), &sign(SECRET, &body));
     let (status, _, recorder) =
         send(VerifySignatureLayer::new(SECRET).body_limit(500), request).await;
     assert_eq!(status, StatusCode::OK);
@@ -279,7 +261,7 @@ async fn streamed_body_is_refused_as_soon_as_it_crosses_the_limit() {
 
 #[tokio::test]
 async fn body_failing_midway_is_a_400() {
-    let request = signed(Frames::split(BODY, &[5]).then_error(), &sign(SECRET, BODY));
+    let request = signed(Script::split(BODY, &[5]).then_error(), &sign(SECRET, BODY));
     let (status, text, recorder) = send(VerifySignatureLayer::new(SECRET), request).await;
     assert_eq!(
         (status, text.as_str()),
@@ -293,7 +275,7 @@ async fn one_byte_frames_and_trailers_arrive_intact() {
     let mut trailers = HeaderMap::new();
     trailers.insert("x-checksum", HeaderValue::from_static("abc"));
     let request = signed(
-        Frames::split(BODY, &vec![1; BODY.len()]).then_trailers(trailers.clone()),
+        Script::split(BODY, &vec![1; BODY.len()]).then_trailers(trailers.clone()),
         &sign(SECRET, BODY),
     );
     let (status, _, recorder) = send(VerifySignatureLayer::new(SECRET), request).await;
@@ -347,10 +329,10 @@ async fn the_ready_service_is_the_one_called() {
         tower_test::mock::pair::<Request<VerifiedBody>, http::Response<String>>();
     let mut service = VerifySignatureLayer::new(SECRET).layer(mock);
     handle.allow(1);
-    std::future::poll_fn(|cx| Service::<Request<Frames>>::poll_ready(&mut service, cx))
+    std::future::poll_fn(|cx| Service::<Request<Script>>::poll_ready(&mut service, cx))
         .await
         .expect("ready");
-    let request = signed(Frames::split(BODY, &[3, 3]), &sign(SECRET, BODY));
+    let request = signed(Script::split(BODY, &[3, 3]), &sign(SECRET, BODY));
     let response = tokio::spawn(service.call(request));
 
     let next = tokio::time::timeout(std::time::Duration::from_secs(10), handle.next_request());
@@ -418,7 +400,7 @@ proptest! {
         cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..16),
     ) {
         let lengths = frame_lengths(body.len(), &cuts);
-        let request = signed(Frames::split(&body, &lengths), &sign(SECRET, &body));
+        let request = signed(Script::split(&body, &lengths), &sign(SECRET, &body));
         let (status, _, recorder) = run(send(VerifySignatureLayer::new(SECRET), request));
         prop_assert_eq!(status, StatusCode::OK);
         prop_assert_eq!(recorder.calls(), 1);
@@ -444,7 +426,7 @@ proptest! {
         target[bit / 8] ^= 1 << (bit % 8);
 
         let lengths = frame_lengths(sent.len(), &cuts);
-        let request = signed(Frames::split(&sent, &lengths), &hex::encode(&signature));
+        let request = signed(Script::split(&sent, &lengths), &hex::encode(&signature));
         let (status, _, recorder) = run(send(VerifySignatureLayer::new(secret), request));
         prop_assert_eq!(status, StatusCode::UNAUTHORIZED);
         prop_assert_eq!(recorder.calls(), 0);
@@ -530,7 +512,7 @@ proptest! {
         let recorder = Recorder::default();
         let at_layer = run(async {
             let split = lengths.clone();
-            let request = signed(Frames::split(&body, &split), &signature);
+            let request = signed(Script::split(&body, &split), &signature);
             let response = layer.layer(recorder.service()).oneshot(request).await.expect("infallible");
             match response.extensions().get::<Rejection>() {
                 Some(rejection) => Err(rejection.kind()),

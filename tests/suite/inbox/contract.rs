@@ -1,0 +1,452 @@
+//! The store contract, written against the `Store` trait and run against every store
+//! (SQLite, and Redis on a real `redis-server`): what a store must do for the layer and the
+//! worker, step by step, and how the worker claims and acks in batches on it.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use super::{counts, eventually, inbox_file, new_event, stop};
+#[cfg(feature = "redis")]
+use super::{durable_redis, store};
+use crate::common::TempDir;
+use authgear_webhook::inbox::{
+    Backoff, CancellationToken, Claimed, Counts, DeadLetter, Delivery, EventKey, Failure, Inbox,
+    NewEvent, SqliteStore, Store, StoreFuture, Stored, Worker,
+};
+
+/// What every [`Store`] must do; `claim_for` short claims are used for the expiry steps.
+async fn store_contract(store: Arc<dyn Store>) {
+    let (a, b) = (new_event("a"), new_event("b"));
+    let long = Duration::from_secs(60);
+
+    // Stored once per key.
+    assert_eq!(store.store(a.clone()).await.expect("store"), Stored::Stored);
+    assert_eq!(
+        store.store(a.clone()).await.expect("store"),
+        Stored::Duplicate
+    );
+    assert_eq!(store.store(b.clone()).await.expect("store"), Stored::Stored);
+    // Another endpoint is another key.
+    let mut elsewhere = a.clone();
+    elsewhere.key.endpoint = "/other".into();
+    assert_eq!(store.store(elsewhere).await.expect("store"), Stored::Stored);
+    assert_eq!(store.counts().await.expect("counts").queued, 3);
+
+    // Claimed once, with the exact bytes and attempt 1.
+    let claimed = store.claim(10, long).await.expect("claim");
+    assert_eq!(claimed.len(), 3);
+    assert!(claimed.iter().all(|c| c.attempt == 1));
+    let a1 = claimed
+        .iter()
+        .find(|c| c.key == a.key)
+        .expect("a claimed")
+        .clone();
+    let b1 = claimed
+        .iter()
+        .find(|c| c.key == b.key)
+        .expect("b claimed")
+        .clone();
+    let other = claimed
+        .iter()
+        .find(|c| c.key.endpoint == "/other")
+        .expect("other")
+        .clone();
+    assert_eq!(a1.body, a.body);
+    assert_eq!(a1.event_type, "user.created");
+    assert!(store.claim(10, long).await.expect("claim").is_empty());
+    let counts = store.counts().await.expect("counts");
+    assert_eq!((counts.queued, counts.in_flight), (0, 3));
+
+    // Extended, acked; still a duplicate once done.
+    assert!(store.extend(&a1, long).await.expect("extend"));
+    assert!(store.ack(&a1).await.expect("ack"));
+    assert!(!store.ack(&a1).await.expect("ack twice"));
+    assert!(!store.extend(&a1, long).await.expect("extend done"));
+    assert_eq!(
+        store.store(a.clone()).await.expect("store"),
+        Stored::Duplicate
+    );
+    assert!(store.ack(&other).await.expect("ack"));
+
+    // Failed: retried after the delay, as attempt 2; the old claim is spent.
+    let delay = Duration::from_millis(200);
+    assert!(
+        store
+            .fail(&b1, Failure::RetryAfter(delay), "boom")
+            .await
+            .expect("fail")
+    );
+    assert!(
+        !store
+            .fail(&b1, Failure::Dead, "again")
+            .await
+            .expect("fail spent")
+    );
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(
+        (counts.queued, counts.in_flight),
+        (1, 0),
+        "waiting to retry"
+    );
+    assert!(
+        store.claim(10, long).await.expect("claim").is_empty(),
+        "not due yet"
+    );
+    tokio::time::sleep(delay + Duration::from_millis(50)).await;
+    let b2 = store
+        .claim(10, long)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("b due");
+    assert_eq!((b2.key.clone(), b2.attempt), (b.key.clone(), 2));
+
+    // Released: queued at once, the attempt not counted.
+    assert!(store.release(&b2).await.expect("release"));
+    let short = Duration::from_millis(100);
+    let b2 = store
+        .claim(10, short)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("b released");
+    assert_eq!(b2.attempt, 2);
+
+    // A claim whose deadline passes is handed over (a dead worker), as one more attempt;
+    // the old holder can no longer extend or fail it.
+    tokio::time::sleep(short + Duration::from_millis(50)).await;
+    let b3 = store
+        .claim(10, long)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("b handed over");
+    assert_eq!(b3.attempt, 3);
+    assert_ne!(b3.token, b2.token);
+    assert!(!store.extend(&b2, long).await.expect("extend stale"));
+    assert!(
+        !store
+            .fail(&b2, Failure::Dead, "stale")
+            .await
+            .expect("fail stale")
+    );
+
+    // Dead: listed with its attempts and error; re-driven once, attempts reset.
+    assert!(
+        store
+            .fail(&b3, Failure::Dead, "downstream down")
+            .await
+            .expect("dead")
+    );
+    let counts = store.counts().await.expect("counts");
+    assert_eq!((counts.queued, counts.in_flight, counts.dead), (0, 0, 1));
+    let dead = store.dead(None, 10).await.expect("dead");
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].key.clone(), dead[0].attempts), (b.key.clone(), 3));
+    assert_eq!(dead[0].last_error.as_deref(), Some("downstream down"));
+    assert!(
+        store
+            .dead(Some(b.key.clone()), 10)
+            .await
+            .expect("page 2")
+            .is_empty()
+    );
+    assert!(store.redrive(&b.key).await.expect("redrive"));
+    assert!(!store.redrive(&b.key).await.expect("redrive twice"));
+    let b4 = store
+        .claim(10, long)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("b re-driven");
+    assert_eq!(b4.attempt, 1);
+    assert!(store.ack(&b4).await.expect("ack"));
+
+    // Pruned in batches; then the key may be stored again.
+    let later = SystemTime::now() + Duration::from_secs(1);
+    assert_eq!(store.prune(later, 2).await.expect("prune"), 2);
+    assert_eq!(store.prune(later, 2).await.expect("prune"), 1);
+    assert_eq!(store.prune(later, 2).await.expect("prune"), 0);
+    assert_eq!(store.store(a).await.expect("store"), Stored::Stored);
+
+    // Acked together, each once, answers in order: a key given twice is acked once.
+    let (c, d) = (new_event("c"), new_event("d"));
+    assert_eq!(store.store(c).await.expect("store"), Stored::Stored);
+    assert_eq!(store.store(d).await.expect("store"), Stored::Stored);
+    let batch = store.claim(10, long).await.expect("claim");
+    assert_eq!(batch.len(), 3, "a again, c, d");
+    let mut twice = batch.clone();
+    twice.push(batch[0].clone());
+    assert_eq!(
+        store.ack_many(&twice).await.expect("ack many"),
+        [true, true, true, false]
+    );
+    assert_eq!(
+        store.ack_many(&batch).await.expect("ack many again"),
+        [false, false, false]
+    );
+    assert!(store.ack_many(&[]).await.expect("ack none").is_empty());
+    let counts = store.counts().await.expect("counts");
+    assert_eq!((counts.queued, counts.in_flight, counts.done), (0, 0, 3));
+
+    // An ack with a stale claim still marks a queued or claimed event handled, whoever
+    // holds it now; a dead one stays dead.
+    for id in ["handed-over", "retrying", "released", "dead"] {
+        assert_eq!(
+            store.store(new_event(id)).await.expect("store"),
+            Stored::Stored
+        );
+    }
+    let first = store.claim(10, short).await.expect("claim");
+    assert_eq!(first.len(), 4);
+    let stale = |id: &str| first.iter().find(|c| c.key.id == id).expect(id).clone();
+    let later = Duration::from_secs(3600);
+    assert!(
+        store
+            .fail(&stale("retrying"), Failure::RetryAfter(later), "down")
+            .await
+            .expect("fail")
+    );
+    assert!(store.release(&stale("released")).await.expect("release"));
+    assert!(
+        store
+            .fail(&stale("dead"), Failure::Dead, "down")
+            .await
+            .expect("dead")
+    );
+    tokio::time::sleep(short + Duration::from_millis(50)).await;
+    let now_held = store.claim(10, long).await.expect("claim");
+    let mut held: Vec<&str> = now_held.iter().map(|c| c.key.id.as_str()).collect();
+    held.sort_unstable();
+    assert_eq!(held, ["handed-over", "released"]);
+    assert_eq!(
+        store
+            .ack_many(&[
+                stale("handed-over"),
+                stale("retrying"),
+                stale("released"),
+                stale("dead"),
+            ])
+            .await
+            .expect("stale acks"),
+        [true, true, true, false]
+    );
+    assert_eq!(
+        store.ack_many(&now_held).await.expect("acks"),
+        [false, false],
+        "already handled"
+    );
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(
+        (counts.queued, counts.in_flight, counts.dead, counts.done),
+        (0, 0, 1, 6)
+    );
+    assert!(store.claim(10, long).await.expect("claim").is_empty());
+
+    // A retry delay longer than any clock ("never") is not due now: no due time wraps.
+    assert_eq!(
+        store.store(new_event("never")).await.expect("store"),
+        Stored::Stored
+    );
+    let never = store
+        .claim(10, long)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("never");
+    assert!(
+        store
+            .fail(&never, Failure::RetryAfter(Duration::MAX), "later")
+            .await
+            .expect("fail")
+    );
+    assert!(
+        store.claim(10, long).await.expect("claim").is_empty(),
+        "a retry after Duration::MAX is not due now"
+    );
+    assert_eq!(store.counts().await.expect("counts").queued, 1);
+
+    assert!(store.size().await.expect("size") > 0);
+}
+
+/// A store that counts what the worker asks of it: how many events each `claim` returned
+/// and each `ack_many` was given, and how many single `ack`s.
+struct Counting {
+    inner: Arc<dyn Store>,
+    claims: Arc<Mutex<Vec<usize>>>,
+    ack_batches: Mutex<Vec<usize>>,
+    single_acks: AtomicUsize,
+}
+
+impl Counting {
+    fn new(inner: Arc<dyn Store>) -> Self {
+        Self {
+            inner,
+            claims: Arc::new(Mutex::new(Vec::new())),
+            ack_batches: Mutex::new(Vec::new()),
+            single_acks: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Store for Counting {
+    fn store(&self, event: NewEvent) -> StoreFuture<Stored> {
+        self.inner.store(event)
+    }
+    fn claim(&self, max: usize, claim_for: Duration) -> StoreFuture<Vec<Claimed>> {
+        let (claim, claims) = (self.inner.claim(max, claim_for), self.claims.clone());
+        Box::pin(async move {
+            let claimed = claim.await?;
+            if !claimed.is_empty() {
+                claims.lock().expect("not poisoned").push(claimed.len());
+            }
+            Ok(claimed)
+        })
+    }
+    fn extend(&self, claim: &Claimed, claim_for: Duration) -> StoreFuture<bool> {
+        self.inner.extend(claim, claim_for)
+    }
+    fn ack(&self, claim: &Claimed) -> StoreFuture<bool> {
+        self.single_acks.fetch_add(1, Ordering::SeqCst);
+        self.inner.ack(claim)
+    }
+    fn ack_many(&self, claims: &[Claimed]) -> StoreFuture<Vec<bool>> {
+        self.ack_batches
+            .lock()
+            .expect("not poisoned")
+            .push(claims.len());
+        self.inner.ack_many(claims)
+    }
+    fn fail(&self, claim: &Claimed, failure: Failure, error: &str) -> StoreFuture<bool> {
+        self.inner.fail(claim, failure, error)
+    }
+    fn release(&self, claim: &Claimed) -> StoreFuture<bool> {
+        self.inner.release(claim)
+    }
+    fn dead(&self, after: Option<EventKey>, max: usize) -> StoreFuture<Vec<DeadLetter>> {
+        self.inner.dead(after, max)
+    }
+    fn redrive(&self, key: &EventKey) -> StoreFuture<bool> {
+        self.inner.redrive(key)
+    }
+    fn counts(&self) -> StoreFuture<Counts> {
+        self.inner.counts()
+    }
+    fn prune(&self, before: SystemTime, max: usize) -> StoreFuture<u64> {
+        self.inner.prune(before, max)
+    }
+    fn size(&self) -> StoreFuture<u64> {
+        self.inner.size()
+    }
+}
+
+/// The worker on `store` (empty): 40 events stored before it starts are claimed in
+/// batches and acked in batches, each handled and acked once; the one that fails its first
+/// attempt is retried (attempt 2) while the others of its batch are acked.
+async fn worker_batch_contract(store: Arc<dyn Store>) {
+    let counting = Arc::new(Counting::new(store));
+    let inbox = Inbox::from_arc(counting.clone());
+    let ids: Vec<String> = (0..40).map(|i| format!("batch-{i:02}")).collect();
+    for id in &ids {
+        assert_eq!(
+            inbox.store().store(new_event(id)).await.expect("store"),
+            Stored::Stored
+        );
+    }
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let recorded = calls.clone();
+    let handler = move |delivery: Delivery| {
+        let (id, attempt) = (delivery.event.id.clone(), delivery.attempt);
+        recorded
+            .lock()
+            .expect("not poisoned")
+            .push((id.clone(), attempt));
+        async move {
+            match (id.as_str(), attempt) {
+                ("batch-07", 1) => Err("downstream down"),
+                _ => Ok(()),
+            }
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(
+        Worker::new(inbox.clone())
+            .concurrency(16)
+            .backoff(
+                Backoff::new(Duration::from_millis(50), Duration::from_secs(1))
+                    .attempts(3)
+                    .jitter(0.0),
+            )
+            .poll(Duration::from_millis(20))
+            .run(handler, shutdown.clone()),
+    );
+    eventually("all handled", || async {
+        counts(&inbox).await.done == ids.len() as u64
+    })
+    .await;
+    stop(shutdown, task).await;
+
+    let counts = counts(&inbox).await;
+    assert_eq!((counts.queued, counts.in_flight, counts.dead), (0, 0, 0));
+    let calls = calls.lock().expect("not poisoned").clone();
+    for id in &ids {
+        let attempts: Vec<u32> = calls
+            .iter()
+            .filter(|(seen, _)| seen == id)
+            .map(|(_, attempt)| *attempt)
+            .collect();
+        let expected: &[u32] = if id == "batch-07" { &[1, 2] } else { &[1] };
+        assert_eq!(attempts, expected, "{id}");
+    }
+    let claims = counting.claims.lock().expect("not poisoned").clone();
+    assert_eq!(
+        claims.first(),
+        Some(&16),
+        "the first claim fills every slot"
+    );
+    let acks = counting.ack_batches.lock().expect("not poisoned").clone();
+    assert_eq!(
+        acks.iter().sum::<usize>(),
+        ids.len(),
+        "each acked once: {acks:?}"
+    );
+    assert!(acks.iter().any(|&n| n > 1), "acked in batches: {acks:?}");
+    assert_eq!(counting.single_acks.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn sqlite_store_keeps_the_contract() {
+    let dir = TempDir::new("contract");
+    let store = SqliteStore::open(inbox_file(&dir)).expect("open");
+    store_contract(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn sqlite_worker_claims_and_acks_in_batches() {
+    let dir = TempDir::new("batch");
+    let store = SqliteStore::open(inbox_file(&dir)).expect("open");
+    worker_batch_contract(Arc::new(store)).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_store_keeps_the_contract() {
+    let Some(redis) = durable_redis().await else {
+        return;
+    };
+    store_contract(Arc::new(store(&redis))).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_worker_claims_and_acks_in_batches() {
+    let Some(redis) = durable_redis().await else {
+        return;
+    };
+    worker_batch_contract(Arc::new(store(&redis))).await;
+}

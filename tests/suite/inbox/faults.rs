@@ -1,0 +1,316 @@
+//! Nothing acknowledged is lost when the store's ground gives way: a full SQLite store and
+//! a full disk answer 503 and keep what they acknowledged (and the disk recovers); Redis
+//! killed and restarted keeps every acknowledged event once; Redis down, read-only, unable to
+//! persist or out of memory is a store error, and the store recovers.
+
+#[cfg(feature = "redis")]
+use std::time::{Duration, Instant, SystemTime};
+use std::{collections::HashSet, process::Command};
+
+use super::{Harness, counts, eventually, padded_event, stop};
+#[cfg(feature = "redis")]
+use super::{durable_redis, small_event, store, until_ok};
+#[cfg(feature = "redis")]
+use crate::common::TIMEOUT;
+use crate::common::TempDir;
+use authgear_webhook::inbox::SqliteStore;
+#[cfg(feature = "redis")]
+use authgear_webhook::inbox::{RedisStore, Store, StoreErrorKind, Stored};
+use http::StatusCode;
+
+#[tokio::test]
+async fn a_full_store_answers_503_and_keeps_what_it_acknowledged() {
+    let harness = Harness::with_store("full", |path| {
+        SqliteStore::builder(path)
+            .max_size(64 * 1024)
+            .open()
+            .expect("open")
+    })
+    .await;
+    let (acknowledged, refused) = harness.fill("full").await;
+    assert_eq!(
+        refused,
+        Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "inbox unavailable".to_owned()
+        ))
+    );
+    assert!(!acknowledged.is_empty());
+    assert_eq!(
+        counts(&harness.inbox).await.queued,
+        acknowledged.len() as u64
+    );
+    let size = harness.inbox.size().await.expect("size");
+    assert!(size > 0);
+}
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted (lazily: the store may still
+/// hold its file open) when dropped. `None` when not running as root (mounting needs it),
+/// except under CI (`.ci/run` sets `CI`, and runs as root), where that fails the test.
+struct SmallDisk {
+    dir: TempDir,
+}
+
+impl SmallDisk {
+    fn mount(name: &str, size: &str) -> Option<Self> {
+        let uid = Command::new("id").arg("-u").output().expect("id -u");
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        let dir = TempDir::new(name);
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount");
+        assert!(status.success(), "mount a tmpfs as root");
+        Some(Self { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_503_keeps_what_it_acknowledged_and_recovers() {
+    let Some(disk) = SmallDisk::mount("disk-full", "2m") else {
+        return;
+    };
+    // Most of the disk taken by another file, so the inbox fills it after a few dozen events.
+    let filler = disk.dir.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 1536 * 1024]).expect("filler");
+    let file = disk.dir.path().join("inbox.sqlite3");
+    let harness =
+        Harness::with_store("disk-full", |_| SqliteStore::open(file).expect("open")).await;
+    let (mut acknowledged, refused) = harness.fill("disk").await;
+    assert_eq!(
+        refused,
+        Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "inbox unavailable".to_owned()
+        )),
+        "a full disk refuses the delivery (after {} acknowledged)",
+        acknowledged.len()
+    );
+    assert!(!acknowledged.is_empty());
+    assert_eq!(
+        counts(&harness.inbox).await.queued,
+        acknowledged.len() as u64
+    );
+
+    // Room again: the store takes deliveries, and the worker hands over every event
+    // acknowledged before, during and after the full disk.
+    std::fs::remove_file(&filler).expect("free the disk");
+    let (status, _) = harness.post(&padded_event("disk-after")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the store recovers once there is room"
+    );
+    acknowledged.push("disk-after".to_owned());
+    let (calls, shutdown, task) = harness.worker(3, |_| Ok(()));
+    eventually("every acknowledged event handled", || {
+        let calls = calls.clone();
+        let expected = acknowledged.len();
+        async move { calls.lock().expect("not poisoned").len() >= expected }
+    })
+    .await;
+    stop(shutdown, task).await;
+    let handled: HashSet<String> = calls
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .map(|call| call.id.clone())
+        .collect();
+    assert_eq!(handled, acknowledged.into_iter().collect::<HashSet<_>>());
+    drop(harness);
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn nothing_acknowledged_is_lost_when_redis_is_killed_and_restarted() {
+    let Some(mut redis) = durable_redis().await else {
+        return;
+    };
+    let store = store(&redis);
+    const N: usize = 300;
+    // Concurrent stores; SIGKILL Redis right after the last one is acknowledged.
+    let mut sends = tokio::task::JoinSet::new();
+    for n in 0..N {
+        let store = store.clone();
+        sends.spawn(async move { store.store(small_event(&format!("r{n}"))).await });
+    }
+    let mut acknowledged = 0;
+    while let Some(sent) = sends.join_next().await {
+        assert_eq!(sent.expect("ran").expect("stored"), Stored::Stored);
+        acknowledged += 1;
+    }
+    let claimed = store
+        .claim(10, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 10);
+    redis.kill();
+    let down = store.counts().await;
+    assert_eq!(
+        down.expect_err("Redis is down").kind(),
+        StoreErrorKind::Unavailable
+    );
+    redis.restart().await;
+
+    // The same handle works again once the connection is remade.
+    let counts = until_ok("counts after restart", || store.counts()).await;
+    assert_eq!(
+        (counts.queued, counts.in_flight),
+        (acknowledged as u64 - 10, 10)
+    );
+    // Every acknowledged event is still there, once; the claims too (not handed out again).
+    let mut seen = HashSet::new();
+    loop {
+        let batch = store
+            .claim(100, Duration::from_secs(60))
+            .await
+            .expect("claim");
+        if batch.is_empty() {
+            break;
+        }
+        for claim in batch {
+            assert_eq!(claim.attempt, 1);
+            assert!(seen.insert(claim.key.id));
+        }
+    }
+    assert_eq!(seen.len(), N - 10);
+    for claim in &claimed {
+        assert!(!seen.contains(&claim.key.id));
+        assert!(store.ack(claim).await.expect("ack"), "{}", claim.key.id);
+    }
+    assert_eq!(
+        store.store(small_event("r0")).await.expect("store"),
+        Stored::Duplicate
+    );
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_faults_are_store_errors_and_the_store_recovers() {
+    let Some(mut redis) = durable_redis().await else {
+        return;
+    };
+    let store = store(&redis);
+    assert_eq!(
+        store.store(small_event("before")).await.expect("store"),
+        Stored::Stored
+    );
+
+    // Down: an error, quickly (bounded by the one-second timeouts), then back.
+    redis.kill();
+    let started = Instant::now();
+    let error = store.store(small_event("down")).await.expect_err("down");
+    assert_eq!(error.kind(), StoreErrorKind::Unavailable);
+    assert!(started.elapsed() < TIMEOUT, "bounded");
+    redis.restart().await;
+    let stored = until_ok("store after restart", || store.store(small_event("down"))).await;
+    assert_eq!(stored, Stored::Stored);
+
+    // Read-only (a replica): -READONLY.
+    assert_eq!(redis.cli(&["REPLICAOF", "127.0.0.1", "1"]), "OK");
+    let error = store
+        .store(small_event("readonly"))
+        .await
+        .expect_err("read-only");
+    assert_eq!(error.kind(), StoreErrorKind::Unavailable);
+    assert_eq!(error.to_string(), "Redis is read-only");
+    // Reading still works.
+    assert_eq!(store.counts().await.expect("counts").queued, 2);
+    assert_eq!(redis.cli(&["REPLICAOF", "NO", "ONE"]), "OK");
+    let stored = until_ok("store as primary", || store.store(small_event("readonly"))).await;
+    assert_eq!(stored, Stored::Stored);
+
+    // Cannot persist (-MISCONF): a snapshot fails (its directory is gone) and Redis refuses
+    // writes, as it does when the disk is full.
+    let gone = redis.dir().join("gone");
+    std::fs::create_dir_all(&gone).expect("dir");
+    assert_eq!(
+        redis.cli(&["CONFIG", "SET", "dir", gone.to_str().expect("utf-8")]),
+        "OK"
+    );
+    std::fs::remove_dir_all(&gone).expect("removed");
+    assert_eq!(redis.cli(&["CONFIG", "SET", "save", "3600 1"]), "OK");
+    redis.cli(&["BGSAVE"]);
+    let deadline = Instant::now() + TIMEOUT;
+    while !redis
+        .cli(&["INFO", "persistence"])
+        .contains("rdb_last_bgsave_status:err")
+    {
+        assert!(Instant::now() < deadline, "the snapshot fails");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let error = store
+        .store(small_event("misconf"))
+        .await
+        .expect_err("misconf");
+    assert_eq!(error.kind(), StoreErrorKind::Unavailable);
+    assert_eq!(error.to_string(), "Redis cannot persist writes");
+    assert_eq!(
+        redis.cli(&["CONFIG", "SET", "dir", redis.dir().to_str().expect("utf-8")]),
+        "OK"
+    );
+    redis.cli(&["BGSAVE"]);
+    let stored = until_ok("store after a good snapshot", || {
+        store.store(small_event("misconf"))
+    })
+    .await;
+    assert_eq!(stored, Stored::Stored);
+
+    // Full: over the store's bound (and Redis's maxmemory: -OOM).
+    let small = RedisStore::builder()
+        .prefix("small")
+        .max_size(2_000)
+        .timeout(Duration::from_secs(5))
+        .open(redis.url.as_str())
+        .expect("url");
+    let mut stored = 0;
+    let error = loop {
+        match small.store(small_event(&format!("f{stored}"))).await {
+            Ok(_) => stored += 1,
+            Err(error) => break error,
+        }
+        assert!(stored < 100, "never full");
+    };
+    assert_eq!(error.kind(), StoreErrorKind::Full);
+    assert!(stored > 0);
+    // Handling and pruning make room again.
+    let claims = small
+        .claim(100, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    for claim in &claims {
+        assert!(small.ack(claim).await.expect("ack"));
+    }
+    let later = SystemTime::now() + Duration::from_secs(1);
+    assert_eq!(small.prune(later, 100).await.expect("prune"), stored as u64);
+    assert_eq!(
+        small.store(small_event("room")).await.expect("store"),
+        Stored::Stored
+    );
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory", "1"]), "OK");
+    let error = store.store(small_event("oom")).await.expect_err("oom");
+    assert_eq!(error.kind(), StoreErrorKind::Full);
+    // Acks still work when Redis is out of memory.
+    let claim = store
+        .claim(1, Duration::from_secs(60))
+        .await
+        .expect("claim")
+        .pop()
+        .expect("one");
+    assert!(store.ack(&claim).await.expect("ack"));
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory", "0"]), "OK");
+}
