@@ -16,8 +16,8 @@ use crate::common::{TIMEOUT, serve};
 use authgear_webhook::{
     Rejection, RejectionKind, SIGNATURE_HEADER, VerifySignatureLayer,
     replay::{
-        Delivery, MemoryStore, RecordedAnswer, Repeated, ReplayProtection, SeenIds, StoreError,
-        StoreFuture,
+        Checked, MemoryStore, RecordedAnswer, Repeated, ReplayLayer, ReplayProtection, SeenIds,
+        StoreError, StoreErrorKind, StoreFuture,
     },
     sign,
 };
@@ -30,7 +30,10 @@ use axum::{
 };
 use bytes::Bytes;
 use http::{Request, StatusCode};
-use tower::ServiceExt;
+use tower::{
+    ServiceBuilder, ServiceExt,
+    layer::util::{Identity, Stack},
+};
 
 use crate::common::SECRET;
 /// The injected "now" of the in-process tests.
@@ -46,11 +49,24 @@ fn fixed_clock(protection: ReplayProtection) -> ReplayProtection {
     protection.clock(|| UNIX_EPOCH + Duration::from_secs(NOW))
 }
 
+/// The layers in the order a request takes them: the signature, then replay protection.
+type Layers = ServiceBuilder<Stack<ReplayLayer, Stack<VerifySignatureLayer, Identity>>>;
+
+fn layers(verify: VerifySignatureLayer, protection: ReplayProtection) -> Layers {
+    ServiceBuilder::new()
+        .layer(verify)
+        .layer(protection.layer())
+}
+
+fn verified(protection: ReplayProtection) -> Layers {
+    layers(VerifySignatureLayer::new(SECRET), protection)
+}
+
 fn app(protection: ReplayProtection) -> Router {
     Router::new()
         .route("/hooks/a", post(|| async { "ok" }))
         .route("/hooks/b", post(|| async { "ok" }))
-        .layer(VerifySignatureLayer::new(SECRET).replay_protection(protection))
+        .layer(verified(protection))
 }
 
 /// Sends `body` to `path` in process; returns the status and the rejection kind, if any.
@@ -83,6 +99,10 @@ struct Counting {
 const LARGE: usize = 64 * 1024 + 1;
 
 fn counting(protection: ReplayProtection) -> Counting {
+    counting_behind(VerifySignatureLayer::new(SECRET), protection)
+}
+
+fn counting_behind(verify: VerifySignatureLayer, protection: ReplayProtection) -> Counting {
     let runs = Arc::new(AtomicUsize::new(0));
     let run = {
         let runs = runs.clone();
@@ -127,7 +147,7 @@ fn counting(protection: ReplayProtection) -> Counting {
                 vec![b'x'; LARGE].into_response()
             }),
         )
-        .layer(VerifySignatureLayer::new(SECRET).replay_protection(protection));
+        .layer(layers(verify, protection));
     Counting { app, runs }
 }
 
@@ -381,10 +401,7 @@ async fn a_streamed_answer_is_recorded_whole_and_a_broken_one_not_at_all() {
                 Body::new(crate::common::Script::split(b"{\"is_", &[2]).then_error())
             }),
         )
-        .layer(
-            VerifySignatureLayer::new(SECRET)
-                .replay_protection(fixed_clock(ReplayProtection::in_memory())),
-        );
+        .layer(verified(fixed_clock(ReplayProtection::in_memory())));
     let body = delivery("streamed", NOW);
     let first = copy(&app, "/streamed", &body).await;
     let second = copy(&app, "/streamed", &body).await;
@@ -423,11 +440,9 @@ async fn a_copy_waits_for_the_first_at_most_the_wait_then_gets_401_not_5xx() {
                 "done"
             }),
         )
-        .layer(
-            VerifySignatureLayer::new(SECRET).replay_protection(fixed_clock(
-                ReplayProtection::in_memory().wait_for_first(Duration::from_millis(50)),
-            )),
-        );
+        .layer(verified(fixed_clock(
+            ReplayProtection::in_memory().wait_for_first(Duration::from_millis(50)),
+        )));
     let body = delivery("slow", NOW);
     let first = tokio::spawn({
         let (app, body) = (app.clone(), body.clone());
@@ -462,7 +477,7 @@ async fn the_public_check_works_outside_tower() {
     // handler would see them.
     let receive = |protection: ReplayProtection, runs: Arc<AtomicUsize>, body: String| async move {
         match protection.check("/hook", body.as_bytes()).await {
-            Ok(Delivery::Fresh(claim)) => {
+            Ok(Checked::Fresh(claim)) => {
                 runs.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 let answer = RecordedAnswer::new(StatusCode::OK, r#"{"is_allowed":true}"#)
@@ -470,7 +485,7 @@ async fn the_public_check_works_outside_tower() {
                 claim.record(&answer);
                 Ok((answer, false))
             }
-            Ok(Delivery::Repeat(answer)) => Ok((answer, true)),
+            Ok(Checked::Repeat(answer)) => Ok((answer, true)),
             Err(kind) => Err(kind),
         }
     };
@@ -488,13 +503,13 @@ async fn the_public_check_works_outside_tower() {
 
     // A claim dropped without an answer frees the delivery.
     let body = delivery("dropped", NOW);
-    let Ok(Delivery::Fresh(claim)) = protection.check("/hook", body.as_bytes()).await else {
+    let Ok(Checked::Fresh(claim)) = protection.check("/hook", body.as_bytes()).await else {
         panic!("fresh");
     };
     claim.release();
     assert!(matches!(
         protection.check("/hook", body.as_bytes()).await,
-        Ok(Delivery::Fresh(_))
+        Ok(Checked::Fresh(_))
     ));
 
     // Stale and field-less bodies are refused as the layer refuses them.
@@ -514,7 +529,7 @@ async fn the_public_check_works_outside_tower() {
     let old = delivery("queued", NOW - 510);
     assert!(matches!(
         protection.check_at("queue", old.as_bytes(), received).await,
-        Ok(Delivery::Fresh(_))
+        Ok(Checked::Fresh(_))
     ));
 }
 
@@ -542,10 +557,42 @@ async fn a_full_memory_store_fails_closed_and_keeps_what_fits() {
 }
 
 #[tokio::test]
+async fn replay_protection_outside_the_verifying_layer_refuses_with_500() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    // The wrong order: replay protection first, the signature after.
+    let app = Router::new()
+        .route(
+            "/",
+            post(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async { "ok" }
+            }),
+        )
+        .layer(
+            ServiceBuilder::new()
+                .layer(fixed_clock(ReplayProtection::in_memory()).layer())
+                .layer(VerifySignatureLayer::new(SECRET)),
+        );
+    let body = delivery("order", NOW);
+    for _ in 0..2 {
+        assert_eq!(
+            send(&app, "/", &body, SECRET).await,
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some(RejectionKind::Unverified)
+            )
+        );
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "the handler never runs");
+}
+
+#[tokio::test]
 async fn a_named_endpoint_is_shared_by_its_paths() {
-    let app = counting(fixed_clock(
-        ReplayProtection::in_memory().endpoint("authgear"),
-    ));
+    let app = counting_behind(
+        VerifySignatureLayer::new(SECRET).endpoint("authgear"),
+        fixed_clock(ReplayProtection::in_memory()),
+    );
     let body = delivery("1", NOW);
     copy(&app.app, "/blocking", &body).await;
     let other_path = copy(&app.app, "/nonblocking", &body).await;
@@ -631,7 +678,7 @@ struct Down;
 
 impl SeenIds for Down {
     fn insert_if_absent(&self, _: String, _: Bytes, _: Duration) -> StoreFuture<Option<Bytes>> {
-        Box::pin(async { Err(StoreError::new("down", None)) })
+        Box::pin(async { Err(StoreError::new(StoreErrorKind::Unavailable, "down", None)) })
     }
     fn replace(&self, _: String, _: Bytes, _: Bytes, _: Duration) {}
     fn remove(&self, _: String, _: Bytes) {}

@@ -2,11 +2,24 @@
 //! handled once; blocking deliveries answered by the inner service and refused ones never
 //! stored; the exact signed bytes kept.
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
-use super::{Harness, calls_of, counts, event, eventually, post, stop};
+use super::{Harness, calls_of, counts, event, eventually, inbox_file, post, stop};
+use crate::common::{SECRET, TempDir, serve};
+use authgear_webhook::{
+    VerifySignatureLayer,
+    inbox::{EventKey, Inbox, SqliteStore},
+};
+use axum::{Router, routing};
 use bytes::Bytes;
 use http::StatusCode;
+use tower::ServiceBuilder;
 
 #[tokio::test]
 async fn the_same_delivery_twice_is_stored_once_and_handled_once() {
@@ -63,4 +76,75 @@ async fn blocking_and_refused_deliveries_never_enter_the_inbox() {
         Bytes::from_static(unknown),
         "the exact signed bytes"
     );
+}
+
+#[tokio::test]
+async fn the_endpoint_named_on_the_verifying_layer_keys_the_inbox() {
+    let dir = TempDir::new("inbox-endpoint");
+    let inbox = Inbox::new(SqliteStore::open(inbox_file(&dir)).expect("open"));
+    let router = Router::new()
+        .route("/a", routing::post(|| async { "blocking" }))
+        .route("/b", routing::post(|| async { "blocking" }))
+        .route_layer(
+            ServiceBuilder::new()
+                .layer(VerifySignatureLayer::new(SECRET).endpoint("authgear-production"))
+                .layer(inbox.layer()),
+        );
+    let addr = serve(router).await;
+    let body = event("user.created", "named");
+    // The same event through two paths of one named endpoint: stored once.
+    for path in ["a", "b"] {
+        let (status, answer) = post(&format!("http://{addr}/{path}"), &body, SECRET).await;
+        assert_eq!((status, answer.as_str()), (StatusCode::OK, ""), "{path}");
+    }
+    assert_eq!(counts(&inbox).await.queued, 1);
+    let claimed = inbox
+        .store()
+        .claim(10, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        claimed[0].key,
+        EventKey::new("authgear-production", "named")
+    );
+}
+
+#[tokio::test]
+async fn an_inbox_outside_the_verifying_layer_refuses_with_500_and_stores_nothing() {
+    let dir = TempDir::new("inbox-order");
+    let inbox = Inbox::new(SqliteStore::open(inbox_file(&dir)).expect("open"));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let handler_calls = calls.clone();
+    // The wrong order: the inbox first, the signature after.
+    let router = Router::new()
+        .route(
+            "/",
+            routing::post(move || {
+                handler_calls.fetch_add(1, Ordering::SeqCst);
+                async { "handled inline" }
+            }),
+        )
+        .layer(
+            ServiceBuilder::new()
+                .layer(inbox.layer())
+                .layer(VerifySignatureLayer::new(SECRET)),
+        );
+    let addr = serve(router).await;
+    for body in [
+        event("user.created", "order"),
+        event("user.pre_create", "order-2"),
+    ] {
+        let (status, answer) = post(&format!("http://{addr}/"), &body, SECRET).await;
+        assert_eq!(
+            (status, answer.as_str()),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "webhook layers in the wrong order"
+            )
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the handler never runs");
+    let counts = counts(&inbox).await;
+    assert_eq!((counts.queued, counts.in_flight, counts.done), (0, 0, 0));
 }

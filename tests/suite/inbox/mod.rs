@@ -143,11 +143,13 @@ impl Harness {
                 async { r#"{"is_allowed":true}"# }
             }),
         );
-        let stack = ServiceBuilder::new()
-            .layer(VerifySignatureLayer::new(SECRET))
-            .layer(inbox.layer())
-            .service(router);
-        let addr = crate::common::serve(Router::new().fallback_service(stack)).await;
+        // In the order a request takes them, behind axum's `Router::layer`.
+        let router = router.layer(
+            ServiceBuilder::new()
+                .layer(VerifySignatureLayer::new(SECRET))
+                .layer(inbox.layer()),
+        );
+        let addr = crate::common::serve(router).await;
         Self {
             url: format!("http://{addr}/"),
             inbox,
