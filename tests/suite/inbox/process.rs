@@ -255,7 +255,7 @@ async fn an_example_server_killed_mid_run_leaves_its_events_to_the_other() {
     a.kill9();
     let handled = count_handled(&[&a], &HashMap::new());
     // What `a` held when it died (its consumer's pending entries).
-    let pending = redis.cli(&["XPENDING", "{authgear-webhook:inbox}:stream", "workers"]);
+    let pending = redis.cli(&["XPENDING", "{authgear-webhook:inbox}:v2:stream", "workers"]);
     eprintln!("pending right after the kill: {pending}");
     let acknowledged = sending.await.expect("sent");
     eprintln!("{} of {} acknowledged", acknowledged.len(), sent.len());
