@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
+use http::uri::PathAndQuery;
 
 /// Request extension inserted by [`VerifySignature`](crate::VerifySignature), next to
 /// [`Verified`](crate::Verified), on every request it lets through: the exact bytes that
@@ -42,13 +43,20 @@ use bytes::Bytes;
 #[derive(Debug, Clone)]
 pub struct Envelope {
     bytes: Bytes,
-    endpoint: Arc<str>,
+    endpoint: Endpoint,
     #[cfg(any(feature = "event", feature = "replay"))]
     head: OnceLock<Head>,
 }
 
+/// The endpoint's name, or the request's path (kept as the request's own bytes: no copy).
+#[derive(Debug, Clone)]
+pub(crate) enum Endpoint {
+    Named(Arc<str>),
+    Path(Option<PathAndQuery>),
+}
+
 impl Envelope {
-    pub(crate) fn new(endpoint: Arc<str>, bytes: Bytes) -> Self {
+    pub(crate) fn new(endpoint: Endpoint, bytes: Bytes) -> Self {
         Self {
             bytes,
             endpoint,
@@ -67,7 +75,10 @@ impl Envelope {
     /// request path. Replay protection and the inbox key deliveries by endpoint and `id`:
     /// Authgear sends the same event, with the same `id`, to every configured URL.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        match &self.endpoint {
+            Endpoint::Named(name) => name,
+            Endpoint::Path(path) => path.as_ref().map_or("", PathAndQuery::path),
+        }
     }
 }
 

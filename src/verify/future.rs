@@ -1,7 +1,6 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -14,6 +13,7 @@ use super::{config::Config, deadline::Deadline};
 use crate::{
     BodyReservation, Envelope, Rejection, RejectionKind, VerifiedBody,
     body::ResponseBody,
+    envelope::Endpoint,
     collect::{Collector, Stop},
     rejection::is_grpc,
     signature::Tag,
@@ -141,8 +141,8 @@ where
         Err(kind) => return State::rejected(kind, &parts.headers),
     };
     let endpoint = match &collector.config().endpoint {
-        Some(endpoint) => endpoint.clone(),
-        None => Arc::from(parts.uri.path()),
+        Some(name) => Endpoint::Named(name.clone()),
+        None => Endpoint::Path(parts.uri.path_and_query().cloned()),
     };
     let envelope = Envelope::new(endpoint, body.bytes().clone());
     parts.extensions.insert(verified);
