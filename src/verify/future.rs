@@ -13,8 +13,8 @@ use super::{config::Config, deadline::Deadline};
 use crate::{
     BodyReservation, Envelope, Rejection, RejectionKind, VerifiedBody,
     body::ResponseBody,
-    envelope::Endpoint,
     collect::{Collector, Stop},
+    envelope::Endpoint,
     rejection::is_grpc,
     signature::Tag,
 };
