@@ -42,6 +42,9 @@ pub(crate) enum Stop<E, F = Infallible> {
     Unreadable(E),
 }
 
+/// Why [`Collector::poll_body`] stopped reading `B` with room `R`.
+pub(crate) type BodyStop<B, R> = Stop<<B as Body>::Error, <R as Room>::Full>;
+
 /// Where a collector accounts for the bytes it holds before it takes a frame.
 pub(crate) trait Room {
     /// Why there is no room.
@@ -108,7 +111,7 @@ impl<C: Keyed> Collector<C> {
         mut body: Pin<&mut B>,
         cx: &mut Context<'_>,
         room: &mut R,
-    ) -> Poll<Result<(), Stop<B::Error, R::Full>>> {
+    ) -> Poll<Result<(), BodyStop<B, R>>> {
         loop {
             let frame = match body.as_mut().poll_frame(cx) {
                 Poll::Ready(frame) => frame,

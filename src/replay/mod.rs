@@ -5,7 +5,7 @@
 //! (a log, a proxy, a debugging session) would stay valid forever. The body carries `id` and
 //! `context.timestamp`, both covered by the signature. [`ReplayLayer`] goes inside
 //! [`VerifySignatureLayer`](crate::VerifySignatureLayer): it reads these two fields from the
-//! verified [`Envelope`](crate::Envelope) (never from an unverified body) and, as its
+//! verified [`Envelope`] (never from an unverified body) and, as its
 //! [`ReplayProtection`] says:
 //!
 //! - refuses with 401 a delivery whose timestamp is older than the window (default 5
@@ -17,7 +17,7 @@
 //!   request path unless [`VerifySignatureLayer::endpoint`](crate::VerifySignatureLayer::endpoint)
 //!   names it: Authgear sends the same event, with the same `id`, to every configured URL.
 //!
-//! A request without the verifying layer's [`Envelope`](crate::Envelope) (the replay layer
+//! A request without the verifying layer's [`Envelope`] (the replay layer
 //! placed outside the verifying one) is refused with 500
 //! ([`RejectionKind::Unverified`]), never let through unchecked.
 //!
