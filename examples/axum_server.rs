@@ -32,9 +32,9 @@
 //! `AUTHGEAR_WEBHOOK_REPLAY=off` turns it off, e.g. to replay a captured delivery while
 //! debugging.
 //!
-//! Non-blocking events go through the durable inbox (feature `inbox`): each is stored and
-//! synced, answered 200 (the line `200 {type} {id}`), then handed to a worker that prints
-//! `handled {type} {id}` (retrying with backoff if it fails). The inbox is the SQLite file
+//! Non-blocking events go through the durable inbox (features `inbox-sqlite`,
+//! `inbox-redis`): each is stored and synced, answered 200 (the line `200 {type} {id}`),
+//! then handed to a worker that prints `handled {type} {id}` (retrying with backoff if it fails). The inbox is the SQLite file
 //! named by `AUTHGEAR_WEBHOOK_INBOX` (default `authgear-webhook-inbox.sqlite3` in the
 //! current directory; one process per file: a second instance in the same directory keeps
 //! its own, `authgear-webhook-inbox-ADDR.sqlite3`); `AUTHGEAR_WEBHOOK_INBOX=off` handles them

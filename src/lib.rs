@@ -44,8 +44,11 @@ pub mod replay;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use axum_core;
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[cfg(any(feature = "replay-redis", feature = "inbox-redis"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "replay-redis", feature = "inbox-redis")))
+)]
 pub use redis;
 
 #[cfg(any(feature = "replay", feature = "inbox"))]

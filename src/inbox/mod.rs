@@ -1,4 +1,5 @@
-//! A durable inbox for non-blocking events (feature `inbox`).
+//! A durable inbox for non-blocking events (feature `inbox`; its stores: `inbox-sqlite`,
+//! `inbox-redis`, or your own [`Store`]).
 //!
 //! Authgear sends each non-blocking event (`user.created`, `identity.email.verified`, ...)
 //! once, waits up to 60 s, and never retries. Without an inbox, an event whose handler
@@ -120,9 +121,10 @@
 mod backoff;
 mod future;
 mod layer;
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 mod redis;
 mod service;
+#[cfg(feature = "inbox-sqlite")]
 mod sqlite;
 mod store;
 mod worker;
@@ -131,15 +133,17 @@ use std::{fmt, sync::Arc};
 
 use tokio::sync::Notify;
 
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[cfg(feature = "inbox-redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inbox-redis")))]
 pub use self::redis::{RedisBuilder, RedisStore};
+#[cfg(feature = "inbox-sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inbox-sqlite")))]
+pub use self::sqlite::{SqliteBuilder, SqliteStore};
 pub use self::{
     backoff::Backoff,
     future::{Receipt, ResponseFuture},
     layer::InboxLayer,
     service::InboxService,
-    sqlite::{SqliteBuilder, SqliteStore},
     store::{
         Claimed, Counts, DeadLetter, EventKey, Failure, NewEvent, Store, StoreError,
         StoreErrorKind, StoreFuture, Stored,

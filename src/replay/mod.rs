@@ -75,7 +75,7 @@
 //!
 //! [`MemoryStore`] (the default) remembers deliveries in the process: enough for one
 //! instance. Behind a load balancer each instance would run the handler for the same
-//! delivery; use a store they all share, [`RedisStore`] (feature `redis`): two instances on
+//! delivery; use a store they all share, [`RedisStore`] (feature `replay-redis`): two instances on
 //! one Redis behave exactly as one.
 //!
 //! # Without tower
@@ -139,7 +139,7 @@ mod claim;
 mod future;
 mod layer;
 mod memory;
-#[cfg(feature = "redis")]
+#[cfg(feature = "replay-redis")]
 mod redis;
 mod service;
 mod store;
@@ -153,8 +153,8 @@ use std::{
 use self::claim::Pending;
 use crate::{Envelope, RejectionKind, envelope::Head};
 
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[cfg(feature = "replay-redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "replay-redis")))]
 pub use self::redis::RedisStore;
 pub use self::{
     answer::{RecordedAnswer, Repeated},

@@ -912,9 +912,9 @@ fn context_fields_are_typed() {
 // Runs `axum_server`, which needs these features.
 #[cfg(all(
     feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
 ))]
 #[tokio::test]
 async fn every_audit_delivery_gets_200_from_axum_server() {
@@ -967,9 +967,9 @@ async fn every_audit_delivery_gets_200_from_axum_server() {
 // Runs `axum_server`, which needs these features.
 #[cfg(all(
     feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
 ))]
 #[tokio::test]
 async fn with_replay_protection_on_every_fresh_audit_delivery_gets_200() {

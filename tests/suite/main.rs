@@ -2,8 +2,8 @@
 //! than one per file. Each module is gated here on exactly the crate features its tests use
 //! (the dev-dependencies, axum, hyper, tonic and tokio among them, are always there); a test
 //! that needs more than its module is gated itself. A test that runs the example
-//! `axum_server` needs that example's features (`axum`, `replay`, `redis`, `inbox`;
-//! `tests/common/example.rs` builds it with every feature). Only a test that needs a process
+//! `axum_server` needs that example's features (`axum`, `replay-redis`, `inbox-sqlite`,
+//! `inbox-redis`; `tests/common/example.rs` builds it with every feature). Only a test that needs a process
 //! of its own gets its own binary: `tests/soak.rs` and `tests/flood.rs`, which install a
 //! counting global allocator and measure the heap (flood also the process's file
 //! descriptors).
@@ -35,9 +35,9 @@ mod event_parse;
 // Runs `axum_server`.
 #[cfg(all(
     feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
 ))]
 mod event_server;
 // Runs `actix_server`, which reads the typed events.
@@ -46,16 +46,16 @@ mod example_actix;
 // Runs `axum_server`.
 #[cfg(all(
     feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
 ))]
 mod example_server;
 mod hostile;
 // The hyper and tonic examples, compiled in, read the typed events.
 #[cfg(feature = "event")]
 mod hyper_stack;
-#[cfg(feature = "inbox")]
+#[cfg(feature = "inbox-sqlite")]
 mod inbox;
 #[cfg(feature = "replay")]
 mod replay;

@@ -819,7 +819,7 @@ async fn in_memory_simultaneous_copies_over_sockets_run_the_handler_once() {
     assert_eq!(app.runs.load(Ordering::SeqCst), 1);
 }
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "replay-redis")]
 mod redis {
     use super::*;
     use crate::common::RedisServer;

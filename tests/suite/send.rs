@@ -13,17 +13,17 @@ use std::{
 // The tests that run `axum_server` need its features, beside `cli`'s.
 #[cfg(all(
     feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
 ))]
 use crate::common::example::Server;
 use crate::common::example::{self, Output, SECRET};
 #[cfg(all(
     feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
 ))]
 use authgear_webhook::event::is_blocking_type;
 use authgear_webhook::{SIGNATURE_HEADER, sign};
@@ -63,9 +63,9 @@ fn assert_fails(output: &Output, reason: &str) {
 /// Every type with an example delivery, which the sender carries too.
 #[cfg(all(
     feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
 ))]
 fn event_types() -> Vec<String> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events");
@@ -81,9 +81,9 @@ fn event_types() -> Vec<String> {
 
 #[cfg(all(
     feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
 ))]
 #[test]
 fn every_event_type_is_sent_fresh_and_accepted() {
@@ -111,9 +111,9 @@ fn every_event_type_is_sent_fresh_and_accepted() {
 
 #[cfg(all(
     feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
 ))]
 #[test]
 fn a_denied_sign_up_is_a_valid_answer() {
@@ -128,9 +128,9 @@ fn a_denied_sign_up_is_a_valid_answer() {
 
 #[cfg(all(
     feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
 ))]
 #[test]
 fn a_file_is_sent_as_it_is() {
@@ -163,9 +163,9 @@ fn a_file_is_sent_as_it_is() {
 
 #[cfg(all(
     feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
 ))]
 #[test]
 fn a_wrong_secret_is_refused_with_401() {
@@ -363,9 +363,9 @@ fn options_that_cannot_apply_say_why() {
 
 #[cfg(all(
     feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
 ))]
 #[test]
 fn a_wrong_signature_header_is_refused_with_401() {

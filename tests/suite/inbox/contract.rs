@@ -11,7 +11,7 @@ use std::{
 };
 
 use super::{counts, eventually, inbox_file, new_event, stop};
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 use super::{durable_redis, store};
 use crate::common::TempDir;
 use authgear_webhook::inbox::{
@@ -433,7 +433,7 @@ async fn sqlite_worker_claims_and_acks_in_batches() {
     worker_batch_contract(Arc::new(store)).await;
 }
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 #[tokio::test]
 async fn redis_store_keeps_the_contract() {
     let Some(redis) = durable_redis().await else {
@@ -442,7 +442,7 @@ async fn redis_store_keeps_the_contract() {
     store_contract(Arc::new(store(&redis))).await;
 }
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 #[tokio::test]
 async fn redis_worker_claims_and_acks_in_batches() {
     let Some(redis) = durable_redis().await else {

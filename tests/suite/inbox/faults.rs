@@ -3,18 +3,18 @@
 //! killed and restarted keeps every acknowledged event once; Redis down, read-only, unable to
 //! persist or out of memory is a store error, and the store recovers.
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 use std::time::{Duration, Instant, SystemTime};
 use std::{collections::HashSet, process::Command};
 
 use super::{Harness, counts, eventually, padded_event, stop};
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 use super::{durable_redis, small_event, store, until_ok};
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 use crate::common::TIMEOUT;
 use crate::common::TempDir;
 use authgear_webhook::inbox::SqliteStore;
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 use authgear_webhook::inbox::{RedisStore, Store, StoreErrorKind, Stored};
 use http::StatusCode;
 
@@ -134,7 +134,7 @@ async fn a_full_disk_answers_503_keeps_what_it_acknowledged_and_recovers() {
     drop(harness);
 }
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 #[tokio::test]
 async fn nothing_acknowledged_is_lost_when_redis_is_killed_and_restarted() {
     let Some(mut redis) = durable_redis().await else {
@@ -198,7 +198,7 @@ async fn nothing_acknowledged_is_lost_when_redis_is_killed_and_restarted() {
     );
 }
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 #[tokio::test]
 async fn redis_faults_are_store_errors_and_the_store_recovers() {
     let Some(mut redis) = durable_redis().await else {

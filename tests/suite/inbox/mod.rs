@@ -10,12 +10,12 @@ mod layer;
 // Runs the example `axum_server`, built with its features.
 #[cfg(all(
     feature = "axum",
-    feature = "replay",
-    feature = "redis",
-    feature = "inbox"
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
 ))]
 mod process;
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 mod redis;
 mod sqlite;
 mod worker;
@@ -29,10 +29,10 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 use crate::common::RedisServer;
 use crate::common::{SECRET, TIMEOUT, TempDir};
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 use authgear_webhook::inbox::RedisStore;
 use authgear_webhook::{
     VerifySignatureLayer,
@@ -233,14 +233,14 @@ async fn stop(shutdown: CancellationToken, task: tokio::task::JoinHandle<()>) {
 
 /// A `redis-server` with the durable settings the store's docs ask for (`appendonly yes`,
 /// `appendfsync always`), its files in a temp dir; killed on drop.
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 async fn durable_redis() -> Option<RedisServer> {
     RedisServer::builder().durable().start().await
 }
 
 /// A store on `redis` with the default settings but a 5 s timeout: the machine running the
 /// tests may be busy (a refused connection still fails at once).
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 fn store(redis: &RedisServer) -> RedisStore {
     RedisStore::builder()
         .timeout(Duration::from_secs(5))
@@ -250,12 +250,12 @@ fn store(redis: &RedisServer) -> RedisStore {
 
 /// A small `user.created` event with `id`, the same bytes at every call (tests compare
 /// them, and count how many fit in a bounded store).
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 fn small_event(id: &str) -> NewEvent {
     small_event_on("/", id)
 }
 
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 fn small_event_on(endpoint: &str, id: &str) -> NewEvent {
     NewEvent {
         key: EventKey::new(endpoint, id),
@@ -267,7 +267,7 @@ fn small_event_on(endpoint: &str, id: &str) -> NewEvent {
 }
 
 /// Runs `call` until it returns `Ok`; fails the test after `TIMEOUT`.
-#[cfg(feature = "redis")]
+#[cfg(feature = "inbox-redis")]
 async fn until_ok<T, E: std::fmt::Debug, Fut>(what: &str, mut call: impl FnMut() -> Fut) -> T
 where
     Fut: std::future::Future<Output = Result<T, E>>,
