@@ -32,17 +32,17 @@
 //! `AUTHGEAR_WEBHOOK_REPLAY=off` turns it off, e.g. to replay a captured delivery while
 //! debugging.
 //!
-//! Non-blocking events go through the durable inbox (features `inbox-sqlite`,
-//! `inbox-redis`): each is stored and synced, answered 200 (the line `200 {type} {id}`),
-//! then handed to a worker that prints `handled {type} {id}` (retrying with backoff if it fails). The inbox is the SQLite file
-//! named by `AUTHGEAR_WEBHOOK_INBOX` (default `authgear-webhook-inbox.sqlite3` in the
-//! current directory; one process per file: a second instance in the same directory keeps
-//! its own, `authgear-webhook-inbox-ADDR.sqlite3`); `AUTHGEAR_WEBHOOK_INBOX=off` handles them
-//! inline as before. With `REDIS_URL` set, the inbox is in that Redis (Streams, one
-//! consumer group): any number of instances share one queue, and each event is handled by
-//! one of them; run Redis with `appendonly yes` and `appendfsync always` for "200 = not
-//! lost". An instance that dies leaves its claimed events to the others after
-//! `AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS` (default 30000) without a heartbeat.
+//! Non-blocking events go through the durable inbox (features `inbox-sqlite`, `inbox-redis`): each
+//! is stored and synced, answered 200 (the line `200 {type} {id}`), then handed to a worker that
+//! prints `handled {type} {id}` (retrying with backoff if it fails). The inbox is the SQLite file
+//! named by `AUTHGEAR_WEBHOOK_INBOX` (default `authgear-webhook-inbox.sqlite3` in the current
+//! directory; one process per file: a second instance in the same directory keeps its own,
+//! `authgear-webhook-inbox-ADDR.sqlite3`); `AUTHGEAR_WEBHOOK_INBOX=off` handles them inline as
+//! before. With `REDIS_URL` set, the inbox is in that Redis (Streams, one consumer group): any
+//! number of instances share one queue, and each event is handled by one of them; run Redis with
+//! `appendonly yes` and `appendfsync always` for "200 = not lost". An instance that dies leaves its
+//! claimed events to the others after `AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS` (default 30000) without a
+//! heartbeat.
 //!
 //! Served as a public endpoint should be: the layer's body deadline (10 s) and body budget
 //! (32 MiB for all bodies in flight) at their defaults, a 5 s timeout around the handler,
