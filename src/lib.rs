@@ -1,16 +1,23 @@
-#![doc = include_str!("../README.md")]
-//!
-//! [`VerifySignatureLayer`]: crate::VerifySignatureLayer
-//! [`Verified`]: crate::Verified
-//! [`Verifier`]: crate::Verifier
-//! [`Verifier::start`]: crate::Verifier::start
-//! [`VerifiedBody`]: crate::VerifiedBody
-//! [`Rejection`]: crate::Rejection
-//! [`RejectionKind`]: crate::RejectionKind
-//! [`BodyBudget`]: crate::BodyBudget
-//! [`sign`]: crate::sign
-//! [`Event`]: crate::event::Event
-//! [`Answer`]: crate::event::Answer
+// The front page is the README, the package's page on GitHub and crates.io too. Its examples
+// use the optional features, so it is the crate's documentation (and its examples are
+// doctests) when those are on, as on docs.rs; without them, a summary says where to look.
+#![cfg_attr(
+    all(feature = "axum", feature = "replay", feature = "inbox-sqlite"),
+    doc = include_str!("../README.md")
+)]
+#![cfg_attr(
+    not(all(feature = "axum", feature = "replay", feature = "inbox-sqlite")),
+    doc = "Receive Authgear webhooks in tower-based servers: [`VerifySignatureLayer`] lets \
+           through only bodies Authgear signed. The README (built into these docs with \
+           `--all-features`) shows the rest."
+)]
+#![cfg_attr(
+    all(feature = "axum", feature = "replay", feature = "inbox-sqlite"),
+    doc = "\n## Where to start\n\n\
+           [`VerifySignatureLayer`] (a tower layer) or [`Verifier`] (anywhere else) \
+           verify; [`event`] types what was verified and the answers to blocking events; \
+           [`replay`] and [`inbox`] are the layers a request meets next, in that order."
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[macro_use]
@@ -60,8 +67,12 @@ pub use self::{
     envelope::Envelope,
     rejection::{Rejection, RejectionKind},
     secret::{FromEnvError, Secret},
-    sign_request::{SignError, SignErrorKind, SignRequest, SignRequestLayer, SignedBody},
     signature::{SIGNATURE_HEADER, Verification, Verifier, sign},
     verified::Verified,
+};
+// Listed among the crate's own items on docs.rs, not only as re-exports of their modules.
+#[doc(inline)]
+pub use self::{
+    sign_request::{SignError, SignErrorKind, SignRequest, SignRequestLayer, SignedBody},
     verify::{VerifySignature, VerifySignatureLayer},
 };

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod example;
+pub mod readme;
 pub mod redis_server;
 pub mod wire;
 

@@ -57,6 +57,7 @@ mod hostile;
 mod hyper_stack;
 #[cfg(feature = "inbox-sqlite")]
 mod inbox;
+mod readme;
 #[cfg(feature = "replay")]
 mod replay;
 #[cfg(feature = "cli")]
