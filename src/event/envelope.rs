@@ -328,8 +328,8 @@ fn diff(
     }
 }
 
-/// Whether Authgear waits for an answer to events of this `type` (one of the 9 blocking
-/// types). For tools that have the type but no event, such as a test sender.
+/// Whether Authgear waits for an answer to events of this `type` (one of the 9
+/// [`BLOCKING_TYPES`]). For tools that have the type but no event, such as a test sender.
 ///
 /// ```
 /// use authgear_webhook::event::is_blocking_type;

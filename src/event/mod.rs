@@ -158,11 +158,12 @@ pub use self::{
     },
     payload::{
         AuthenticationPostIdentifiedPayload, AuthenticationPreAuthenticatedPayload,
-        AuthenticationPreInitializePayload, IdentityPayload, IdentityUpdatedPayload,
-        OidcIdTokenPreCreatePayload, OidcJwtPreCreatePayload, Payload, Token, UsageAlert,
-        UsageAlertPayload, UsageLimitAction, UsageLimitPeriod, UsageName,
-        UserAnonymousPromotedPayload, UserCreatedPayload, UserDeletedPayload, UserDisabledPayload,
-        UserPayload, UserPreCreatePayload, UserPreScheduleAnonymizationPayload,
-        UserPreScheduleDeletionPayload, UserProfilePreUpdatePayload, UserSessionPayload,
+        AuthenticationPreInitializePayload, BLOCKING_TYPES, IdentityPayload,
+        IdentityUpdatedPayload, NON_BLOCKING_TYPES, OidcIdTokenPreCreatePayload,
+        OidcJwtPreCreatePayload, Payload, Token, UsageAlert, UsageAlertPayload, UsageLimitAction,
+        UsageLimitPeriod, UsageName, UserAnonymousPromotedPayload, UserCreatedPayload,
+        UserDeletedPayload, UserDisabledPayload, UserPayload, UserPreCreatePayload,
+        UserPreScheduleAnonymizationPayload, UserPreScheduleDeletionPayload,
+        UserProfilePreUpdatePayload, UserSessionPayload,
     },
 };

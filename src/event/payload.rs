@@ -145,8 +145,30 @@ macro_rules! payloads {
             }
         }
 
-        /// The types of the blocking events.
-        pub(crate) const BLOCKING_TYPES: &[&str] = &[$( $blocking_type ),*];
+        /// The `type` of every blocking event (Authgear waits for its answer), in the order
+        /// of Authgear's documentation: the types of the blocking [`Payload`] variants.
+        ///
+        /// ```
+        /// use authgear_webhook::event::{BLOCKING_TYPES, is_blocking_type};
+        ///
+        /// assert_eq!(BLOCKING_TYPES.len(), 9);
+        /// assert_eq!(BLOCKING_TYPES[0], "user.pre_create");
+        /// assert!(BLOCKING_TYPES.iter().all(|event_type| is_blocking_type(event_type)));
+        /// ```
+        pub const BLOCKING_TYPES: &[&str] = &[$( $blocking_type ),*];
+
+        /// The `type` of every non-blocking event (Authgear does not wait for an answer),
+        /// in the order of Authgear's documentation: the types of the other [`Payload`]
+        /// variants. Together with [`BLOCKING_TYPES`], every type this crate knows.
+        ///
+        /// ```
+        /// use authgear_webhook::event::{NON_BLOCKING_TYPES, is_blocking_type};
+        ///
+        /// assert_eq!(NON_BLOCKING_TYPES[0], "user.created");
+        /// assert!(NON_BLOCKING_TYPES.contains(&"usage.alert.triggered"));
+        /// assert!(!NON_BLOCKING_TYPES.iter().any(|event_type| is_blocking_type(event_type)));
+        /// ```
+        pub const NON_BLOCKING_TYPES: &[&str] = &[$( $other_type ),*];
 
         /// Writes the payload object alone (the `type` is the envelope's).
         impl Serialize for Payload {

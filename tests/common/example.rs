@@ -23,7 +23,9 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 /// The binary of the example `name`, built now if it is not up to date (`cargo test` builds
 /// the examples only when no target is named), with every feature: a test that runs an
 /// example requires the example's features, and `--all-features` builds the library the
-/// way `cargo test --all-features` already did.
+/// way `cargo test --all-features` already did. The library's package is named, so the
+/// command-line tool's tests (cli/, which share this harness) build the same binary: the
+/// workspace has one target dir, the one the running test binary is in.
 pub fn path(name: &str) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let exe = std::env::current_exe().expect("test binary path");
@@ -40,7 +42,14 @@ pub fn path(name: &str) -> PathBuf {
     if !built.iter().any(|built| built == name) {
         built.push(name.to_owned());
         let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--all-features", "--example", name]);
+        cargo.args([
+            "build",
+            "-p",
+            "authgear-webhook",
+            "--all-features",
+            "--example",
+            name,
+        ]);
         // Without what cargo sets for a test process: `ring`'s build script reruns when
         // `CARGO_MANIFEST_DIR` or `CARGO_PKG_*` change, so this build and the `cargo test`
         // that ran it would rebuild `ring` and all above it for each other, ~20 s each time.

@@ -6,7 +6,8 @@
 //! `inbox-redis`; `tests/common/example.rs` builds it with every feature). Only a test that needs a process
 //! of its own gets its own binary: `tests/soak.rs` and `tests/flood.rs`, which install a
 //! counting global allocator and measure the heap (flood also the process's file
-//! descriptors).
+//! descriptors). The command-line tool's tests are its package's (`cli/tests/suite`), which
+//! shares `tests/common`.
 //!
 //! The tests here run side by side on threads of one process: none may set environment
 //! variables, bind a fixed port, install a global tracing subscriber or depend on the
@@ -18,8 +19,6 @@ mod common;
 
 mod axum_stack;
 mod budget;
-#[cfg(feature = "cli")]
-mod cli;
 #[cfg(feature = "event")]
 mod event_answer;
 #[cfg(feature = "event")]
@@ -60,8 +59,6 @@ mod inbox;
 mod readme;
 #[cfg(feature = "replay")]
 mod replay;
-#[cfg(feature = "cli")]
-mod send;
 mod socket;
 #[cfg(feature = "event")]
 mod tonic_stack;

@@ -10,23 +10,8 @@ use std::{
     time::Duration,
 };
 
-// The tests that run `axum_server` need its features, beside `cli`'s.
-#[cfg(all(
-    feature = "axum",
-    feature = "replay-redis",
-    feature = "inbox-sqlite",
-    feature = "inbox-redis"
-))]
-use crate::common::example::Server;
-use crate::common::example::{self, Output, SECRET};
-#[cfg(all(
-    feature = "axum",
-    feature = "replay-redis",
-    feature = "inbox-sqlite",
-    feature = "inbox-redis"
-))]
-use authgear_webhook::event::is_blocking_type;
-use authgear_webhook::{SIGNATURE_HEADER, sign};
+use crate::common::example::{self, Output, SECRET, Server};
+use authgear_webhook::{SIGNATURE_HEADER, event::is_blocking_type, sign};
 use axum::{Router, http::HeaderMap, routing::post};
 use bytes::Bytes;
 use http::{StatusCode, header};
@@ -61,16 +46,10 @@ fn assert_fails(output: &Output, reason: &str) {
 }
 
 /// Every type with an example delivery, which the sender carries too.
-#[cfg(all(
-    feature = "axum",
-    feature = "replay-redis",
-    feature = "inbox-sqlite",
-    feature = "inbox-redis"
-))]
 fn event_types() -> Vec<String> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/events");
     let mut types: Vec<_> = fs::read_dir(dir)
-        .expect("tests/fixtures/events")
+        .expect("fixtures/events")
         .map(|entry| entry.expect("entry").path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
         .filter_map(|path| Some(path.file_stem()?.to_str()?.to_owned()))
@@ -79,12 +58,6 @@ fn event_types() -> Vec<String> {
     types
 }
 
-#[cfg(all(
-    feature = "axum",
-    feature = "replay-redis",
-    feature = "inbox-sqlite",
-    feature = "inbox-redis"
-))]
 #[test]
 fn every_event_type_is_sent_fresh_and_accepted() {
     let server = Server::start("axum_server", &[]);
@@ -109,12 +82,6 @@ fn every_event_type_is_sent_fresh_and_accepted() {
     }
 }
 
-#[cfg(all(
-    feature = "axum",
-    feature = "replay-redis",
-    feature = "inbox-sqlite",
-    feature = "inbox-redis"
-))]
 #[test]
 fn a_denied_sign_up_is_a_valid_answer() {
     // The example server denies sign-ups from BLOCKED_DOMAINS (older versions allow them):
@@ -126,17 +93,11 @@ fn a_denied_sign_up_is_a_valid_answer() {
     assert!(server.next_line().starts_with("200 user.pre_create "));
 }
 
-#[cfg(all(
-    feature = "axum",
-    feature = "replay-redis",
-    feature = "inbox-sqlite",
-    feature = "inbox-redis"
-))]
 #[test]
 fn a_file_is_sent_as_it_is() {
     // A captured (old) delivery: accepted with replay protection off.
     let server = Server::start("axum_server", &[("AUTHGEAR_WEBHOOK_REPLAY", "off")]);
-    let output = send(&[&server.url(), "tests/fixtures/user.pre_create.json"]);
+    let output = send(&[&server.url(), "../tests/fixtures/user.pre_create.json"]);
     assert!(output.status.success(), "{output:?}");
     assert_eq!(server.next_line(), "200 user.pre_create 0000000000546d54");
 
@@ -161,12 +122,6 @@ fn a_file_is_sent_as_it_is() {
     );
 }
 
-#[cfg(all(
-    feature = "axum",
-    feature = "replay-redis",
-    feature = "inbox-sqlite",
-    feature = "inbox-redis"
-))]
 #[test]
 fn a_wrong_secret_is_refused_with_401() {
     let server = Server::start("axum_server", &[("AUTHGEAR_WEBHOOK_SECRET", "another")]);
@@ -232,7 +187,7 @@ async fn answering() -> (String, Arc<Mutex<Vec<(HeaderMap, Bytes)>>>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_file_is_sent_byte_for_byte_and_signed() {
     let (base, received) = answering().await;
-    let file = "tests/fixtures/user.pre_create.json";
+    let file = "../tests/fixtures/user.pre_create.json";
     let output = send(&[&format!("{base}/allow"), file]);
     assert!(output.status.success(), "{output:?}");
     assert_eq!(output.stdout, "200 OK\n{\"is_allowed\":true}\n");
@@ -348,7 +303,7 @@ async fn options_set_the_user_the_id_the_timestamp_and_headers() {
 #[test]
 fn options_that_cannot_apply_say_why() {
     let url = "http://127.0.0.1:9/";
-    let file = "tests/fixtures/user.pre_create.json";
+    let file = "../tests/fixtures/user.pre_create.json";
     assert_fails(&send(&[url, file, "--email", "a@b.c"]), "byte for byte");
     assert_fails(&send(&[url, file, "--timestamp", "1"]), "byte for byte");
     let output = send(&[url, "usage.alert.triggered", "--email", "a@b.c"]);
@@ -361,12 +316,6 @@ fn options_that_cannot_apply_say_why() {
     assert_fails(&output, "cannot read missing.pem");
 }
 
-#[cfg(all(
-    feature = "axum",
-    feature = "replay-redis",
-    feature = "inbox-sqlite",
-    feature = "inbox-redis"
-))]
 #[test]
 fn a_wrong_signature_header_is_refused_with_401() {
     let server = Server::start("axum_server", &[]);

@@ -2,7 +2,7 @@
 //! independent HMAC (python3's hmac, or openssl), `verify` both ways, `events`, `--help` on
 //! every subcommand, and where the secret may come from; `inbox` on a SQLite file prepared
 //! through the library (and in use by this process) and on a real redis-server. `send` is in
-//! tests/suite/send.rs.
+//! send.rs.
 
 use std::{
     fs,
@@ -135,8 +135,8 @@ fn sign_gives_authgears_vector_from_a_file_stdin_and_either_secret_source() {
 
 #[test]
 fn sign_agrees_with_an_independent_hmac() {
-    let fixture = fs::read("tests/fixtures/user.pre_create.json").expect("fixture");
-    let secret = fs::read_to_string("tests/fixtures/secret.txt").expect("secret");
+    let fixture = fs::read("../tests/fixtures/user.pre_create.json").expect("fixture");
+    let secret = fs::read_to_string("../tests/fixtures/secret.txt").expect("secret");
     // Every byte value, Go's escapes, a newline at the end: the bytes, not text.
     let mut bytes: Vec<u8> = (0..=255).collect();
     bytes.extend_from_slice(&fixture);
@@ -151,10 +151,10 @@ fn sign_agrees_with_an_independent_hmac() {
         assert_eq!(output.stdout.trim_end(), independent_hmac(key, &file));
     }
     // And the signature recorded with the fixture.
-    let recorded = fs::read_to_string("tests/fixtures/user.pre_create.json.sig").expect("sig");
+    let recorded = fs::read_to_string("../tests/fixtures/user.pre_create.json.sig").expect("sig");
     let output = run(
         Some(&secret),
-        &["sign", "tests/fixtures/user.pre_create.json"],
+        &["sign", "../tests/fixtures/user.pre_create.json"],
     );
     assert_eq!(output.stdout.trim_end(), recorded.trim_end());
 }
@@ -215,13 +215,13 @@ fn events_lists_every_type_blocking_or_not_with_a_delivery() {
         blocking += usize::from(kind == "blocking");
         let event: serde_json::Value = serde_json::from_str(delivery).expect("JSON");
         assert_eq!(event["type"], event_type);
-        let fixture = format!("tests/fixtures/events/{event_type}.json");
+        let fixture = format!("fixtures/events/{event_type}.json");
         assert_eq!(delivery, fs::read_to_string(fixture).expect("fixture"));
     }
     assert_eq!(blocking, 9);
     // One delivery per `<type>.json` (the directory also holds its README, generator and
     // edge cases).
-    let fixtures = fs::read_dir("tests/fixtures/events")
+    let fixtures = fs::read_dir("fixtures/events")
         .expect("fixtures")
         .filter(|entry| {
             let path = entry.as_ref().expect("an entry").path();
@@ -233,7 +233,7 @@ fn events_lists_every_type_blocking_or_not_with_a_delivery() {
 
     let output = run(None, &["events", "oidc.jwt.pre_create"]);
     assert!(output.status.success(), "{output:?}");
-    let fixture = fs::read_to_string("tests/fixtures/events/oidc.jwt.pre_create.json");
+    let fixture = fs::read_to_string("fixtures/events/oidc.jwt.pre_create.json");
     assert_eq!(output.stdout.trim_end(), fixture.expect("fixture"));
     assert_fails(
         &run(None, &["events", "user.nope"]),

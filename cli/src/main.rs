@@ -1,7 +1,8 @@
-//! `authgear-webhook`: test an Authgear webhook receiver without Authgear (feature `cli`).
+//! `authgear-webhook`: test an Authgear webhook receiver without Authgear (the package
+//! `authgear-webhook-cli`, on the `authgear-webhook` library).
 //!
 //! ```sh
-//! cargo install authgear-webhook --features cli      # or: cargo install --path . --features cli
+//! cargo install authgear-webhook-cli                 # or, from a clone: cargo install --path cli
 //! export AUTHGEAR_WEBHOOK_SECRET=...                  # or: --secret-file FILE
 //! authgear-webhook send http://127.0.0.1:9999/ user.pre_create
 //! authgear-webhook sign delivery.json

@@ -1,5 +1,5 @@
 //! `authgear-webhook verify --signature HEX [FILE]`: whether a body carries a valid
-//! signature, checked by the crate's own [`VerifySignatureLayer`], exactly as a receiver
+//! signature, checked by the library's [`VerifySignatureLayer`], exactly as a receiver
 //! using it would.
 
 use std::{
@@ -20,7 +20,7 @@ use crate::Failure;
 
 /// Check a body's signature (a file, or stdin)
 ///
-/// Checks it as the crate's verifying layer does: exit 0 if it matches the body under the
+/// Checks it as the library's verifying layer does: exit 0 if it matches the body under the
 /// secret, 1 if not, with one line saying why (2 if the command could not run).
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
