@@ -121,6 +121,8 @@
 mod backoff;
 mod future;
 mod layer;
+#[cfg(feature = "inbox-postgres")]
+mod postgres;
 #[cfg(feature = "inbox-redis")]
 mod redis;
 mod service;
@@ -133,6 +135,9 @@ use std::{fmt, sync::Arc};
 
 use tokio::sync::Notify;
 
+#[cfg(feature = "inbox-postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inbox-postgres")))]
+pub use self::postgres::{AckTransaction, PostgresBuilder, PostgresStore, Transactional};
 #[cfg(feature = "inbox-redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox-redis")))]
 pub use self::redis::{RedisBuilder, RedisStore};
