@@ -7,6 +7,8 @@
 mod contract;
 mod faults;
 mod layer;
+#[cfg(feature = "inbox-postgres")]
+mod postgres;
 // Runs the example `axum_server`, built with its features.
 #[cfg(all(
     feature = "axum",
