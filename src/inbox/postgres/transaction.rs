@@ -97,8 +97,8 @@ impl PostgresStore {
     ///
     /// The handler's writes and the event's row must be in the same database, through this
     /// store's pool. Keep the handler's transaction short: it holds a connection of the pool
-    /// and the locks it takes until it commits. Use it with the [`Worker`](super::Worker)
-    /// of an [`Inbox`](super::Inbox) on this store.
+    /// and the locks it takes until it commits. Use it with the [`Worker`](crate::inbox::Worker)
+    /// of an [`Inbox`](crate::inbox::Inbox) on this store.
     ///
     /// ```no_run
     /// use authgear_webhook::{
