@@ -57,6 +57,9 @@ pub use axum_core;
     doc(cfg(any(feature = "replay-redis", feature = "inbox-redis")))
 )]
 pub use redis;
+#[cfg(feature = "inbox-postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inbox-postgres")))]
+pub use sqlx;
 
 #[cfg(any(feature = "replay", feature = "inbox"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "replay", feature = "inbox"))))]

@@ -1,5 +1,5 @@
 //! A durable inbox for non-blocking events (feature `inbox`; its stores: `inbox-sqlite`,
-//! `inbox-redis`, or your own [`Store`]).
+//! `inbox-redis`, `inbox-postgres`, or your own [`Store`]).
 //!
 //! Authgear sends each non-blocking event (`user.created`, `identity.email.verified`, ...)
 //! once, waits up to 60 s, and never retries. Without an inbox, an event whose handler
@@ -40,6 +40,11 @@
 //! the event id (e.g. `INSERT ... ON CONFLICT (event_id) DO NOTHING`, in the same
 //! transaction as its work).
 //!
+//! **Exactly-once effects, on Postgres.** With the Postgres store, a handler made with
+//! `PostgresStore::transactional` writes in the transaction that marks its event handled:
+//! its writes commit with the acknowledgement or not at all, whatever fails (handler, claim,
+//! connection, process).
+//!
 //! **Durability.** [`SqliteStore`] syncs every commit (`fsync`, SQLite WAL with
 //! `synchronous=FULL`) before the 200: an acknowledged event survives a crash of the process
 //! and of the machine, given a disk that honours `fsync`. A Redis store is as durable as
@@ -47,6 +52,9 @@
 //! survives a crash of Redis; with `appendfsync everysec` (Redis's default), up to about a
 //! second of acknowledged events can be lost if the Redis server (or its machine) crashes;
 //! without AOF, everything since the last snapshot.
+//! The Postgres store commits each delivery with `synchronous_commit = on` before the 200:
+//! an acknowledged event survives a crash of Postgres and of its machine (with `fsync` on,
+//! Postgres's default).
 //!
 //! | fault | delivery answer | events already acknowledged |
 //! | --- | --- | --- |
@@ -121,6 +129,8 @@
 mod backoff;
 mod future;
 mod layer;
+#[cfg(feature = "inbox-postgres")]
+mod postgres;
 #[cfg(feature = "inbox-redis")]
 mod redis;
 mod service;
@@ -133,6 +143,9 @@ use std::{fmt, sync::Arc};
 
 use tokio::sync::Notify;
 
+#[cfg(feature = "inbox-postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inbox-postgres")))]
+pub use self::postgres::{AckTransaction, PostgresBuilder, PostgresStore, Transactional};
 #[cfg(feature = "inbox-redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox-redis")))]
 pub use self::redis::{RedisBuilder, RedisStore};

@@ -139,11 +139,11 @@ pub struct Counts {
 
 /// A durable store of events for the inbox: implemented by
 /// [`SqliteStore`](super::SqliteStore) (embedded, one file) and, for many instances, by a
-/// Redis store.
+/// Redis store and a Postgres store.
 ///
 /// Durable means: once a method's future resolves `Ok`, what it did survives a crash of
 /// the process and, for stores that promise it ([`SqliteStore`](super::SqliteStore)
-/// always; Redis with `appendfsync always`), of the machine.
+/// always; Redis with `appendfsync always`; Postgres with `fsync` on), of the machine.
 ///
 /// A store error is never a partial success: if a future resolves `Err`, the call either
 /// had no effect or (when the store cannot tell, e.g. a connection lost after the write)

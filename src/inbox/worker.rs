@@ -17,7 +17,7 @@ use tower_service::Service;
 
 use super::{
     Backoff, Inbox,
-    store::{Claimed, Failure, Store},
+    store::{Claimed, EventKey, Failure, Store},
 };
 use crate::event::Event;
 
@@ -38,6 +38,12 @@ pub struct Delivery {
     pub endpoint: String,
     /// The body exactly as Authgear signed it.
     pub body: Bytes,
+    /// The stored event's key and the worker's claim on it: a store that acknowledges in
+    /// the handler's own transaction checks that the claim still holds.
+    #[cfg_attr(not(feature = "inbox-postgres"), allow(dead_code))]
+    pub(crate) key: EventKey,
+    #[cfg_attr(not(feature = "inbox-postgres"), allow(dead_code))]
+    pub(crate) token: String,
 }
 
 /// The future a [`Handler`] returns: `Err` with a short description of the failure (it is
@@ -427,6 +433,8 @@ impl Worker {
             attempt,
             endpoint: endpoint.clone(),
             body: claim.body.clone(),
+            key: claim.key.clone(),
+            token: claim.token.clone(),
         };
         let work = CatchUnwind(catch_unwind(AssertUnwindSafe(|| handler.handle(delivery))).ok());
         tokio::pin!(work);

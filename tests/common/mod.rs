@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod example;
+pub mod postgres;
 pub mod readme;
 pub mod redis_server;
 pub mod wire;
@@ -9,6 +10,9 @@ pub mod wire;
 // Unused in a build without the features of the Redis tests.
 #[allow(unused_imports)]
 pub use redis_server::RedisServer;
+// Unused in a build without the features of the Postgres tests.
+#[allow(unused_imports)]
+pub use postgres::PostgresServer;
 
 use std::{
     collections::VecDeque,

@@ -1,5 +1,5 @@
 //! The store contract, written against the `Store` trait and run against every store
-//! (SQLite, and Redis on a real `redis-server`): what a store must do for the layer and the
+//! (SQLite, Redis on a real `redis-server`, Postgres on a real server): what a store must do for the layer and the
 //! worker, step by step, and how the worker claims and acks in batches on it.
 
 use std::{
@@ -10,9 +10,13 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+#[cfg(feature = "inbox-postgres")]
+use super::pg_store;
 use super::{counts, eventually, inbox_file, new_event, stop};
 #[cfg(feature = "inbox-redis")]
 use super::{durable_redis, store};
+#[cfg(feature = "inbox-postgres")]
+use crate::common::PostgresServer;
 use crate::common::TempDir;
 use authgear_webhook::inbox::{
     Backoff, CancellationToken, Claimed, Counts, DeadLetter, Delivery, EventKey, Failure, Inbox,
@@ -449,4 +453,22 @@ async fn redis_worker_claims_and_acks_in_batches() {
         return;
     };
     worker_batch_contract(Arc::new(store(&redis))).await;
+}
+
+#[cfg(feature = "inbox-postgres")]
+#[tokio::test]
+async fn postgres_store_keeps_the_contract() {
+    let Some(postgres) = PostgresServer::start().await else {
+        return;
+    };
+    store_contract(Arc::new(pg_store(&postgres).await)).await;
+}
+
+#[cfg(feature = "inbox-postgres")]
+#[tokio::test]
+async fn postgres_worker_claims_and_acks_in_batches() {
+    let Some(postgres) = PostgresServer::start().await else {
+        return;
+    };
+    worker_batch_contract(Arc::new(pg_store(&postgres).await)).await;
 }

@@ -1,7 +1,9 @@
 //! Nothing acknowledged is lost when the store's ground gives way: a full SQLite store and
 //! a full disk answer 503 and keep what they acknowledged (and the disk recovers); Redis
 //! killed and restarted keeps every acknowledged event once; Redis down, read-only, unable to
-//! persist or out of memory is a store error, and the store recovers.
+//! persist or out of memory is a store error, and the store recovers; Postgres crashed
+//! answers 503 and, restarted, hands over every acknowledged event; Postgres read-only or
+//! cancelling statements (statement timeout) answers 503, and the store recovers.
 
 #[cfg(feature = "inbox-redis")]
 use std::time::{Duration, Instant, SystemTime};
@@ -10,12 +12,20 @@ use std::{collections::HashSet, process::Command};
 use super::{Harness, counts, eventually, padded_event, stop};
 #[cfg(feature = "inbox-redis")]
 use super::{durable_redis, small_event, store, until_ok};
-#[cfg(feature = "inbox-redis")]
+#[cfg(feature = "inbox-postgres")]
+use super::{event, new_event, pg_store};
+#[cfg(feature = "inbox-postgres")]
+use crate::common::PostgresServer;
+#[cfg(any(feature = "inbox-redis", feature = "inbox-postgres"))]
 use crate::common::TIMEOUT;
 use crate::common::TempDir;
 use authgear_webhook::inbox::SqliteStore;
+#[cfg(feature = "inbox-postgres")]
+use authgear_webhook::inbox::{Inbox, PostgresStore, StoreError};
 #[cfg(feature = "inbox-redis")]
-use authgear_webhook::inbox::{RedisStore, Store, StoreErrorKind, Stored};
+use authgear_webhook::inbox::{RedisStore, Stored};
+#[cfg(any(feature = "inbox-redis", feature = "inbox-postgres"))]
+use authgear_webhook::inbox::{Store, StoreErrorKind};
 use http::StatusCode;
 
 #[tokio::test]
@@ -313,4 +323,148 @@ async fn redis_faults_are_store_errors_and_the_store_recovers() {
         .expect("one");
     assert!(store.ack(&claim).await.expect("ack"));
     assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory", "0"]), "OK");
+}
+
+/// Posts `body` until the answer is `status`; fails the test after `TIMEOUT`.
+#[cfg(feature = "inbox-postgres")]
+async fn until_answered(harness: &Harness, body: &[u8], status: StatusCode) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let (got, _) = harness.post(body).await;
+        if got == status {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {status}, last {got}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Calls `store.store` with fresh ids until it fails; that error. Fails the test after
+/// `TIMEOUT` (a setting reloaded reaches each connection at its next statement).
+#[cfg(feature = "inbox-postgres")]
+async fn until_refused(store: &PostgresStore, prefix: &str) -> StoreError {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    for n in 0.. {
+        if let Err(error) = store.store(new_event(&format!("{prefix}-{n}"))).await {
+            return error;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{prefix}: never refused"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    unreachable!()
+}
+
+#[cfg(feature = "inbox-postgres")]
+#[tokio::test]
+async fn postgres_crashed_answers_503_and_restarted_loses_nothing_acknowledged() {
+    let Some(mut postgres) = PostgresServer::start().await else {
+        return;
+    };
+    let store = pg_store(&postgres).await;
+    let harness = Harness::serve(Inbox::new(store), TempDir::new("pg-crash")).await;
+    let mut acknowledged = HashSet::new();
+    for n in 0..30 {
+        let id = format!("before-{n}");
+        let (status, _) = harness.post(&event("user.created", &id)).await;
+        assert_eq!(status, StatusCode::OK);
+        acknowledged.insert(id);
+    }
+    // A crash: every Postgres process quits at once, no checkpoint.
+    postgres.kill();
+    for n in 0..3 {
+        let (status, body) = harness
+            .post(&event("user.created", &format!("down-{n}")))
+            .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "inbox unavailable")
+        );
+    }
+    // The worker starts while Postgres is down: it cannot claim, and waits.
+    let (calls, shutdown, task) = harness.worker(3, |_| Ok(()));
+    postgres.start_again();
+    // The pool reconnects: deliveries are taken again, and the worker resumes.
+    until_answered(&harness, &event("user.created", "after"), StatusCode::OK).await;
+    acknowledged.insert("after".to_owned());
+    eventually("every acknowledged event handled", || {
+        let calls = calls.clone();
+        let expected = acknowledged.len();
+        async move { calls.lock().expect("not poisoned").len() >= expected }
+    })
+    .await;
+    stop(shutdown, task).await;
+    let handled: Vec<String> = calls
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .map(|call| call.id.clone())
+        .collect();
+    assert_eq!(handled.len(), acknowledged.len(), "each once: {handled:?}");
+    assert_eq!(handled.into_iter().collect::<HashSet<_>>(), acknowledged);
+    assert_eq!(counts(&harness.inbox).await.done, acknowledged.len() as u64);
+}
+
+#[cfg(feature = "inbox-postgres")]
+#[tokio::test]
+async fn postgres_read_only_or_cancelling_statements_answers_503_and_recovers() {
+    let Some(postgres) = PostgresServer::start().await else {
+        return;
+    };
+    let store = pg_store(&postgres).await;
+    let harness = Harness::serve(Inbox::new(store.clone()), TempDir::new("pg-faults")).await;
+
+    // Read-only, as a standby or a failover in progress: every transaction is.
+    postgres.psql("ALTER SYSTEM SET default_transaction_read_only = on");
+    postgres.psql("SELECT pg_reload_conf()");
+    let error = until_refused(&store, "read-only").await;
+    assert_eq!(
+        (error.kind(), error.to_string().as_str()),
+        (StoreErrorKind::Unavailable, "Postgres is read-only")
+    );
+    until_answered(
+        &harness,
+        &event("user.created", "read-only"),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    // Reading still works.
+    assert!(store.counts().await.is_ok());
+    postgres.psql("ALTER SYSTEM RESET default_transaction_read_only");
+    postgres.psql("SELECT pg_reload_conf()");
+    until_answered(&harness, &event("user.created", "writable"), StatusCode::OK).await;
+
+    // A statement that waits past `statement_timeout` (a lock held elsewhere) is cancelled.
+    postgres.psql("ALTER SYSTEM SET statement_timeout = '200ms'");
+    postgres.psql("SELECT pg_reload_conf()");
+    let mut lock = store.pool().begin().await.expect("begin");
+    authgear_webhook::sqlx::query("LOCK TABLE authgear_webhook_inbox IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock");
+    let error = until_refused(&store, "slow").await;
+    assert_eq!(
+        (error.kind(), error.to_string().as_str()),
+        (
+            StoreErrorKind::Unavailable,
+            "Postgres cancelled the statement (timeout)"
+        )
+    );
+    until_answered(
+        &harness,
+        &event("user.created", "slow"),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    lock.rollback().await.expect("unlock");
+    postgres.psql("ALTER SYSTEM RESET statement_timeout");
+    postgres.psql("SELECT pg_reload_conf()");
+    until_answered(&harness, &event("user.created", "fast"), StatusCode::OK).await;
+    let (status, _) = harness.post(&event("user.created", "fast")).await;
+    assert_eq!(status, StatusCode::OK, "a duplicate, stored once");
 }

@@ -7,6 +7,8 @@
 mod contract;
 mod faults;
 mod layer;
+#[cfg(feature = "inbox-postgres")]
+mod postgres;
 // Runs the example `axum_server`, built with its features.
 #[cfg(all(
     feature = "axum",
@@ -29,6 +31,8 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+#[cfg(feature = "inbox-postgres")]
+use crate::common::PostgresServer;
 #[cfg(feature = "inbox-redis")]
 use crate::common::RedisServer;
 use crate::common::{SECRET, TIMEOUT, TempDir};
@@ -42,6 +46,8 @@ use authgear_webhook::{
     },
     sign,
 };
+#[cfg(feature = "inbox-postgres")]
+use authgear_webhook::{inbox::PostgresStore, sqlx::PgPool};
 use axum::{Router, routing};
 use bytes::Bytes;
 use http::StatusCode;
@@ -134,6 +140,11 @@ impl Harness {
     async fn with_store(name: &str, open: impl FnOnce(PathBuf) -> SqliteStore) -> Self {
         let dir = TempDir::new(name);
         let inbox = Inbox::new(open(inbox_file(&dir)));
+        Self::serve(inbox, dir).await
+    }
+
+    /// A server on an inbox on any store (`dir` is kept until the harness is dropped).
+    async fn serve(inbox: Inbox, dir: TempDir) -> Self {
         let blocking_calls = Arc::new(AtomicUsize::new(0));
         let calls = blocking_calls.clone();
         let router = Router::new().route(
@@ -282,4 +293,27 @@ where
             }
         }
     }
+}
+
+/// A pool on `postgres` for a store: as an application would make it, with room for a
+/// worker's transactional handlers.
+#[cfg(feature = "inbox-postgres")]
+async fn pg_pool(postgres: &PostgresServer) -> PgPool {
+    authgear_webhook::sqlx::postgres::PgPoolOptions::new()
+        .max_connections(24)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&postgres.url)
+        .await
+        .expect("connect to Postgres")
+}
+
+/// A store on `postgres` with the default names but a 2 s timeout: short enough for fault
+/// tests, long enough for a busy machine.
+#[cfg(feature = "inbox-postgres")]
+async fn pg_store(postgres: &PostgresServer) -> PostgresStore {
+    PostgresStore::builder(pg_pool(postgres).await)
+        .timeout(Duration::from_secs(2))
+        .open()
+        .await
+        .expect("open the Postgres store")
 }
