@@ -6,7 +6,8 @@
 //! `inbox-redis`; `tests/common/example.rs` builds it with every feature). Only a test that needs a process
 //! of its own gets its own binary: `tests/soak.rs` and `tests/flood.rs`, which install a
 //! counting global allocator and measure the heap (flood also the process's file
-//! descriptors).
+//! descriptors). The actix-web and tonic examples are packages of their own, with their
+//! tests (`examples/actix-web/`, `examples/tonic/`), which include `tests/common` by path.
 //!
 //! The tests here run side by side on threads of one process: none may set environment
 //! variables, bind a fixed port, install a global tracing subscriber or depend on the
@@ -40,9 +41,6 @@ mod event_parse;
     feature = "inbox-redis"
 ))]
 mod event_server;
-// Runs `actix_server`, which reads the typed events.
-#[cfg(feature = "event")]
-mod example_actix;
 // Runs `axum_server`.
 #[cfg(all(
     feature = "axum",
@@ -52,7 +50,7 @@ mod example_actix;
 ))]
 mod example_server;
 mod hostile;
-// The hyper and tonic examples, compiled in, read the typed events.
+// The hyper example, compiled in, reads the typed events.
 #[cfg(feature = "event")]
 mod hyper_stack;
 #[cfg(feature = "inbox-sqlite")]
@@ -62,8 +60,6 @@ mod replay;
 #[cfg(feature = "cli")]
 mod send;
 mod socket;
-#[cfg(feature = "event")]
-mod tonic_stack;
 #[cfg(feature = "tracing")]
 mod tracing_log;
 mod verify;
