@@ -41,6 +41,9 @@ mod event_parse;
     feature = "inbox-redis"
 ))]
 mod event_server;
+// Runs `quickstart`.
+#[cfg(feature = "axum")]
+mod example_quickstart;
 // Runs `axum_server`.
 #[cfg(all(
     feature = "axum",
