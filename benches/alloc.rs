@@ -4,10 +4,8 @@
 //! layer allocates per request do not depend on the body's size.
 //!
 //! ```sh
-//! cargo bench --bench alloc
+//! cargo bench -p authgear-webhook-benches --bench alloc
 //! ```
-
-mod common;
 
 use std::{alloc::System, process::ExitCode};
 

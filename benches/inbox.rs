@@ -1,8 +1,8 @@
 //! Inbox benchmark: what storing each non-blocking delivery durably costs, over loopback.
 //!
 //! ```sh
-//! cargo bench --bench inbox
-//! INBOX_REQUESTS=40000 INBOX_ROUNDS=3 cargo bench --bench inbox
+//! cargo bench -p authgear-webhook-benches --bench inbox
+//! INBOX_REQUESTS=40000 INBOX_ROUNDS=3 cargo bench -p authgear-webhook-benches --bench inbox
 //! ```
 //!
 //! This binary starts the servers itself (itself again, with `INBOX_SERVER=plain|inbox`,
@@ -42,8 +42,7 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::ServiceBuilder;
 
-#[path = "common/server.rs"]
-mod server;
+use common::server;
 
 const SECRET: &str = "bench-webhook-secret";
 

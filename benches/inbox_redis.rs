@@ -3,12 +3,12 @@
 //! how fast a worker with a no-op handler empties the queue.
 //!
 //! ```sh
-//! cargo bench --bench inbox_redis
-//! INBOX_BENCH_SECONDS=10 INBOX_BENCH_SENDERS=32 cargo bench --bench inbox_redis
+//! cargo bench -p authgear-webhook-benches --bench inbox_redis
+//! INBOX_BENCH_SECONDS=10 INBOX_BENCH_SENDERS=32 cargo bench -p authgear-webhook-benches --bench inbox_redis
 //! # Redis's files on tmpfs (an fsync costs nothing): the store's own ceiling.
-//! INBOX_BENCH_DIR=/dev/shm cargo bench --bench inbox_redis
+//! INBOX_BENCH_DIR=/dev/shm cargo bench -p authgear-webhook-benches --bench inbox_redis
 //! # The draining worker's concurrency (default 64); Redis's per-command times of the drain.
-//! INBOX_BENCH_CONCURRENCY=32 INBOX_BENCH_COMMANDSTATS=1 cargo bench --bench inbox_redis
+//! INBOX_BENCH_CONCURRENCY=32 INBOX_BENCH_COMMANDSTATS=1 cargo bench -p authgear-webhook-benches --bench inbox_redis
 //! ```
 //!
 //! With `appendfsync always`, Redis syncs once per turn of its event loop, for all the

@@ -13,8 +13,8 @@
 //! around the whole router rather than in it (`LOAD_SERVER=around`).
 //!
 //! ```sh
-//! cargo bench --bench load
-//! LOAD_DURATION=10 LOAD_ROUNDS=5 cargo bench --bench load
+//! cargo bench -p authgear-webhook-benches --bench load
+//! LOAD_DURATION=10 LOAD_ROUNDS=5 cargo bench -p authgear-webhook-benches --bench load
 //! ```
 //!
 //! One command: this binary starts the servers itself (itself again, with
@@ -55,8 +55,7 @@ use axum::{
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-#[path = "common/server.rs"]
-mod server;
+use common::server;
 
 const SECRET: &str = "bench-webhook-secret";
 const MODES: [&str; 7] = [

@@ -4,9 +4,9 @@
 //! 256 B, 4 KiB, 64 KiB and 1 MiB, arriving in 1 frame and in 64 frames.
 //!
 //! ```sh
-//! cargo bench --bench verify                 # criterion, then the side-by-side table
-//! RATIOS=0 cargo bench --bench verify        # criterion only
-//! RATIOS_ONLY=1 cargo bench --bench verify   # the side-by-side table only
+//! cargo bench -p authgear-webhook-benches --bench verify                 # criterion, then the side-by-side table
+//! RATIOS=0 cargo bench -p authgear-webhook-benches --bench verify        # criterion only
+//! RATIOS_ONLY=1 cargo bench -p authgear-webhook-benches --bench verify   # the side-by-side table only
 //! ```
 //!
 //! A second table sets the layer with its defaults against the same layer with the body
@@ -17,8 +17,6 @@
 //! ratios from the medians: the layer against plain HMAC, and what the layer adds on top of
 //! the same inner service (layer minus pass-through) against plain HMAC. Results and how to
 //! read them: BENCHMARKS.md.
-
-mod common;
 
 use std::{
     env,

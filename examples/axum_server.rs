@@ -2,7 +2,8 @@
 //! typed events.
 //!
 //! ```sh
-//! AUTHGEAR_WEBHOOK_SECRET=... cargo run --all-features --example axum_server
+//! AUTHGEAR_WEBHOOK_SECRET=... cargo run \
+//!     --features axum,replay-redis,inbox-sqlite,inbox-redis --example axum_server
 //! ```
 //!
 //! Listens on `ADDR` (default `127.0.0.1:9999`). Blocking events are allowed

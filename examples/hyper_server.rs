@@ -2,7 +2,7 @@
 //! the verifying layer, ending in a `service_fn` handler.
 //!
 //! ```sh
-//! AUTHGEAR_WEBHOOK_SECRET=... cargo run --all-features --example hyper_server
+//! AUTHGEAR_WEBHOOK_SECRET=... cargo run --features event --example hyper_server
 //! ```
 //!
 //! Listens on `ADDR` (default `127.0.0.1:9999`), HTTP/1.1 and HTTP/2 (prior knowledge) on the

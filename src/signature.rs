@@ -269,7 +269,7 @@ fn equal(mac: &[u8], tag: &Tag) -> bool {
 /// ```
 ///
 /// Check the signature before parsing the body, and refuse bodies above a limit while
-/// reading them (the layer's default is 1 MiB): see `examples/actix_server.rs`.
+/// reading them (the layer's default is 1 MiB): see `examples/actix-web/src/main.rs`.
 #[derive(Clone)]
 pub struct Verifier {
     keys: Keys,

@@ -1,5 +1,9 @@
-//! What the in-process benches share: signed requests whose body arrives in N frames, the
-//! two services compared (the layer and a pass-through), and a poll-until-ready executor.
+//! What the benches share, the library of their package: for the in-process benches,
+//! signed requests whose body arrives in N frames, the two services compared (the layer and
+//! a pass-through) and a poll-until-ready executor; for those that start their own servers,
+//! [`server`].
+
+pub mod server;
 
 use std::{
     convert::Infallible,
@@ -15,12 +19,12 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Empty;
 use tower::{Layer, Service, service_fn, util::ServiceFn};
 
-pub(crate) const SECRET: &str = "bench-webhook-secret";
+pub const SECRET: &str = "bench-webhook-secret";
 
 /// A request body handed out in frames of `chunk` bytes, announcing its exact length as
 /// hyper does from `Content-Length`. It is cut from a static buffer: the body itself costs
 /// next to nothing and allocates nothing, so what is measured is the layer's own work.
-pub(crate) struct Frames {
+pub struct Frames {
     rest: Bytes,
     chunk: usize,
 }
@@ -51,13 +55,13 @@ impl Body for Frames {
 }
 
 /// A body of `len` bytes (JSON-looking ASCII) and its signature header.
-pub(crate) struct Signed {
-    pub(crate) body: Bytes,
+pub struct Signed {
+    pub body: Bytes,
     signature: HeaderValue,
 }
 
 impl Signed {
-    pub(crate) fn new(len: usize) -> Self {
+    pub fn new(len: usize) -> Self {
         let mut body = br#"{"type":"user.created","pad":""#.to_vec();
         body.resize(len.saturating_sub(2), b'x');
         body.extend_from_slice(br#""}"#);
@@ -72,7 +76,7 @@ impl Signed {
     }
 
     /// A signed POST whose body arrives in `frames` frames of equal size.
-    pub(crate) fn request(&self, frames: usize) -> Request<Frames> {
+    pub fn request(&self, frames: usize) -> Request<Frames> {
         let chunk = self.body.len().div_ceil(frames).max(1);
         let mut request = Request::new(Frames {
             rest: self.body.clone(),
@@ -89,7 +93,7 @@ impl Signed {
 type Handler<B> = fn(Request<B>) -> Ready<Result<Response<Empty<Bytes>>, Infallible>>;
 
 /// The inner service: drops the request and answers 200 with an empty body.
-pub(crate) fn inner<B>() -> ServiceFn<Handler<B>> {
+pub fn inner<B>() -> ServiceFn<Handler<B>> {
     fn answer<B>(request: Request<B>) -> Ready<Result<Response<Empty<Bytes>>, Infallible>> {
         drop(request);
         ready(Ok(Response::new(Empty::new())))
@@ -98,13 +102,13 @@ pub(crate) fn inner<B>() -> ServiceFn<Handler<B>> {
 }
 
 /// The inner service behind the verifying layer, with the default settings.
-pub(crate) fn layered() -> VerifySignature<ServiceFn<Handler<authgear_webhook::VerifiedBody>>> {
+pub fn layered() -> VerifySignature<ServiceFn<Handler<authgear_webhook::VerifiedBody>>> {
     VerifySignatureLayer::new(SECRET).layer(inner())
 }
 
 /// Drives `service` once: `poll_ready`, `call`, then polls the response future to the end.
 /// Every body here is ready at once, so nothing ever waits.
-pub(crate) fn oneshot<S, R, B>(service: &mut S, request: R) -> StatusCode
+pub fn oneshot<S, R, B>(service: &mut S, request: R) -> StatusCode
 where
     S: Service<R, Response = Response<B>, Error = Infallible>,
 {

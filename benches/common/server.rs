@@ -7,7 +7,7 @@ const SERVER_MAX: Duration = Duration::from_secs(15 * 60);
 
 /// Ends this server process when its driver closes the server's stdin (the driver went
 /// away), or after `SERVER_MAX` in any case: no server outlives a bench.
-pub(crate) fn exit_with_driver() {
+pub fn exit_with_driver() {
     std::thread::spawn(|| {
         let _ = std::io::stdin().read_to_end(&mut Vec::new());
         std::process::exit(0);

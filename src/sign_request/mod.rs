@@ -109,29 +109,10 @@
 //! # }
 //! ```
 //!
-//! A tonic client signs its calls with the same stack over an HTTP/2 hyper-util client, given
-//! to the generated client with `with_origin`: tonic sends its own body type and the layer
-//! accepts any body.
-//!
-//! ```no_run
-//! use authgear_webhook::{SignRequestLayer, SignedBody};
-//! use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-//! use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
-//! use tower::ServiceBuilder;
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! let http2 = Client::builder(TokioExecutor::new())
-//!     .http2_only(true)
-//!     .build_http::<SignedBody>();
-//! let signed = ServiceBuilder::new()
-//!     .layer(SignRequestLayer::new("my-webhook-secret"))
-//!     .service(http2);
-//! let mut health = HealthClient::with_origin(signed, "http://127.0.0.1:50051".parse()?);
-//! let status = health.check(HealthCheckRequest { service: String::new() }).await?;
-//! # Ok(())
-//! # }
-//! ```
+//! A tonic client signs its calls with the same stack over an HTTP/2 hyper-util client
+//! (`.http2_only(true)`), given to the generated client with `with_origin`: tonic sends its
+//! own body type and the layer accepts any body. The repository's `examples/tonic` package
+//! does this, and its tests call a gRPC server so.
 //!
 //! tonic's own `Channel` takes only tonic's body type: put
 //! `.map_request(|request: http::Request<SignedBody>| request.map(tonic::body::Body::new))`

@@ -1,5 +1,7 @@
 //! The crate's examples as real processes: built, run with a time limit, and (the servers)
-//! started on a free loopback port.
+//! started on a free loopback port. The examples of this package are built here on demand
+//! ([`path`]); an example that is a package of its own is built by `cargo test` with its
+//! tests ([`Server::start_binary`]).
 
 use std::{
     io::{BufRead, BufReader, Read},
@@ -139,7 +141,14 @@ impl Server {
     /// settings and no inbox, then `env` (which may override them; an empty value unsets
     /// the variable).
     pub fn start(name: &str, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(path(name));
+        Self::start_binary(path(name), env)
+    }
+
+    /// Starts the server at `binary` as [`start`](Self::start) does: an example that is a
+    /// package of its own (`examples/*/`), whose test names its binary with
+    /// `env!("CARGO_BIN_EXE_<name>")`.
+    pub fn start_binary(binary: impl AsRef<std::ffi::OsStr>, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary);
         command
             .env("AUTHGEAR_WEBHOOK_SECRET", SECRET)
             .env("ADDR", "127.0.0.1:0")

@@ -3,7 +3,6 @@
 
 pub mod example;
 pub mod postgres;
-pub mod readme;
 pub mod redis_server;
 pub mod wire;
 
@@ -223,7 +222,17 @@ where
 
 /// A realistic delivery from `tests/fixtures/events/`, as Authgear's server encodes it.
 pub fn fixture_event(event_type: &str) -> Vec<u8> {
-    std::fs::read(format!("tests/fixtures/events/{event_type}.json")).expect("fixture")
+    fixture(&format!("events/{event_type}.json"))
+}
+
+/// The file `tests/fixtures/{path}` of the repository, from the test of any package in it:
+/// this one, or an example's (`examples/*/`, whose tests run in their own directory).
+pub fn fixture(path: &str) -> Vec<u8> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("tests/fixtures").is_dir())
+        .expect("tests/fixtures in the repository");
+    std::fs::read(root.join("tests/fixtures").join(path)).expect("fixture")
 }
 
 /// Bounds every network wait of the tests.

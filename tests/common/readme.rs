@@ -13,7 +13,7 @@ use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag};
 ///   its brackets;
 /// - a link that is not absolute: it resolves against a different base on GitHub,
 ///   crates.io and docs.rs, and breaks on at least one of them.
-pub fn rendering_faults(markdown: &str) -> Vec<String> {
+pub(crate) fn rendering_faults(markdown: &str) -> Vec<String> {
     let faults = RefCell::new(Vec::new());
     let broken = |link: pulldown_cmark::BrokenLink<'_>| {
         faults.borrow_mut().push(format!(
@@ -61,7 +61,7 @@ pub fn rendering_faults(markdown: &str) -> Vec<String> {
 }
 
 /// The checker finds each fault it looks for, and nothing in plain Markdown.
-pub fn assert_the_checker_finds_faults() {
+pub(crate) fn assert_the_checker_finds_faults() {
     let faulty = "Uses [`Verifier`] and [the policy](SECURITY.md).\n\n\
                   ```rust\n# fn main() {\nlet x = 1;\n#\n# }\n```\n\n    # hidden\n";
     let faults = rendering_faults(faulty);

@@ -6,8 +6,9 @@
 //! `inbox-redis`; `tests/common/example.rs` builds it with every feature). Only a test that needs a process
 //! of its own gets its own binary: `tests/soak.rs` and `tests/flood.rs`, which install a
 //! counting global allocator and measure the heap (flood also the process's file
-//! descriptors). The command-line tool's tests are its package's (`cli/tests/suite`), which
-//! shares `tests/common`.
+//! descriptors). The command-line tool and the actix-web and tonic examples are packages of
+//! their own, with their tests (`cli/tests/suite`, `examples/actix-web/`, `examples/tonic/`),
+//! which include `tests/common` by path.
 //!
 //! The tests here run side by side on threads of one process: none may set environment
 //! variables, bind a fixed port, install a global tracing subscriber or depend on the
@@ -39,9 +40,9 @@ mod event_parse;
     feature = "inbox-redis"
 ))]
 mod event_server;
-// Runs `actix_server`, which reads the typed events.
-#[cfg(feature = "event")]
-mod example_actix;
+// Runs `quickstart`.
+#[cfg(feature = "axum")]
+mod example_quickstart;
 // Runs `axum_server`.
 #[cfg(all(
     feature = "axum",
@@ -51,7 +52,7 @@ mod example_actix;
 ))]
 mod example_server;
 mod hostile;
-// The hyper and tonic examples, compiled in, read the typed events.
+// The hyper example, compiled in, reads the typed events.
 #[cfg(feature = "event")]
 mod hyper_stack;
 #[cfg(feature = "inbox-sqlite")]
@@ -60,8 +61,6 @@ mod readme;
 #[cfg(feature = "replay")]
 mod replay;
 mod socket;
-#[cfg(feature = "event")]
-mod tonic_stack;
 #[cfg(feature = "tracing")]
 mod tracing_log;
 mod verify;

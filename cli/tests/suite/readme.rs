@@ -1,6 +1,10 @@
 //! The tool's README is its page on crates.io: it renders there as it does on GitHub.
 
-use crate::common::readme::{assert_the_checker_finds_faults, rendering_faults};
+// Not in `common`: only the packages that check a README need its Markdown parser.
+#[path = "../../../tests/common/readme.rs"]
+mod checker;
+
+use checker::{assert_the_checker_finds_faults, rendering_faults};
 
 #[test]
 fn the_readme_has_nothing_only_rustdoc_renders() {

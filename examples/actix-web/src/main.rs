@@ -2,7 +2,7 @@
 //! the tower layer: the same answers as `axum_server`'s core.
 //!
 //! ```sh
-//! AUTHGEAR_WEBHOOK_SECRET=... cargo run --all-features --example actix_server
+//! AUTHGEAR_WEBHOOK_SECRET=... cargo run -p example-actix-web
 //! ```
 //!
 //! Listens on `ADDR` (default `127.0.0.1:9999`). `POST /` only: verified blocking events

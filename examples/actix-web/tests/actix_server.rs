@@ -1,22 +1,28 @@
-//! `cargo run --example actix_server`, run for real: the `Verifier` outside tower, in the
+//! `cargo run -p example-actix-web`, run for real: the `Verifier` outside tower, in the
 //! most used non-tower Rust server, answers as the layer does, refuses to start without a
 //! secret and keeps the layer's body budget against stalled bodies.
+
+#[path = "../../../tests/common/mod.rs"]
+mod common;
 
 use std::process::Command;
 
 use crate::common::{
-    example::{self, SECRET, Server},
-    fixture_event,
+    example::{SECRET, Server},
+    fixture, fixture_event,
 };
 use authgear_webhook::{SIGNATURE_HEADER, sign};
 use http::StatusCode;
 
-/// `examples/actix_server.rs`: the Verifier outside tower answers as the layer does.
+/// The example's binary, built by `cargo test` with this test.
+const ACTIX_SERVER: &str = env!("CARGO_BIN_EXE_example-actix-web");
+
+/// The Verifier outside tower answers as the layer does.
 #[tokio::test]
 async fn actix_server_answers_as_the_layer_does() {
-    let server = Server::start("actix_server", &[]);
+    let server = Server::start_binary(ACTIX_SERVER, &[]);
 
-    let blocking = std::fs::read("tests/fixtures/user.pre_create.json").expect("fixture");
+    let blocking = fixture("user.pre_create.json");
     let (status, content_type, body) = server.post(&blocking, Some(sign(SECRET, &blocking))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(content_type.as_deref(), Some("application/json"));
@@ -130,7 +136,7 @@ async fn raw_status(addr: &str, head: &[u8], body: &[u8]) -> u16 {
 
 #[test]
 fn actix_server_exits_at_once_without_a_secret() {
-    let mut command = Command::new(example::path("actix_server"));
+    let mut command = Command::new(ACTIX_SERVER);
     command
         .env_remove("AUTHGEAR_WEBHOOK_SECRET")
         .env("ADDR", "127.0.0.1:0");
@@ -141,7 +147,7 @@ fn actix_server_exits_at_once_without_a_secret() {
     assert!(stderr.contains("AUTHGEAR_WEBHOOK_SECRET"), "{stderr}");
 }
 
-/// `examples/actix_server.rs` keeps the layer's body budget: 40 clients each announcing
+/// The example keeps the layer's body budget: 40 clients each announcing
 /// 1 MiB and stalling after 1 000 000 bytes hold at most the 32 MiB budget; the others are
 /// answered 503 with `Retry-After` at once; once they hang up, the room is back.
 #[tokio::test]
@@ -151,7 +157,7 @@ async fn actix_server_bounds_stalled_bodies_with_the_budget() {
         net::TcpStream,
     };
 
-    let server = Server::start("actix_server", &[]);
+    let server = Server::start_binary(ACTIX_SERVER, &[]);
     let signature = sign(SECRET, b"never sent in full");
     let head = format!(
         "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1048576\r\n{SIGNATURE_HEADER}: {signature}\r\n\r\n"

@@ -1,7 +1,7 @@
 //! Authgear-style signatures in a tonic server, two ways, in one program.
 //!
 //! ```sh
-//! AUTHGEAR_WEBHOOK_SECRET=... cargo run --all-features --example tonic_server
+//! AUTHGEAR_WEBHOOK_SECRET=... cargo run -p example-tonic
 //! ```
 //!
 //! - On `GRPC_ADDR` (default `127.0.0.1:50051`): a gRPC server with the verifying layer in

@@ -1,9 +1,11 @@
 //! tonic, over real HTTP/2 connections: a gRPC server with the verifying layer in its stack,
 //! called by a tonic client that signs with `SignRequestLayer`; and a gRPC server whose
 //! services are untouched beside a webhook route that has the layer. The servers are the
-//! ones of `examples/tonic_server.rs`.
+//! ones of the example (`src/main.rs`, compiled in); and the example's binary itself.
 
-#[path = "../../examples/tonic_server.rs"]
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+#[path = "../src/main.rs"]
 #[allow(dead_code)]
 mod tonic_server;
 
@@ -206,4 +208,19 @@ async fn webhook_route_beside_grpc_is_verified() {
             StatusCode::UNAUTHORIZED
         );
     }
+}
+
+#[test]
+fn tonic_server_without_a_secret_exits_with_one_line() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_example-tonic"))
+        .env_remove("AUTHGEAR_WEBHOOK_SECRET")
+        .env("ADDR", "127.0.0.1:0")
+        .env("GRPC_ADDR", "127.0.0.1:0")
+        .output()
+        .expect("the example runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).expect("utf-8");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("AUTHGEAR_WEBHOOK_SECRET"), "{stderr}");
+    assert!(output.stdout.is_empty());
 }
