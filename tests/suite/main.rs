@@ -20,26 +20,10 @@ mod common;
 
 mod axum_stack;
 mod budget;
-#[cfg(feature = "event")]
-mod event_answer;
-#[cfg(feature = "event")]
-mod event_audit;
 #[cfg(feature = "axum")]
 mod event_axum;
 #[cfg(feature = "event")]
-mod event_numbers;
-#[cfg(feature = "event")]
-mod event_off_model;
-#[cfg(feature = "event")]
 mod event_parse;
-// Runs `axum_server`.
-#[cfg(all(
-    feature = "axum",
-    feature = "replay-redis",
-    feature = "inbox-sqlite",
-    feature = "inbox-redis"
-))]
-mod event_server;
 // Runs `quickstart`.
 #[cfg(feature = "axum")]
 mod example_quickstart;

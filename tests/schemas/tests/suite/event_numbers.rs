@@ -417,7 +417,7 @@ fn one_and_one_point_zero_are_the_same_claim() {
 /// token as "changed".
 #[test]
 fn the_library_parses_floats_correctly_rounded_without_help_from_dev_dependencies() {
-    let manifest = include_str!("../../Cargo.toml");
+    let manifest = include_str!("../../../../Cargo.toml");
     let dependencies = manifest
         .split("\n[dependencies]\n")
         .nth(1)

@@ -86,7 +86,6 @@ fn off_model() -> Vec<(&'static str, Value, &'static str)> {
 }
 
 /// Through the `Event` extractor (feature `axum`), the reason logged (feature `tracing`).
-#[cfg(all(feature = "axum", feature = "tracing"))]
 #[tokio::test]
 async fn off_model_deliveries_reach_the_handler_kept_as_sent() {
     use std::sync::{Arc, Mutex};

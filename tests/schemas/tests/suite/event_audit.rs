@@ -909,13 +909,7 @@ fn context_fields_are_typed() {
     assert!(context.extra.is_empty(), "{:?}", context.extra);
 }
 
-// Runs `axum_server`, which needs these features.
-#[cfg(all(
-    feature = "axum",
-    feature = "replay-redis",
-    feature = "inbox-sqlite",
-    feature = "inbox-redis"
-))]
+// Runs `axum_server`.
 #[tokio::test]
 async fn every_audit_delivery_gets_200_from_axum_server() {
     use crate::common::example::{SECRET, Server};
@@ -964,13 +958,7 @@ async fn every_audit_delivery_gets_200_from_axum_server() {
 /// The same deliveries with replay protection on (the default): each with a fresh id and
 /// the current time, its other bytes as written; and one with a trailing newline
 /// (`json.Encoder`'s).
-// Runs `axum_server`, which needs these features.
-#[cfg(all(
-    feature = "axum",
-    feature = "replay-redis",
-    feature = "inbox-sqlite",
-    feature = "inbox-redis"
-))]
+// Runs `axum_server`.
 #[tokio::test]
 async fn with_replay_protection_on_every_fresh_audit_delivery_gets_200() {
     use crate::common::example::{SECRET, Server};
