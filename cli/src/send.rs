@@ -334,13 +334,18 @@ fn tls_config(cacerts: &[PathBuf]) -> Result<rustls::ClientConfig, Failure> {
             roots.add(certificate).map_err(|error| unreadable(&error))?;
         }
     }
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|error| Failure::Input(format!("TLS: {error}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth())
+    // rustls 0.23.48 deprecates its `ring` provider (no post-quantum key exchange) to steer
+    // users to aws-lc-rs, which needs cmake to install; `ring` stays, as Cargo.toml says,
+    // and `cargo install` without `--locked` takes the newest 0.23.
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    Ok(
+        rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|error| Failure::Input(format!("TLS: {error}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 /// Whether Authgear would accept `body` as the answer to a blocking `event_type`.
