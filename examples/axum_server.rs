@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! AUTHGEAR_WEBHOOK_SECRET=... cargo run \
-//!     --features axum,replay-redis,inbox-sqlite,inbox-redis --example axum_server
+//!     --features axum,replay-redis,inbox-sqlite,inbox-redis,inbox-postgres --example axum_server
 //! ```
 //!
 //! Listens on `ADDR` (default `127.0.0.1:9999`). Blocking events are allowed
@@ -29,11 +29,13 @@
 //! Replay protection is on: a delivery older than 5 minutes gets 401; a delivery already
 //! received (Authgear sends one twice to a URL configured twice) gets the first answer again
 //! without running the handler. Deliveries are remembered in memory, or in Redis when
-//! `REDIS_URL` is set (for several instances behind a load balancer).
+//! `REDIS_URL` is set (for several instances behind a load balancer); not in Postgres yet:
+//! with `DATABASE_URL` set, replay protection is still in memory or Redis.
 //! `AUTHGEAR_WEBHOOK_REPLAY=off` turns it off, e.g. to replay a captured delivery while
 //! debugging.
 //!
-//! Non-blocking events go through the durable inbox (features `inbox-sqlite`, `inbox-redis`): each
+//! Non-blocking events go through the durable inbox (features `inbox-sqlite`, `inbox-redis`,
+//! `inbox-postgres`): each
 //! is stored and synced, answered 200 (the line `200 {type} {id}`), then handed to a worker that
 //! prints `handled {type} {id}` (retrying with backoff if it fails). The inbox is the SQLite file
 //! named by `AUTHGEAR_WEBHOOK_INBOX` (default `authgear-webhook-inbox.sqlite3` in the current
@@ -44,6 +46,15 @@
 //! `appendonly yes` and `appendfsync always` for "200 = not lost". An instance that dies leaves its
 //! claimed events to the others after `AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS` (default 30000) without a
 //! heartbeat.
+//!
+//! With `DATABASE_URL` set (`postgres://user:password@host/database`; it takes precedence over
+//! `REDIS_URL` and the SQLite file), the inbox is in that Postgres database, shared by any number
+//! of instances like Redis, and the worker's effect commits with the event's acknowledgement:
+//! the handler inserts `(event_id, event_type, handled_at)` into the table
+//! `authgear_webhook_example_handled` (created at start if missing) in the transaction that marks
+//! the event handled, then prints `handled {type} {id}`. Each acknowledged event's row is there
+//! exactly once, even across a crash; the line comes after the insert and before the commit, so
+//! an attempt whose commit fails prints it once more when retried. Errors never print the URL.
 //!
 //! Served as a public endpoint should be: the layer's body deadline (10 s) and body budget
 //! (32 MiB for all bodies in flight) at their defaults, a 5 s timeout around the handler,
@@ -69,8 +80,12 @@ use std::{
 use authgear_webhook::{
     Rejection, Secret, VerifySignatureLayer,
     event::{Answer, Event, EventRejection, Payload},
-    inbox::{CancellationToken, Delivery, Inbox, Receipt, SqliteStore, Store, StoreError, Worker},
+    inbox::{
+        AckTransaction, CancellationToken, Delivery, Inbox, PostgresStore, Receipt, SqliteStore,
+        Store, StoreError, Worker,
+    },
     replay::{RedisStore, Repeated, ReplayProtection},
+    sqlx::{self, postgres::PgPoolOptions},
 };
 use axum::{
     Router,
@@ -158,10 +173,10 @@ async fn main() -> ExitCode {
     let local = listener
         .local_addr()
         .map_or_else(|_| addr.clone(), |local| local.to_string());
-    let inbox = match open_inbox(&local) {
+    let inbox = match open_inbox(&local).await {
         Ok(inbox) => inbox,
         Err(error) => {
-            eprintln!("AUTHGEAR_WEBHOOK_INBOX: {error}");
+            eprintln!("{error}");
             return ExitCode::FAILURE;
         }
     };
@@ -178,6 +193,8 @@ async fn main() -> ExitCode {
     // A request takes the layers in this order: verify the signature, refuse replays, store
     // non-blocking events in the inbox, then the handler. axum runs the layer added last
     // first, so they are added from the handler outwards.
+    let postgres = inbox.as_ref().and_then(|(_, name)| name.postgres.clone());
+    let inbox = inbox.map(|(inbox, name)| (inbox, name.name));
     let app = match &inbox {
         Some((inbox, _)) => app.layer(inbox.layer()),
         None => app,
@@ -189,9 +206,15 @@ async fn main() -> ExitCode {
     let app = app.layer(verify);
     let app = app.layer(map_response(log_rejection));
     let shutdown = CancellationToken::new();
-    let worker = inbox
-        .as_ref()
-        .map(|(inbox, _)| tokio::spawn(worker(inbox.clone()).run(handle, shutdown.clone())));
+    let worker = inbox.as_ref().map(|(inbox, _)| {
+        let worker = worker(inbox.clone());
+        match &postgres {
+            Some(store) => {
+                tokio::spawn(worker.run(store.transactional(handle_in), shutdown.clone()))
+            }
+            None => tokio::spawn(worker.run(handle, shutdown.clone())),
+        }
+    });
     let inbox = inbox.map_or_else(|| "off".to_owned(), |(_, name)| name);
 
     println!("listening on http://{local} (replay protection: {replay_name}, inbox: {inbox})");
@@ -297,23 +320,80 @@ fn busy(stream: tokio::net::TcpStream) {
     }
 }
 
-/// The inbox named by `AUTHGEAR_WEBHOOK_INBOX`, and how the startup line names it; `None`
-/// when non-blocking events are handled inline.
+/// Which inbox [`open_inbox`] opened.
+struct Opened {
+    /// How the startup line names it.
+    name: String,
+    /// The store, when the inbox is in Postgres: its worker runs `handle_in` in the
+    /// transaction that acknowledges each event.
+    postgres: Option<PostgresStore>,
+}
+
+impl Opened {
+    fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            postgres: None,
+        }
+    }
+}
+
+/// The example's own table, written by `handle_in`; no unique constraint, so that a
+/// second row for an event would show.
+const CREATE_HANDLED: &str = "CREATE TABLE IF NOT EXISTS authgear_webhook_example_handled (\
+    event_id text not null, event_type text not null, handled_at timestamptz not null)";
+
+/// The inbox in the Postgres database at `DATABASE_URL`, and `CREATE_HANDLED` run there.
+/// Errors name what failed, never the URL (it holds a password).
+async fn open_postgres(url: &str) -> Result<(Inbox, Opened), String> {
+    // The worker's 16 handlers at once, each holding a connection until it commits, plus
+    // their heartbeats and the deliveries arriving meanwhile.
+    let pool = PgPoolOptions::new()
+        .max_connections(32)
+        .connect_lazy(url)
+        .map_err(|error| format!("DATABASE_URL: not a Postgres URL ({error})"))?;
+    let store = PostgresStore::open(pool.clone())
+        .await
+        .map_err(|error| format!("DATABASE_URL: {error}"))?;
+    sqlx::query(CREATE_HANDLED)
+        .execute(&pool)
+        .await
+        .map_err(|error| format!("DATABASE_URL: cannot create the example's table: {error}"))?;
+    let opened = Opened {
+        name: "postgres".to_owned(),
+        postgres: Some(store.clone()),
+    };
+    Ok((Inbox::new(store), opened))
+}
+
+/// The inbox named by `DATABASE_URL`, `REDIS_URL` or `AUTHGEAR_WEBHOOK_INBOX`, in this order,
+/// and how the startup line names it; `None` when non-blocking events are handled inline.
 ///
 /// The default file takes one process at a time: a second instance started in the same
 /// directory without `AUTHGEAR_WEBHOOK_INBOX` finds it in use and keeps its own file, named
 /// after its address, instead (a restarted instance gets the default file back: a process
 /// that dies releases it).
-fn open_inbox(local: &str) -> Result<Option<(Inbox, String)>, StoreError> {
+async fn open_inbox(local: &str) -> Result<Option<(Inbox, Opened)>, String> {
     let setting = env::var("AUTHGEAR_WEBHOOK_INBOX").ok();
     if setting.as_deref() == Some("off") {
         return Ok(None);
     }
+    if let Ok(url) = env::var("DATABASE_URL") {
+        return open_postgres(&url).await.map(Some);
+    }
     if let Ok(url) = env::var("REDIS_URL") {
         // Several instances share one queue; each process is one consumer of the group.
-        let store = authgear_webhook::inbox::RedisStore::open(url.as_str())?;
-        return Ok(Some((Inbox::new(store), "redis".to_owned())));
+        let store = authgear_webhook::inbox::RedisStore::open(url.as_str())
+            .map_err(|error| format!("REDIS_URL: {error}"))?;
+        return Ok(Some((Inbox::new(store), Opened::named("redis"))));
     }
+    open_sqlite(setting, local)
+        .map(|(inbox, name)| Some((inbox, Opened::named(name))))
+        .map_err(|error| format!("AUTHGEAR_WEBHOOK_INBOX: {error}"))
+}
+
+/// The SQLite inbox: the file `setting` names, or the default file.
+fn open_sqlite(setting: Option<String>, local: &str) -> Result<(Inbox, String), StoreError> {
     let (path, store) = match setting {
         Some(path) => {
             let store = SqliteStore::open(&path)?;
@@ -333,7 +413,7 @@ fn open_inbox(local: &str) -> Result<Option<(Inbox, String)>, StoreError> {
         }
     };
     let store: Arc<dyn Store> = Arc::new(store);
-    Ok(Some((Inbox::from_arc(store), format!("sqlite {path}"))))
+    Ok((Inbox::from_arc(store), format!("sqlite {path}")))
 }
 
 /// The inbox's worker; `AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS` sets how long a claim holds
@@ -351,6 +431,25 @@ async fn handle(delivery: Delivery) -> Result<(), std::convert::Infallible> {
     let event = delivery.event;
     println!("handled {} {}", event.event_type(), event.id);
     Ok(())
+}
+
+/// The worker's handler on Postgres: the event's row inserted in the transaction that
+/// acknowledges it, then its line.
+async fn handle_in(
+    mut tx: AckTransaction,
+    delivery: Delivery,
+) -> Result<AckTransaction, sqlx::Error> {
+    let event = delivery.event;
+    sqlx::query(
+        "INSERT INTO authgear_webhook_example_handled (event_id, event_type, handled_at) \
+         VALUES ($1, $2, now())",
+    )
+    .bind(&event.id)
+    .bind(event.event_type())
+    .execute(&mut *tx)
+    .await?;
+    println!("handled {} {}", event.event_type(), event.id);
+    Ok(tx)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

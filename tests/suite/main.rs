@@ -32,7 +32,8 @@ mod example_quickstart;
     feature = "axum",
     feature = "replay-redis",
     feature = "inbox-sqlite",
-    feature = "inbox-redis"
+    feature = "inbox-redis",
+    feature = "inbox-postgres"
 ))]
 mod example_server;
 mod hostile;

@@ -14,7 +14,8 @@ mod postgres;
     feature = "axum",
     feature = "replay-redis",
     feature = "inbox-sqlite",
-    feature = "inbox-redis"
+    feature = "inbox-redis",
+    feature = "inbox-postgres"
 ))]
 mod process;
 #[cfg(feature = "inbox-redis")]
