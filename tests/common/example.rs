@@ -153,6 +153,7 @@ impl Server {
             .env("AUTHGEAR_WEBHOOK_SECRET", SECRET)
             .env("ADDR", "127.0.0.1:0")
             .env_remove("REDIS_URL")
+            .env_remove("DATABASE_URL")
             .env_remove("AUTHGEAR_WEBHOOK_REPLAY")
             // Non-blocking events inline (their own line, in order); the inbox tests run
             // the example with its inbox.
