@@ -2,6 +2,8 @@
 //! SIGKILL right after acknowledging (everything handled after a restart) and stopped with
 //! SIGTERM; two of them sharing one Redis handle each event exactly once, one killed mid-run
 //! leaves its events to the other, and Redis down is 503 and its restart loses nothing
+//! acknowledged; on Postgres, killed right after acknowledging, each event's row is written
+//! exactly once after a restart, and Postgres stopped is 503 and its restart loses nothing
 //! acknowledged.
 
 use std::{
@@ -10,7 +12,7 @@ use std::{
 };
 
 use super::{durable_redis, event, eventually, inbox_file, post, store};
-use crate::common::{SECRET, TIMEOUT, TempDir, example::Server};
+use crate::common::{PostgresServer, SECRET, TIMEOUT, TempDir, example::Server};
 use authgear_webhook::inbox::Store;
 use bytes::Bytes;
 use http::StatusCode;
@@ -297,4 +299,123 @@ async fn redis_down_is_503_and_a_restart_loses_nothing_acknowledged() {
         acknowledged.insert(id.clone());
     }
     wait_handled(&[&server], &HashMap::new(), &acknowledged).await;
+}
+
+/// `axum_server` on a free port with its inbox in the Postgres at `url`; claims of 1 s, so
+/// that the events a killed server held are handed over within the tests' `TIMEOUT`.
+fn start_on_postgres(url: &str) -> Server {
+    let server = Server::start(
+        "axum_server",
+        &[
+            ("DATABASE_URL", url),
+            ("AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS", "1000"),
+            ("AUTHGEAR_WEBHOOK_INBOX", ""),
+        ],
+    );
+    assert!(
+        server.startup.ends_with("inbox: postgres)"),
+        "{}",
+        server.startup
+    );
+    server
+}
+
+/// Waits until every id of `expected` has its row in the example's table (fails the test
+/// after `TIMEOUT`); then the number of rows of each id in it.
+async fn wait_rows(
+    postgres: &PostgresServer,
+    expected: &HashSet<String>,
+) -> HashMap<String, usize> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let mut rows: HashMap<String, usize> = HashMap::new();
+        let listed = postgres.psql(
+            "SELECT event_id FROM authgear_webhook_example_handled \
+             WHERE event_type = 'user.created'",
+        );
+        for id in listed.lines() {
+            *rows.entry(id.to_owned()).or_default() += 1;
+        }
+        let missing = expected.iter().filter(|id| !rows.contains_key(*id)).count();
+        if missing == 0 {
+            return rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} acknowledged events have no row"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every id of `rows` acknowledged, and written once.
+fn assert_once(rows: &HashMap<String, usize>, acknowledged: &HashSet<String>) {
+    let twice: Vec<_> = rows.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "written more than once: {twice:?}");
+    let ids: HashSet<String> = rows.keys().cloned().collect();
+    assert_eq!(&ids, acknowledged, "rows only for acknowledged events");
+}
+
+#[tokio::test]
+async fn example_on_postgres_killed_after_acknowledging_writes_each_event_once_after_restart() {
+    let Some(postgres) = PostgresServer::start().await else {
+        return;
+    };
+    let mut first = start_on_postgres(&postgres.url);
+    let sent = ids("pg-kill", 64);
+    let acknowledged = send_all(&[first.url()], &sent).await;
+    assert_eq!(
+        acknowledged.len(),
+        sent.len(),
+        "every delivery answered 200"
+    );
+    // SIGKILL right after the last 200: handlers in flight never commit.
+    first.kill9();
+    let before = count_handled(&[&first], &HashMap::new());
+    eprintln!(
+        "handled before the kill: {} of {}",
+        before.len(),
+        sent.len()
+    );
+
+    let second = start_on_postgres(&postgres.url);
+    let handled = wait_handled(&[&second], &before, &acknowledged).await;
+    let rows = wait_rows(&postgres, &acknowledged).await;
+    assert_once(&rows, &acknowledged);
+    // Every id printed as handled, by either process, has its row.
+    assert!(handled.keys().all(|id| rows.contains_key(id)));
+}
+
+#[tokio::test]
+async fn example_on_postgres_stopped_is_503_and_a_restart_loses_nothing_acknowledged() {
+    let Some(mut postgres) = PostgresServer::start().await else {
+        return;
+    };
+    let server = start_on_postgres(&postgres.url);
+    let urls = [server.url()];
+    let first = ids("pg-before", 100);
+    let mut acknowledged = send_all(&urls, &first).await;
+    assert_eq!(acknowledged.len(), first.len());
+    // Stopped while the worker is still handling them.
+    postgres.stop();
+    for id in ids("pg-down", 5) {
+        assert_eq!(
+            try_post(&server.url(), &id).await,
+            Some(http::StatusCode::SERVICE_UNAVAILABLE),
+            "Postgres down: 503, never 200"
+        );
+    }
+    postgres.start_again();
+    // The server recovers: new deliveries are stored again.
+    let deadline = Instant::now() + TIMEOUT;
+    for id in ids("pg-after", 20) {
+        while try_post(&server.url(), &id).await != Some(http::StatusCode::OK) {
+            assert!(Instant::now() < deadline, "recovers");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        acknowledged.insert(id);
+    }
+    wait_handled(&[&server], &HashMap::new(), &acknowledged).await;
+    let rows = wait_rows(&postgres, &acknowledged).await;
+    assert_once(&rows, &acknowledged);
 }
