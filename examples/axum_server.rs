@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! AUTHGEAR_WEBHOOK_SECRET=... cargo run \
-//!     --features axum,replay-redis,inbox-sqlite,inbox-redis,inbox-postgres --example axum_server
+//!     --features axum,replay-redis,inbox-sqlite,inbox-redis --example axum_server
 //! ```
 //!
 //! Listens on `ADDR` (default `127.0.0.1:9999`). Blocking events are allowed
@@ -47,7 +47,8 @@
 //! claimed events to the others after `AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS` (default 30000) without a
 //! heartbeat.
 //!
-//! With `DATABASE_URL` set (`postgres://user:password@host/database`; it takes precedence over
+//! Built with feature `inbox-postgres` too and run with `DATABASE_URL` set
+//! (`postgres://user:password@host/database`; it takes precedence over
 //! `REDIS_URL` and the SQLite file), the inbox is in that Postgres database, shared by any number
 //! of instances like Redis, and the worker's effect commits with the event's acknowledgement:
 //! the handler inserts `(event_id, event_type, handled_at)` into the table
@@ -80,11 +81,12 @@ use std::{
 use authgear_webhook::{
     Rejection, Secret, VerifySignatureLayer,
     event::{Answer, Event, EventRejection, Payload},
-    inbox::{
-        AckTransaction, CancellationToken, Delivery, Inbox, PostgresStore, Receipt, SqliteStore,
-        Store, StoreError, Worker,
-    },
+    inbox::{CancellationToken, Delivery, Inbox, Receipt, SqliteStore, Store, StoreError, Worker},
     replay::{RedisStore, Repeated, ReplayProtection},
+};
+#[cfg(feature = "inbox-postgres")]
+use authgear_webhook::{
+    inbox::{AckTransaction, PostgresStore},
     sqlx::{self, postgres::PgPoolOptions},
 };
 use axum::{
@@ -193,6 +195,7 @@ async fn main() -> ExitCode {
     // A request takes the layers in this order: verify the signature, refuse replays, store
     // non-blocking events in the inbox, then the handler. axum runs the layer added last
     // first, so they are added from the handler outwards.
+    #[cfg(feature = "inbox-postgres")]
     let postgres = inbox.as_ref().and_then(|(_, name)| name.postgres.clone());
     let inbox = inbox.map(|(inbox, name)| (inbox, name.name));
     let app = match &inbox {
@@ -208,12 +211,11 @@ async fn main() -> ExitCode {
     let shutdown = CancellationToken::new();
     let worker = inbox.as_ref().map(|(inbox, _)| {
         let worker = worker(inbox.clone());
-        match &postgres {
-            Some(store) => {
-                tokio::spawn(worker.run(store.transactional(handle_in), shutdown.clone()))
-            }
-            None => tokio::spawn(worker.run(handle, shutdown.clone())),
+        #[cfg(feature = "inbox-postgres")]
+        if let Some(store) = &postgres {
+            return tokio::spawn(worker.run(store.transactional(handle_in), shutdown.clone()));
         }
+        tokio::spawn(worker.run(handle, shutdown.clone()))
     });
     let inbox = inbox.map_or_else(|| "off".to_owned(), |(_, name)| name);
 
@@ -326,6 +328,7 @@ struct Opened {
     name: String,
     /// The store, when the inbox is in Postgres: its worker runs `handle_in` in the
     /// transaction that acknowledges each event.
+    #[cfg(feature = "inbox-postgres")]
     postgres: Option<PostgresStore>,
 }
 
@@ -333,16 +336,19 @@ impl Opened {
     fn named(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
+            #[cfg(feature = "inbox-postgres")]
             postgres: None,
         }
     }
 }
 
+#[cfg(feature = "inbox-postgres")]
 /// The example's own table, written by `handle_in`; no unique constraint, so that a
 /// second row for an event would show.
 const CREATE_HANDLED: &str = "CREATE TABLE IF NOT EXISTS authgear_webhook_example_handled (\
     event_id text not null, event_type text not null, handled_at timestamptz not null)";
 
+#[cfg(feature = "inbox-postgres")]
 /// The inbox in the Postgres database at `DATABASE_URL`, and `CREATE_HANDLED` run there.
 /// Errors name what failed, never the URL (it holds a password).
 async fn open_postgres(url: &str) -> Result<(Inbox, Opened), String> {
@@ -378,8 +384,15 @@ async fn open_inbox(local: &str) -> Result<Option<(Inbox, Opened)>, String> {
     if setting.as_deref() == Some("off") {
         return Ok(None);
     }
+    #[cfg(feature = "inbox-postgres")]
     if let Ok(url) = env::var("DATABASE_URL") {
         return open_postgres(&url).await.map(Some);
+    }
+    #[cfg(not(feature = "inbox-postgres"))]
+    if env::var_os("DATABASE_URL").is_some() {
+        return Err(
+            "DATABASE_URL: this build has no Postgres inbox (add feature inbox-postgres)".into(),
+        );
     }
     if let Ok(url) = env::var("REDIS_URL") {
         // Several instances share one queue; each process is one consumer of the group.
@@ -433,6 +446,7 @@ async fn handle(delivery: Delivery) -> Result<(), std::convert::Infallible> {
     Ok(())
 }
 
+#[cfg(feature = "inbox-postgres")]
 /// The worker's handler on Postgres: the event's row inserted in the transaction that
 /// acknowledges it, then its line.
 async fn handle_in(

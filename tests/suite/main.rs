@@ -32,8 +32,7 @@ mod example_quickstart;
     feature = "axum",
     feature = "replay-redis",
     feature = "inbox-sqlite",
-    feature = "inbox-redis",
-    feature = "inbox-postgres"
+    feature = "inbox-redis"
 ))]
 mod example_server;
 mod hostile;

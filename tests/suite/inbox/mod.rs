@@ -14,8 +14,7 @@ mod postgres;
     feature = "axum",
     feature = "replay-redis",
     feature = "inbox-sqlite",
-    feature = "inbox-redis",
-    feature = "inbox-postgres"
+    feature = "inbox-redis"
 ))]
 mod process;
 #[cfg(feature = "inbox-redis")]
