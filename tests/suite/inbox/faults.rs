@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant, SystemTime};
 use std::{collections::HashSet, process::Command};
 
-use super::{Harness, counts, eventually, padded_event, stop};
+use super::{Harness, counts, handled_ids, padded_event};
 #[cfg(feature = "inbox-redis")]
 use super::{durable_redis, small_event, store, until_ok};
 #[cfg(feature = "inbox-postgres")]
@@ -127,18 +127,9 @@ async fn a_full_disk_answers_503_keeps_what_it_acknowledged_and_recovers() {
     );
     acknowledged.push("disk-after".to_owned());
     let (calls, shutdown, task) = harness.worker(3, |_| Ok(()));
-    eventually("every acknowledged event handled", || {
-        let calls = calls.clone();
-        let expected = acknowledged.len();
-        async move { calls.lock().expect("not poisoned").len() >= expected }
-    })
-    .await;
-    stop(shutdown, task).await;
-    let handled: HashSet<String> = calls
-        .lock()
-        .expect("not poisoned")
-        .iter()
-        .map(|call| call.id.clone())
+    let handled: HashSet<String> = handled_ids(&calls, acknowledged.len(), shutdown, task)
+        .await
+        .into_iter()
         .collect();
     assert_eq!(handled, acknowledged.into_iter().collect::<HashSet<_>>());
     drop(harness);
@@ -392,19 +383,7 @@ async fn postgres_crashed_answers_503_and_restarted_loses_nothing_acknowledged()
     // The pool reconnects: deliveries are taken again, and the worker resumes.
     until_answered(&harness, &event("user.created", "after"), StatusCode::OK).await;
     acknowledged.insert("after".to_owned());
-    eventually("every acknowledged event handled", || {
-        let calls = calls.clone();
-        let expected = acknowledged.len();
-        async move { calls.lock().expect("not poisoned").len() >= expected }
-    })
-    .await;
-    stop(shutdown, task).await;
-    let handled: Vec<String> = calls
-        .lock()
-        .expect("not poisoned")
-        .iter()
-        .map(|call| call.id.clone())
-        .collect();
+    let handled = handled_ids(&calls, acknowledged.len(), shutdown, task).await;
     assert_eq!(handled.len(), acknowledged.len(), "each once: {handled:?}");
     assert_eq!(handled.into_iter().collect::<HashSet<_>>(), acknowledged);
     assert_eq!(counts(&harness.inbox).await.done, acknowledged.len() as u64);

@@ -234,6 +234,28 @@ fn calls_of(calls: &Mutex<Vec<Call>>, id: &str) -> Vec<Call> {
         .collect()
 }
 
+/// Waits until the worker has made at least `expected` calls (fails the test after
+/// `TIMEOUT`), stops it, and gives the ids it was called with, in order.
+async fn handled_ids(
+    calls: &Arc<Mutex<Vec<Call>>>,
+    expected: usize,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+) -> Vec<String> {
+    eventually("every acknowledged event handled", || {
+        let calls = calls.clone();
+        async move { calls.lock().expect("not poisoned").len() >= expected }
+    })
+    .await;
+    stop(shutdown, task).await;
+    calls
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .map(|call| call.id.clone())
+        .collect()
+}
+
 async fn stop(shutdown: CancellationToken, task: tokio::task::JoinHandle<()>) {
     shutdown.cancel();
     tokio::time::timeout(TIMEOUT, task)
