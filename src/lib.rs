@@ -2,17 +2,32 @@
 // use the optional features, so it is the crate's documentation (and its examples are
 // doctests) when those are on, as on docs.rs; without them, a summary says where to look.
 #![cfg_attr(
-    all(feature = "axum", feature = "replay", feature = "inbox-sqlite"),
+    all(
+        feature = "axum",
+        feature = "replay",
+        feature = "inbox-sqlite",
+        feature = "inbox-postgres"
+    ),
     doc = include_str!("../README.md")
 )]
 #![cfg_attr(
-    not(all(feature = "axum", feature = "replay", feature = "inbox-sqlite")),
+    not(all(
+        feature = "axum",
+        feature = "replay",
+        feature = "inbox-sqlite",
+        feature = "inbox-postgres"
+    )),
     doc = "Receive Authgear webhooks in tower-based servers: [`VerifySignatureLayer`] lets \
            through only bodies Authgear signed. The README (built into these docs with \
            `--all-features`) shows the rest."
 )]
 #![cfg_attr(
-    all(feature = "axum", feature = "replay", feature = "inbox-sqlite"),
+    all(
+        feature = "axum",
+        feature = "replay",
+        feature = "inbox-sqlite",
+        feature = "inbox-postgres"
+    ),
     doc = "\n## Where to start\n\n\
            [`VerifySignatureLayer`] (a tower layer) or [`Verifier`] (anywhere else) \
            verify; [`event`] types what was verified and the answers to blocking events; \
@@ -28,6 +43,8 @@ mod budget;
 mod buffer;
 mod collect;
 mod envelope;
+#[cfg(any(feature = "inbox-postgres", feature = "replay-postgres"))]
+mod postgres;
 mod rejection;
 mod secret;
 pub mod sign_request;
@@ -57,8 +74,11 @@ pub use axum_core;
     doc(cfg(any(feature = "replay-redis", feature = "inbox-redis")))
 )]
 pub use redis;
-#[cfg(feature = "inbox-postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "inbox-postgres")))]
+#[cfg(any(feature = "inbox-postgres", feature = "replay-postgres"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "inbox-postgres", feature = "replay-postgres")))
+)]
 pub use sqlx;
 
 #[cfg(any(feature = "replay", feature = "inbox"))]

@@ -17,7 +17,7 @@ const DEFAULT_CAPACITY: usize = 100_000;
 const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// Remembers deliveries and their answers in this process: right for one instance. Behind
-/// a load balancer, use a store every instance shares ([`RedisStore`](super::RedisStore)).
+/// a load balancer, use a store every instance shares (`RedisStore` or `PostgresStore`).
 ///
 /// Entries expire with the window, so memory is proportional to the deliveries accepted
 /// within it; each call is O(1) amortised. It holds at most `capacity` live entries and

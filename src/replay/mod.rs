@@ -75,8 +75,9 @@
 //!
 //! [`MemoryStore`] (the default) remembers deliveries in the process: enough for one
 //! instance. Behind a load balancer each instance would run the handler for the same
-//! delivery; use a store they all share, [`RedisStore`] (feature `replay-redis`): two instances on
-//! one Redis behave exactly as one.
+//! delivery; use a store they all share, [`RedisStore`] (feature `replay-redis`) or
+//! [`PostgresStore`] (feature `replay-postgres`, in the application's own database): two
+//! instances on one store behave exactly as one.
 //!
 //! # Without tower
 //!
@@ -139,6 +140,8 @@ mod claim;
 mod future;
 mod layer;
 mod memory;
+#[cfg(feature = "replay-postgres")]
+mod postgres;
 #[cfg(feature = "replay-redis")]
 mod redis;
 mod service;
@@ -153,6 +156,9 @@ use std::{
 use self::claim::Pending;
 use crate::{Envelope, RejectionKind, envelope::Head};
 
+#[cfg(feature = "replay-postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "replay-postgres")))]
+pub use self::postgres::{PostgresBuilder, PostgresStore};
 #[cfg(feature = "replay-redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "replay-redis")))]
 pub use self::redis::RedisStore;

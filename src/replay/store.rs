@@ -14,8 +14,8 @@ pub use crate::store_error::{StoreError, StoreErrorKind, StoreFuture};
 /// once it has been answered, [`replace`](Self::replace) puts the recorded answer under the
 /// key, or [`remove`](Self::remove) frees it when the handler failed. The values are the
 /// protection's business: a store keeps them as they are. Implemented by
-/// [`MemoryStore`](super::MemoryStore) (one process) and, with feature `replay-redis`,
-/// [`RedisStore`](super::RedisStore) (shared by every instance).
+/// [`MemoryStore`](super::MemoryStore) (one process) and, shared by every instance,
+/// `RedisStore` (feature `replay-redis`) and `PostgresStore` (feature `replay-postgres`).
 ///
 /// Each operation must be atomic: two instances sharing a store behave as one. Methods
 /// added to this trait later will have default implementations.

@@ -819,74 +819,180 @@ async fn in_memory_simultaneous_copies_over_sockets_run_the_handler_once() {
     assert_eq!(app.runs.load(Ordering::SeqCst), 1);
 }
 
+/// Two instances on one shared store (each with its own connection, as behind a load
+/// balancer) behave as one; `stop` takes the store away: 503, or 200 from `open` (an
+/// instance that fails open).
+#[cfg(any(feature = "replay-redis", feature = "replay-postgres"))]
+async fn two_instances_share_one_store(
+    one: ReplayProtection,
+    two: ReplayProtection,
+    open: ReplayProtection,
+    stop: impl FnOnce(),
+) {
+    let (one, two) = (counting(one), counting(two));
+    let runs = || one.runs.load(Ordering::SeqCst) + two.runs.load(Ordering::SeqCst);
+    let (first, second) = (serve(one.app.clone()).await, serve(two.app.clone()).await);
+
+    // One after the other, alternating instances.
+    let body = delivery(&format!("shared-{}", now()), now());
+    let answer = deliver(first, "/blocking", &body).await;
+    assert_eq!(answer.0, StatusCode::OK);
+    assert_eq!(deliver(second, "/blocking", &body).await, answer);
+    assert_eq!(deliver(first, "/blocking", &body).await, answer);
+    let nonblocking = delivery(&format!("shared-nb-{}", now()), now());
+    for addr in [first, second, first] {
+        assert_eq!(
+            deliver(addr, "/nonblocking", &nonblocking).await,
+            (StatusCode::OK, Bytes::new())
+        );
+    }
+    assert_eq!(runs(), 2);
+
+    // At once, on both.
+    many_copies(&[first, second]).await;
+    assert_eq!(runs(), 3);
+
+    // A failed first copy frees the delivery for the other instance.
+    let body = delivery(&format!("shared-fail-{}", now()), now());
+    assert_eq!(
+        deliver(first, "/fail", &body).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    let retried = async {
+        // The release runs in the background: the copy waits for it if it comes first.
+        deliver(second, "/fail", &body).await
+    };
+    assert_eq!(retried.await.0, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(runs(), 5);
+
+    // The store gone: fail closed with 503, or open when asked to.
+    let open = serve(counting(open.fail_open()).app).await;
+    stop();
+    let body = delivery(&format!("down-{}", now()), now());
+    assert_eq!(
+        deliver(first, "/blocking", &body).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(deliver(open, "/blocking", &body).await.0, StatusCode::OK);
+}
+
 #[cfg(feature = "replay-redis")]
-mod redis {
-    use super::*;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_redis() {
     use crate::common::RedisServer;
     use authgear_webhook::replay::RedisStore;
 
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let instance = || ReplayProtection::new(RedisStore::open(redis.url.as_str()).expect("url"));
+    let (one, two, open) = (instance(), instance(), instance());
+    two_instances_share_one_store(one, two, open, || redis.kill()).await;
+}
+
+#[cfg(feature = "replay-postgres")]
+mod postgres {
+    use super::*;
+    use crate::common::PostgresServer;
+    use authgear_webhook::{
+        replay::PostgresStore,
+        sqlx::{PgPool, postgres::PgPoolOptions},
+    };
+
+    async fn pool(postgres: &PostgresServer) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(1))
+            .connect(&postgres.url)
+            .await
+            .expect("connect to Postgres")
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn two_instances_share_one_redis() {
-        let Some(mut redis) = RedisServer::start().await else {
+    async fn two_instances_share_one_postgres() {
+        let Some(mut postgres) = PostgresServer::start().await else {
             return;
         };
-        // Two instances, each with its own connection, as behind a load balancer.
-        let instance = || {
-            counting(ReplayProtection::new(
-                RedisStore::open(redis.url.as_str()).expect("url"),
-            ))
-        };
-        let (one, two) = (instance(), instance());
-        let runs = || one.runs.load(Ordering::SeqCst) + two.runs.load(Ordering::SeqCst);
-        let (first, second) = (serve(one.app.clone()).await, serve(two.app.clone()).await);
-
-        // One after the other, alternating instances.
-        let body = delivery(&format!("shared-{}", now()), now());
-        let answer = deliver(first, "/blocking", &body).await;
-        assert_eq!(answer.0, StatusCode::OK);
-        assert_eq!(deliver(second, "/blocking", &body).await, answer);
-        assert_eq!(deliver(first, "/blocking", &body).await, answer);
-        let nonblocking = delivery(&format!("shared-nb-{}", now()), now());
-        for addr in [first, second, first] {
-            assert_eq!(
-                deliver(addr, "/nonblocking", &nonblocking).await,
-                (StatusCode::OK, Bytes::new())
-            );
+        // Each instance with a pool of its own, as separate processes.
+        let mut instances = Vec::new();
+        for _ in 0..3 {
+            let store = PostgresStore::open(pool(&postgres).await)
+                .await
+                .expect("open");
+            instances.push(ReplayProtection::new(store));
         }
-        assert_eq!(runs(), 2);
+        let [one, two, open] = <[_; 3]>::try_from(instances).expect("three");
+        two_instances_share_one_store(one, two, open, || postgres.stop()).await;
+    }
 
-        // At once, on both.
-        many_copies(&[first, second]).await;
-        assert_eq!(runs(), 3);
-
-        // A failed first copy frees the delivery for the other instance.
-        let body = delivery(&format!("shared-fail-{}", now()), now());
-        assert_eq!(
-            deliver(first, "/fail", &body).await.0,
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
-        let retried = async {
-            // The release runs in the background: the copy waits for it if it comes first.
-            deliver(second, "/fail", &body).await
+    /// The store's contract on a real table: claim, read, compare and set, compare and
+    /// delete, a row past its window claimable again; the schema and prefix chosen.
+    #[tokio::test]
+    async fn a_key_is_claimed_once_within_its_window_and_again_after() {
+        let Some(postgres) = PostgresServer::start().await else {
+            return;
         };
-        assert_eq!(retried.await.0, StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(runs(), 5);
-
-        // Redis gone: fail closed with 503, or open when asked to.
-        let open = serve(
-            counting(
-                ReplayProtection::new(RedisStore::open(redis.url.as_str()).expect("url"))
-                    .fail_open(),
-            )
-            .app,
-        )
-        .await;
-        redis.kill();
-        let body = delivery(&format!("down-{}", now()), now());
+        let store = PostgresStore::builder(pool(&postgres).await)
+            .schema("hooks")
+            .table_prefix("replay_test_")
+            .open()
+            .await
+            .expect("open");
+        assert_eq!(store.table(), "hooks.replay_test_replay");
         assert_eq!(
-            deliver(first, "/blocking", &body).await.0,
-            StatusCode::SERVICE_UNAVAILABLE
+            postgres.psql("SELECT store, version FROM hooks.replay_test_versions"),
+            "replay|1"
         );
-        assert_eq!(deliver(open, "/blocking", &body).await.0, StatusCode::OK);
+        let long = Duration::from_secs(60);
+        let bytes = |text: &'static str| Bytes::from_static(text.as_bytes());
+        let insert = |value, ttl| store.insert_if_absent("k".into(), bytes(value), ttl);
+
+        assert_eq!(insert("a", long).await.expect("insert"), None);
+        assert_eq!(insert("b", long).await.expect("insert"), Some(bytes("a")));
+        // Compare and set: a stale value changes nothing; the current one is replaced.
+        store.replace("k".into(), bytes("x"), bytes("no"), long);
+        store.replace("k".into(), bytes("a"), bytes("answer"), long);
+        eventually(async || insert("c", long).await.expect("insert") == Some(bytes("answer")))
+            .await;
+        // Compare and delete, likewise.
+        store.remove("k".into(), bytes("a"));
+        store.remove("k".into(), bytes("answer"));
+        eventually(async || postgres.psql("SELECT count(*) FROM hooks.replay_test_replay") == "0")
+            .await;
+        // A row past its window counts as absent: the next copy claims it.
+        assert_eq!(
+            insert("d", Duration::from_millis(1)).await.expect("insert"),
+            None
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(insert("e", long).await.expect("insert"), None);
+        assert_eq!(insert("f", long).await.expect("insert"), Some(bytes("e")));
+        assert!(!format!("{store:?}").contains("postgres://"));
+
+        // Rows past their window are swept: by a store's first call, then once a minute.
+        let gone = store.insert_if_absent("gone".into(), bytes("g"), Duration::from_millis(1));
+        assert_eq!(gone.await.expect("insert"), None);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let another = PostgresStore::builder(pool(&postgres).await)
+            .schema("hooks")
+            .table_prefix("replay_test_")
+            .open()
+            .await
+            .expect("open");
+        let other = another.insert_if_absent("other".into(), bytes("o"), long);
+        assert_eq!(other.await.expect("insert"), None);
+        let count = "SELECT count(*) FROM hooks.replay_test_replay WHERE key = 'gone'";
+        eventually(async || postgres.psql(count) == "0").await;
+    }
+
+    async fn eventually(mut done: impl AsyncFnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        while !done().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not within {TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }

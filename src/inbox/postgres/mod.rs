@@ -1,8 +1,8 @@
 //! The Postgres store: one table in the application's own database, for many instances,
 //! and handlers whose writes commit with their event's acknowledgement.
 //!
-//! [`PostgresStore`] and [`PostgresBuilder`] here; the schema's versions in `schema.rs`
-//! (its SQL in `schema/*.sql`); the [`Store`] methods, one statement each, in
+//! [`PostgresStore`] and [`PostgresBuilder`] here, with the schema's versions (its SQL in
+//! `schema/*.sql`, applied as every Postgres store's are: `crate::postgres`); the [`Store`] methods, one statement each, in
 //! `store_impl.rs`; the transaction a handler writes in, in `transaction.rs`.
 //!
 //! # Opening
@@ -26,10 +26,9 @@
 //! Tables at a version newer than this build knows (a later release wrote them) are
 //! refused, [`StoreErrorKind::Unavailable`], "inbox tables were written by a newer
 //! version of authgear-webhook", and left as they are. A change of schema is a new file,
-//! `schema/{n+1}.sql`, listed in `schema::MIGRATIONS`; a file a release shipped is never
+//! `schema/{n+1}.sql`, listed in `MIGRATIONS`; a file a release shipped is never
 //! edited.
 
-mod schema;
 mod store_impl;
 mod transaction;
 
@@ -39,9 +38,17 @@ use sqlx::PgPool;
 
 pub use self::transaction::{AckTransaction, Transactional};
 // For the docs' links: the store's methods are implemented in `store_impl.rs`.
+use super::store::StoreError;
 #[cfg(doc)]
-use super::store::Store;
-use super::store::{StoreError, StoreErrorKind};
+use super::store::{Store, StoreErrorKind};
+use crate::postgres::{Migrations, Names, within};
+
+/// The inbox's schema versions (the module's docs, "Schema versions").
+static MIGRATIONS: Migrations = Migrations {
+    store: "inbox",
+    files: &[include_str!("schema/1.sql")],
+    newer: "inbox tables were written by a newer version of authgear-webhook",
+};
 
 /// The inbox in Postgres, in the database the application already runs: one table that
 /// every instance fills and empties, so each event is handled by one of them, and
@@ -125,42 +132,6 @@ struct Shared {
     timeout: Duration,
 }
 
-/// Where the tables are: a schema, and a prefix to their names.
-#[derive(Debug, Clone)]
-struct Names {
-    schema: String,
-    prefix: String,
-}
-
-impl Names {
-    /// `sql` with `{schema}` and `{prefix}` replaced.
-    fn apply(&self, sql: &str) -> String {
-        sql.replace("{schema}", &self.schema)
-            .replace("{prefix}", &self.prefix)
-    }
-
-    /// Plain lower-case identifiers (ASCII letters, digits, `_`; a letter or `_` first),
-    /// short enough for every name made from them (Postgres cuts names at 63 bytes).
-    fn check(&self) -> Result<(), StoreError> {
-        let plain = |name: &str, max: usize| {
-            name.len() <= max
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-                && !name.starts_with(|c: char| c.is_ascii_digit())
-        };
-        if !self.schema.is_empty() && plain(&self.schema, 63) && plain(&self.prefix, 48) {
-            Ok(())
-        } else {
-            Err(StoreError::new(
-                StoreErrorKind::Unavailable,
-                "invalid Postgres schema or table prefix",
-                None,
-            ))
-        }
-    }
-}
-
 impl PostgresStore {
     /// A store on `pool` with the default settings (schema `public`, tables
     /// `authgear_webhook_inbox` and `authgear_webhook_versions`), its tables created or
@@ -205,10 +176,7 @@ impl PostgresStore {
     pub fn builder(pool: PgPool) -> PostgresBuilder {
         PostgresBuilder {
             pool,
-            names: Names {
-                schema: "public".to_owned(),
-                prefix: "authgear_webhook_".to_owned(),
-            },
+            names: Names::default_names(),
             timeout: Duration::from_secs(5),
         }
     }
@@ -243,17 +211,7 @@ impl PostgresStore {
         T: Send + 'static,
     {
         let work = work(self.pool.clone(), self.shared.clone());
-        let timeout = self.shared.timeout;
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, work).await {
-                Ok(result) => result.map_err(error),
-                Err(_) => Err(StoreError::new(
-                    StoreErrorKind::Unavailable,
-                    "Postgres did not answer in time",
-                    None,
-                )),
-            }
-        })
+        Box::pin(within(self.shared.timeout, work))
     }
 }
 
@@ -328,17 +286,10 @@ impl PostgresBuilder {
     /// back (the connection returns to the pool and finishes it there).
     pub async fn open(self) -> Result<PostgresStore, StoreError> {
         self.names.check()?;
-        let migrated = schema::migrate(self.pool.clone(), self.names.clone());
-        match tokio::time::timeout(self.timeout * 2, migrated).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(StoreError::new(
-                    StoreErrorKind::Unavailable,
-                    "Postgres did not answer in time",
-                    None,
-                ));
-            }
-        }
+        let migrated = crate::postgres::migrate(self.pool.clone(), self.names.clone(), &MIGRATIONS);
+        tokio::time::timeout(self.timeout * 2, migrated)
+            .await
+            .map_err(|_| crate::postgres::late())??;
         Ok(PostgresStore {
             pool: self.pool,
             shared: Arc::new(Shared {
@@ -361,66 +312,9 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
-/// A sqlx error as a store error: what happened in a few words (never a URL or a value);
-/// the cause as its source.
-fn error(error: sqlx::Error) -> StoreError {
-    use StoreErrorKind::{Busy, Full, Unavailable};
-    let (kind, message) = match &error {
-        sqlx::Error::Database(database) => match database.code().as_deref().unwrap_or("") {
-            "25006" => (Unavailable, "Postgres is read-only"),
-            "57014" => (Unavailable, "Postgres cancelled the statement (timeout)"),
-            "53100" => (Full, "Postgres's disk is full"),
-            "53300" => (Busy, "Postgres has too many connections"),
-            "40001" | "40P01" | "55P03" => (Busy, "Postgres is busy"),
-            code if code.starts_with("08") || code.starts_with("57P") => {
-                (Unavailable, "Postgres is unreachable")
-            }
-            code if code.starts_with("53") => (Full, "Postgres is out of resources"),
-            code if code.starts_with("42") => (Unavailable, "Postgres refused the inbox's SQL"),
-            _ => (Unavailable, "Postgres refused the statement"),
-        },
-        sqlx::Error::PoolTimedOut => (Busy, "no Postgres connection in time"),
-        sqlx::Error::PoolClosed => (Unavailable, "the Postgres pool is closed"),
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => (Unavailable, "Postgres is unreachable"),
-        _ => (Unavailable, "Postgres store failed"),
-    };
-    StoreError::new(kind, message, Some(Box::new(error)))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{Names, PostgresStore};
-
-    #[test]
-    fn schemas_and_prefixes_are_plain_lower_case_identifiers() {
-        let long = "a".repeat(64);
-        #[rustfmt::skip]
-        let cases = [
-            ("public", "authgear_webhook_", true),
-            ("hooks_2", "", true),
-            ("_x", "p1_", true),
-            ("", "p_", false),
-            ("Public", "p_", false),
-            ("public", "P_", false),
-            ("1abc", "p_", false),
-            ("public", "1p_", false),
-            ("pub lic", "p_", false),
-            ("public", "p\"; DROP TABLE x; --", false),
-            ("public", "é_", false),
-            (long.as_str(), "p_", false),
-            (&long[..63], "p_", true),
-        ];
-        for (schema, prefix, ok) in cases {
-            let names = Names {
-                schema: schema.into(),
-                prefix: prefix.into(),
-            };
-            assert_eq!(names.check().is_ok(), ok, "{schema:?} {prefix:?}");
-        }
-    }
+    use super::PostgresStore;
 
     /// `open` can be awaited in a spawned task (sqlx's executors on a transaction make
     /// futures that are not always `Send`).

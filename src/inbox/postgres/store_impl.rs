@@ -11,10 +11,11 @@ use std::sync::Arc;
 
 use sqlx::{Executor, PgPool, Row};
 
-use super::{Names, PostgresStore, Shared};
+use super::{PostgresStore, Shared};
 use crate::inbox::store::{
     Claimed, Counts, DeadLetter, EventKey, Failure, NewEvent, Store, StoreFuture, Stored,
 };
+use crate::postgres::Names;
 
 /// States, as stored in the `state` column.
 const QUEUED: i16 = 0;

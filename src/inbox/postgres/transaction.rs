@@ -10,11 +10,12 @@ use std::{
 
 use sqlx::{PgConnection, Postgres, Transaction};
 
-use super::{PostgresStore, error};
+use super::PostgresStore;
 use crate::inbox::{
     store::{EventKey, StoreError},
     worker::{Delivery, Handler, HandlerFuture},
 };
+use crate::postgres::error;
 
 /// The transaction a [`transactional`](PostgresStore::transactional) handler writes in:
 /// the one that marks its event handled. It dereferences to the connection

@@ -1,41 +1,60 @@
-//! The tables' schema: its versions, in `schema/*.sql`, and how a database is brought to
-//! the newest (the parent module's docs, "Schema versions").
+//! How a store's tables are brought to the newest version: its migrations (`schema/*.sql`
+//! beside the store), applied in order, forward only, recorded in the versions table that
+//! every store of one schema and prefix shares (one row per store).
 
 use sqlx::{Executor, PgConnection, PgPool, Row};
 
 use super::{Names, error};
-use crate::inbox::store::{StoreError, StoreErrorKind};
+use crate::store_error::{StoreError, StoreErrorKind};
 
-/// The migrations, in order: `MIGRATIONS[n]` takes the tables from version `n` to `n + 1`.
-const MIGRATIONS: [&str; 1] = [include_str!("schema/1.sql")];
+/// A store's schema versions.
+#[derive(Debug)]
+pub(crate) struct Migrations {
+    /// The store's row in `{schema}.{prefix}versions`.
+    pub(crate) store: &'static str,
+    /// `files[n]` takes the store's tables from version `n` to `n + 1`; a file a release
+    /// shipped is never edited.
+    pub(crate) files: &'static [&'static str],
+    /// The refusal of tables at a version newer than `files` reaches.
+    pub(crate) newer: &'static str,
+}
 
-/// The version this build makes: the tables are at it once a store is open.
-const LATEST: i32 = MIGRATIONS.len() as i32;
+impl Migrations {
+    /// The version this build makes: the tables are at it once a store is open.
+    fn latest(&self) -> i32 {
+        i32::try_from(self.files.len()).unwrap_or(i32::MAX)
+    }
+}
 
-/// The row of the versions table that holds the inbox's version.
-const STORE: &str = "inbox";
-
-/// Brings the inbox's tables named by `names` to [`LATEST`]: in one transaction, under a
-/// transaction-level advisory lock on the schema and prefix, so that instances starting
-/// together apply each migration once (the others wait, then find it applied).
+/// Brings the tables of `migrations` named by `names` to the latest version: in one
+/// transaction, under a transaction-level advisory lock on the schema and prefix, so that
+/// instances starting together apply each migration once (the others wait, then find it
+/// applied). A crash or a failing statement leaves the tables as they were.
 ///
 /// # Errors
 ///
 /// A version this build does not know ([`StoreErrorKind::Unavailable`], nothing written),
-/// Postgres unreachable, or a migration that fails (the transaction rolled back: the
-/// tables at the version before it).
-pub(super) async fn migrate(pool: PgPool, names: Names) -> Result<(), StoreError> {
+/// Postgres unreachable, or a migration that fails (the transaction rolled back).
+pub(crate) async fn migrate(
+    pool: PgPool,
+    names: Names,
+    migrations: &'static Migrations,
+) -> Result<(), StoreError> {
     let mut tx = pool.begin().await.map_err(error)?;
-    match step(&mut tx, &names).await? {
+    match step(&mut tx, &names, migrations).await? {
         // Nothing written: the versions table was there.
-        Some(version) => Err(unknown(version)),
+        Some(version) => Err(unknown(version, migrations)),
         None => tx.commit().await.map_err(error),
     }
 }
 
 /// Inside `migrate`'s transaction: the migrations this database lacks. `Some(version)`
 /// when the tables are at a version this build does not know.
-async fn step(tx: &mut PgConnection, names: &Names) -> Result<Option<i32>, StoreError> {
+async fn step(
+    tx: &mut PgConnection,
+    names: &Names,
+    migrations: &Migrations,
+) -> Result<Option<i32>, StoreError> {
     // The executor's own methods throughout: `Query::execute` and the like on a borrowed
     // connection make futures that are not `Send` for every lifetime (a known limit of
     // the compiler), and `open` must be usable in a spawned task.
@@ -65,7 +84,7 @@ async fn step(tx: &mut PgConnection, names: &Names) -> Result<Option<i32>, Store
     tx.execute(&*versions).await.map_err(error)?;
     let select = names.apply("SELECT version FROM {schema}.{prefix}versions WHERE store = $1");
     let row = tx
-        .fetch_optional(sqlx::query(&select).bind(STORE))
+        .fetch_optional(sqlx::query(&select).bind(migrations.store))
         .await
         .map_err(error)?;
     let version: i32 = match row {
@@ -74,7 +93,7 @@ async fn step(tx: &mut PgConnection, names: &Names) -> Result<Option<i32>, Store
     };
     let Some(missing) = usize::try_from(version)
         .ok()
-        .and_then(|done| MIGRATIONS.get(done..))
+        .and_then(|done| migrations.files.get(done..))
     else {
         return Ok(Some(version));
     };
@@ -90,19 +109,27 @@ async fn step(tx: &mut PgConnection, names: &Names) -> Result<Option<i32>, Store
         "INSERT INTO {schema}.{prefix}versions (store, version) VALUES ($1, $2)
          ON CONFLICT (store) DO UPDATE SET version = excluded.version",
     );
-    tx.execute(sqlx::query(&set).bind(STORE).bind(LATEST))
-        .await
-        .map_err(error)?;
+    tx.execute(
+        sqlx::query(&set)
+            .bind(migrations.store)
+            .bind(migrations.latest()),
+    )
+    .await
+    .map_err(error)?;
     Ok(None)
 }
 
 /// The refusal of tables at `version`, which this build does not know.
-fn unknown(version: i32) -> StoreError {
-    let message = if version > LATEST {
-        "inbox tables were written by a newer version of authgear-webhook"
+fn unknown(version: i32, migrations: &Migrations) -> StoreError {
+    let latest = migrations.latest();
+    let message = if version > latest {
+        migrations.newer
     } else {
-        "inbox tables have a schema version authgear-webhook never wrote"
+        "tables have a schema version authgear-webhook never wrote"
     };
-    let versions = format!("schema version {version}; this build knows 0 to {LATEST}");
+    let versions = format!(
+        "{} schema version {version}; this build knows 0 to {latest}",
+        migrations.store
+    );
     StoreError::new(StoreErrorKind::Unavailable, message, Some(versions.into()))
 }
