@@ -2,8 +2,7 @@
 //! typed events.
 //!
 //! ```sh
-//! AUTHGEAR_WEBHOOK_SECRET=... cargo run \
-//!     --features axum,replay-redis,inbox-sqlite,inbox-redis --example axum_server
+//! AUTHGEAR_WEBHOOK_SECRET=... cargo run --all-features --example axum_server
 //! ```
 //!
 //! Listens on `ADDR` (default `127.0.0.1:9999`). Blocking events are allowed
@@ -28,14 +27,13 @@
 //!
 //! Replay protection is on: a delivery older than 5 minutes gets 401; a delivery already
 //! received (Authgear sends one twice to a URL configured twice) gets the first answer again
-//! without running the handler. Deliveries are remembered in memory, or in Redis when
-//! `REDIS_URL` is set (for several instances behind a load balancer); not in Postgres yet:
-//! with `DATABASE_URL` set, replay protection is still in memory or Redis.
+//! without running the handler. Deliveries are remembered in memory, or, for several
+//! instances behind a load balancer, in the Postgres database at `DATABASE_URL` or else in
+//! the Redis at `REDIS_URL`.
 //! `AUTHGEAR_WEBHOOK_REPLAY=off` turns it off, e.g. to replay a captured delivery while
 //! debugging.
 //!
-//! Non-blocking events go through the durable inbox (features `inbox-sqlite`, `inbox-redis`,
-//! `inbox-postgres`): each
+//! Non-blocking events go through the durable inbox: each
 //! is stored and synced, answered 200 (the line `200 {type} {id}`), then handed to a worker that
 //! prints `handled {type} {id}` (retrying with backoff if it fails). The inbox is the SQLite file
 //! named by `AUTHGEAR_WEBHOOK_INBOX` (default `authgear-webhook-inbox.sqlite3` in the current
@@ -47,9 +45,9 @@
 //! claimed events to the others after `AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS` (default 30000) without a
 //! heartbeat.
 //!
-//! Built with feature `inbox-postgres` too and run with `DATABASE_URL` set
-//! (`postgres://user:password@host/database`; it takes precedence over
-//! `REDIS_URL` and the SQLite file), the inbox is in that Postgres database, shared by any number
+//! With `DATABASE_URL` set (`postgres://user:password@host/database`; it takes precedence
+//! over `REDIS_URL` and the SQLite file), the inbox and replay protection are in that Postgres
+//! database (one pool of 40 connections), the inbox, shared by any number
 //! of instances like Redis, and the worker's effect commits with the event's acknowledgement:
 //! the handler inserts `(event_id, event_type, handled_at)` into the table
 //! `authgear_webhook_example_handled` (created at start if missing) in the transaction that marks
@@ -81,13 +79,12 @@ use std::{
 use authgear_webhook::{
     Rejection, Secret, VerifySignatureLayer,
     event::{Answer, Event, EventRejection, Payload},
-    inbox::{CancellationToken, Delivery, Inbox, Receipt, SqliteStore, Store, StoreError, Worker},
+    inbox::{
+        AckTransaction, CancellationToken, Delivery, Inbox, PostgresStore, Receipt, SqliteStore,
+        Store, StoreError, Worker,
+    },
     replay::{RedisStore, Repeated, ReplayProtection},
-};
-#[cfg(feature = "inbox-postgres")]
-use authgear_webhook::{
-    inbox::{AckTransaction, PostgresStore},
-    sqlx::{self, postgres::PgPoolOptions},
+    sqlx::{self, PgPool, postgres::PgPoolOptions},
 };
 use axum::{
     Router,
@@ -143,19 +140,21 @@ async fn main() -> ExitCode {
     let addr = env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:9999".to_owned());
 
     let verify = VerifySignatureLayer::new(secret);
-    let (replay, replay_name) = match (
-        env::var("AUTHGEAR_WEBHOOK_REPLAY").as_deref(),
-        env::var("REDIS_URL"),
-    ) {
-        (Ok("off"), _) => (None, "off"),
-        (_, Ok(url)) => match RedisStore::open(url.as_str()) {
-            Ok(store) => (Some(ReplayProtection::new(store)), "redis"),
-            Err(error) => {
-                eprintln!("REDIS_URL: {error}");
-                return ExitCode::FAILURE;
-            }
-        },
-        _ => (Some(ReplayProtection::in_memory()), "memory"),
+    // One pool for replay protection and the inbox; none without `DATABASE_URL`.
+    let database = match env::var("DATABASE_URL").ok().map(|url| postgres_pool(&url)) {
+        None => None,
+        Some(Ok(pool)) => Some(pool),
+        Some(Err(error)) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (replay, replay_name) = match open_replay(database.as_ref()).await {
+        Ok(replay) => replay,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
     };
 
     let blocked: Arc<[String]> = env::var("BLOCKED_DOMAINS")
@@ -175,7 +174,7 @@ async fn main() -> ExitCode {
     let local = listener
         .local_addr()
         .map_or_else(|_| addr.clone(), |local| local.to_string());
-    let inbox = match open_inbox(&local).await {
+    let inbox = match open_inbox(&local, database).await {
         Ok(inbox) => inbox,
         Err(error) => {
             eprintln!("{error}");
@@ -195,7 +194,6 @@ async fn main() -> ExitCode {
     // A request takes the layers in this order: verify the signature, refuse replays, store
     // non-blocking events in the inbox, then the handler. axum runs the layer added last
     // first, so they are added from the handler outwards.
-    #[cfg(feature = "inbox-postgres")]
     let postgres = inbox.as_ref().and_then(|(_, name)| name.postgres.clone());
     let inbox = inbox.map(|(inbox, name)| (inbox, name.name));
     let app = match &inbox {
@@ -211,11 +209,12 @@ async fn main() -> ExitCode {
     let shutdown = CancellationToken::new();
     let worker = inbox.as_ref().map(|(inbox, _)| {
         let worker = worker(inbox.clone());
-        #[cfg(feature = "inbox-postgres")]
-        if let Some(store) = &postgres {
-            return tokio::spawn(worker.run(store.transactional(handle_in), shutdown.clone()));
+        match &postgres {
+            Some(store) => {
+                tokio::spawn(worker.run(store.transactional(handle_in), shutdown.clone()))
+            }
+            None => tokio::spawn(worker.run(handle, shutdown.clone())),
         }
-        tokio::spawn(worker.run(handle, shutdown.clone()))
     });
     let inbox = inbox.map_or_else(|| "off".to_owned(), |(_, name)| name);
 
@@ -328,7 +327,6 @@ struct Opened {
     name: String,
     /// The store, when the inbox is in Postgres: its worker runs `handle_in` in the
     /// transaction that acknowledges each event.
-    #[cfg(feature = "inbox-postgres")]
     postgres: Option<PostgresStore>,
 }
 
@@ -336,28 +334,53 @@ impl Opened {
     fn named(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
-            #[cfg(feature = "inbox-postgres")]
             postgres: None,
         }
     }
 }
 
-#[cfg(feature = "inbox-postgres")]
 /// The example's own table, written by `handle_in`; no unique constraint, so that a
 /// second row for an event would show.
 const CREATE_HANDLED: &str = "CREATE TABLE IF NOT EXISTS authgear_webhook_example_handled (\
     event_id text not null, event_type text not null, handled_at timestamptz not null)";
 
-#[cfg(feature = "inbox-postgres")]
-/// The inbox in the Postgres database at `DATABASE_URL`, and `CREATE_HANDLED` run there.
-/// Errors name what failed, never the URL (it holds a password).
-async fn open_postgres(url: &str) -> Result<(Inbox, Opened), String> {
+/// The pool on the Postgres database at `url` (`DATABASE_URL`), connected lazily. Errors
+/// name what failed, never the URL (it holds a password).
+fn postgres_pool(url: &str) -> Result<PgPool, String> {
     // The worker's 16 handlers at once, each holding a connection until it commits, plus
-    // their heartbeats and the deliveries arriving meanwhile.
-    let pool = PgPoolOptions::new()
-        .max_connections(32)
+    // their heartbeats, and the deliveries arriving meanwhile (two short statements each
+    // for replay protection, one for the inbox). Two instances stay within Postgres's
+    // default 100 connections.
+    PgPoolOptions::new()
+        .max_connections(40)
         .connect_lazy(url)
-        .map_err(|error| format!("DATABASE_URL: not a Postgres URL ({error})"))?;
+        .map_err(|error| format!("DATABASE_URL: not a Postgres URL ({error})"))
+}
+
+/// Replay protection, and how the startup line names it: off (`AUTHGEAR_WEBHOOK_REPLAY=off`),
+/// in the Postgres `database`, in the Redis at `REDIS_URL`, or in memory.
+async fn open_replay(
+    database: Option<&PgPool>,
+) -> Result<(Option<ReplayProtection>, &'static str), String> {
+    if env::var("AUTHGEAR_WEBHOOK_REPLAY").as_deref() == Ok("off") {
+        return Ok((None, "off"));
+    }
+    if let Some(pool) = database {
+        let store = authgear_webhook::replay::PostgresStore::open(pool.clone())
+            .await
+            .map_err(|error| format!("DATABASE_URL: {error}"))?;
+        return Ok((Some(ReplayProtection::new(store)), "postgres"));
+    }
+    if let Ok(url) = env::var("REDIS_URL") {
+        let store =
+            RedisStore::open(url.as_str()).map_err(|error| format!("REDIS_URL: {error}"))?;
+        return Ok((Some(ReplayProtection::new(store)), "redis"));
+    }
+    Ok((Some(ReplayProtection::in_memory()), "memory"))
+}
+
+/// The inbox in the Postgres database of `pool`, and `CREATE_HANDLED` run there.
+async fn open_postgres(pool: PgPool) -> Result<(Inbox, Opened), String> {
     let store = PostgresStore::open(pool.clone())
         .await
         .map_err(|error| format!("DATABASE_URL: {error}"))?;
@@ -372,27 +395,24 @@ async fn open_postgres(url: &str) -> Result<(Inbox, Opened), String> {
     Ok((Inbox::new(store), opened))
 }
 
-/// The inbox named by `DATABASE_URL`, `REDIS_URL` or `AUTHGEAR_WEBHOOK_INBOX`, in this order,
+/// The inbox in the Postgres `database` (`DATABASE_URL`), or named by `REDIS_URL` or
+/// `AUTHGEAR_WEBHOOK_INBOX`, in this order,
 /// and how the startup line names it; `None` when non-blocking events are handled inline.
 ///
 /// The default file takes one process at a time: a second instance started in the same
 /// directory without `AUTHGEAR_WEBHOOK_INBOX` finds it in use and keeps its own file, named
 /// after its address, instead (a restarted instance gets the default file back: a process
 /// that dies releases it).
-async fn open_inbox(local: &str) -> Result<Option<(Inbox, Opened)>, String> {
+async fn open_inbox(
+    local: &str,
+    database: Option<PgPool>,
+) -> Result<Option<(Inbox, Opened)>, String> {
     let setting = env::var("AUTHGEAR_WEBHOOK_INBOX").ok();
     if setting.as_deref() == Some("off") {
         return Ok(None);
     }
-    #[cfg(feature = "inbox-postgres")]
-    if let Ok(url) = env::var("DATABASE_URL") {
-        return open_postgres(&url).await.map(Some);
-    }
-    #[cfg(not(feature = "inbox-postgres"))]
-    if env::var_os("DATABASE_URL").is_some() {
-        return Err(
-            "DATABASE_URL: this build has no Postgres inbox (add feature inbox-postgres)".into(),
-        );
+    if let Some(pool) = database {
+        return open_postgres(pool).await.map(Some);
     }
     if let Ok(url) = env::var("REDIS_URL") {
         // Several instances share one queue; each process is one consumer of the group.
@@ -446,7 +466,6 @@ async fn handle(delivery: Delivery) -> Result<(), std::convert::Infallible> {
     Ok(())
 }
 
-#[cfg(feature = "inbox-postgres")]
 /// The worker's handler on Postgres: the event's row inserted in the transaction that
 /// acknowledges it, then its line.
 async fn handle_in(

@@ -112,7 +112,7 @@ impl PostgresServer {
     pub fn start_again(&mut self) {
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
-             -c shared_buffers=16MB -c max_connections=60",
+             -c shared_buffers=16MB -c max_connections=100",
             self.port,
             path_str(self.dir.path())
         );

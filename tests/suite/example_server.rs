@@ -127,12 +127,28 @@ async fn two_instances_share_replay_protection_through_redis() {
     let Some(redis) = crate::common::RedisServer::start().await else {
         return;
     };
-    let env = [("REDIS_URL", redis.url.as_str())];
+    two_instances_share_replay_protection(&[("REDIS_URL", redis.url.as_str())], "redis").await;
+}
+
+#[tokio::test]
+async fn two_instances_share_replay_protection_through_postgres() {
+    let Some(postgres) = crate::common::PostgresServer::start().await else {
+        return;
+    };
+    let env = [("DATABASE_URL", postgres.url.as_str())];
+    two_instances_share_replay_protection(&env, "postgres").await;
+}
+
+/// Two instances started with `env`, whose replay protection is in the store `name`: a
+/// delivery repeated on the second gets the first's answer and runs the handler once.
+async fn two_instances_share_replay_protection(env: &[(&str, &str)], name: &str) {
     let (first, second) = (
-        Server::start("axum_server", &env),
-        Server::start("axum_server", &env),
+        Server::start("axum_server", env),
+        Server::start("axum_server", env),
     );
-    let id = format!("redis-{}", now());
+    let protection = format!("replay protection: {name},");
+    assert!(first.startup.contains(&protection), "{}", first.startup);
+    let id = format!("{name}-{}", now());
     let event = fresh(&fixture_event("user.created"), Some(&id));
     assert_eq!(
         first.post(&event, Some(sign(SECRET, &event))).await.0,
@@ -247,6 +263,19 @@ async fn repeated_deliveries_run_the_handler_once_on_two_instances_sharing_redis
         return;
     };
     let env = [("REDIS_URL", redis.url.as_str())];
+    let (first, second) = (
+        Server::start("axum_server", &env),
+        Server::start("axum_server", &env),
+    );
+    repeated_deliveries_are_handled_once(&[&first, &second]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_deliveries_run_the_handler_once_on_two_instances_sharing_postgres() {
+    let Some(postgres) = crate::common::PostgresServer::start().await else {
+        return;
+    };
+    let env = [("DATABASE_URL", postgres.url.as_str())];
     let (first, second) = (
         Server::start("axum_server", &env),
         Server::start("axum_server", &env),

@@ -39,7 +39,10 @@ const SWEEP_MAX: i64 = 10_000;
 /// It takes the application's own [`PgPool`](sqlx::PgPool) (sqlx is re-exported as
 /// [`authgear_webhook::sqlx`](crate::sqlx)); the table is created or migrated when the
 /// store is opened, as the inbox's are, and may share the inbox's schema and prefix. Rows
-/// past their window count as absent and are deleted about once a minute.
+/// past their window count as absent and are deleted about once a minute. Its commits do not
+/// wait for the disk (`synchronous_commit` off for its own statements, as Redis without
+/// `appendfsync always`): a crash of Postgres may forget the last deliveries seen, which
+/// then run the handler once more if Authgear repeats them.
 ///
 /// An unreachable or slow Postgres (more than the [`timeout`](PostgresBuilder::timeout),
 /// default one second, waiting for a connection included) is a [`StoreError`]: the delivery
@@ -103,10 +106,17 @@ struct Sql {
 impl Sql {
     fn new(names: &Names) -> Self {
         let table = names.apply("{schema}.{prefix}replay");
-        let sql = |text: &str| text.replace("{t}", &table);
+        // Each statement's commit does not wait for the disk (`synchronous_commit` off for
+        // its own implicit transaction, set by the statement itself): a claim or an answer
+        // lost in a crash of Postgres costs at most one more run of a handler, while a
+        // synced commit would make every delivery wait for an `fsync` before its handler.
+        let sql = |text: &str| {
+            let text = text.replace("{t}", &table);
+            format!("WITH async AS (SELECT set_config('synchronous_commit', 'off', true)) {text}")
+        };
         Self {
             insert_if_absent: sql("INSERT INTO {t} AS s (key, value, expires_at)
-                 VALUES ($1, $2, now() + $3::int8 * interval '1 millisecond')
+                 SELECT $1, $2, now() + $3::int8 * interval '1 millisecond' FROM async
                  ON CONFLICT (key) DO UPDATE SET
                      value = CASE WHEN s.expires_at <= now()
                                   THEN excluded.value ELSE s.value END,
@@ -115,9 +125,9 @@ impl Sql {
                  RETURNING value"),
             replace: sql("UPDATE {t}
                  SET value = $3, expires_at = now() + $4::int8 * interval '1 millisecond'
-                 WHERE key = $1 AND value = $2"),
-            remove: sql("DELETE FROM {t} WHERE key = $1 AND value = $2"),
-            sweep: sql("DELETE FROM {t} WHERE key IN (
+                 FROM async WHERE key = $1 AND value = $2"),
+            remove: sql("DELETE FROM {t} USING async WHERE key = $1 AND value = $2"),
+            sweep: sql("DELETE FROM {t} USING async WHERE key IN (
                  SELECT key FROM {t} WHERE expires_at < now() LIMIT $1)"),
             table,
         }

@@ -419,3 +419,57 @@ async fn example_on_postgres_stopped_is_503_and_a_restart_loses_nothing_acknowle
     let rows = wait_rows(&postgres, &acknowledged).await;
     assert_once(&rows, &acknowledged);
 }
+
+#[tokio::test]
+async fn two_example_servers_on_one_postgres_share_the_events_and_survive_a_kill() {
+    let Some(postgres) = PostgresServer::start().await else {
+        return;
+    };
+    let (mut a, b) = (
+        start_on_postgres(&postgres.url),
+        start_on_postgres(&postgres.url),
+    );
+    let urls = [a.url(), b.url()];
+    // Both take deliveries, both handle events; each event's row is written once.
+    let shared = ids("pg-share", 100);
+    let acknowledged = send_all(&urls, &shared).await;
+    assert_eq!(
+        acknowledged.len(),
+        shared.len(),
+        "every delivery answered 200"
+    );
+    let handled = wait_handled(&[&a, &b], &HashMap::new(), &acknowledged).await;
+    assert!(handled.values().all(|n| *n == 1), "handled once each");
+    for server in [&a, &b] {
+        assert!(
+            !server.handled_ids("user.created").is_empty(),
+            "both handle"
+        );
+    }
+    assert_once(&wait_rows(&postgres, &acknowledged).await, &acknowledged);
+
+    // SIGKILL `a` in the middle of a run: `b` takes over what `a` held.
+    let before = a.handled_ids("user.created").len();
+    let sent = ids("pg-kill-mid", 200);
+    let sending = tokio::spawn({
+        let sent = sent.clone();
+        async move { send_all(&urls, &sent).await }
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    while a.handled_ids("user.created").len() < before + 30 {
+        assert!(Instant::now() < deadline, "a handles events");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    a.kill9();
+    let mut killed = sending.await.expect("sent");
+    eprintln!("{} of {} acknowledged", killed.len(), sent.len());
+    assert!(killed.len() > sent.len() / 2);
+    killed.extend(acknowledged);
+    let rows = wait_rows(&postgres, &killed).await;
+    // Every acknowledged event has its row once. A delivery whose 200 the kill cut off may
+    // have been stored and handled too, once; nothing else is written.
+    let twice: Vec<_> = rows.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "written more than once: {twice:?}");
+    let all: HashSet<&String> = shared.iter().chain(&sent).collect();
+    assert!(rows.keys().all(|id| all.contains(id)));
+}
