@@ -60,15 +60,23 @@ impl EventKey {
     }
 }
 
-/// A verified delivery to store: the exact signed bytes and what the inbox read from them.
+/// An event to store: a verified delivery (the exact signed bytes and what the inbox read
+/// from them), or an event recovered from Authgear's audit log.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     /// Endpoint and `id`: the deduplication key.
     pub key: EventKey,
     /// The event's `type`.
     pub event_type: String,
-    /// The body exactly as signed by Authgear.
+    /// The body exactly as signed by Authgear; for a [`recovered`](Self::recovered) event,
+    /// the event's JSON as the audit log gave it.
     pub body: Bytes,
+    /// `true`: the event came from Authgear's audit log, not a webhook delivery, and its
+    /// `body` is not bytes Authgear signed. Stored with the event and handed back on
+    /// [`Claimed::recovered`]; it takes no part in deduplication (a recovered event whose key
+    /// is stored already is a [`Stored::Duplicate`], and so is a delivery of a key recovered
+    /// already).
+    pub recovered: bool,
 }
 
 /// What [`Store::store`] did.
@@ -90,6 +98,9 @@ pub struct Claimed {
     pub event_type: String,
     /// The body exactly as stored.
     pub body: Bytes,
+    /// Whether the event was stored as [`recovered`](NewEvent::recovered) from the audit
+    /// log.
+    pub recovered: bool,
     /// Which attempt this is: 1 for the first claim, counting every claim since the event
     /// was stored or last re-driven (a claim that expired because its worker died counts;
     /// a [`release`](Store::release)d one does not).

@@ -52,8 +52,8 @@ impl Sql {
         let sql = |text: &str| text.replace("{t}", &table);
         Self {
             store: sql(
-                "INSERT INTO {t} (endpoint, id, type, body, state, due_at, received_at)
-                        VALUES ($1, $2, $3, $4, 0, now(), now())
+                "INSERT INTO {t} (endpoint, id, type, body, state, due_at, received_at, recovered)
+                        VALUES ($1, $2, $3, $4, 0, now(), now(), $5)
                         ON CONFLICT (endpoint, id) DO NOTHING",
             ),
             // SKIP LOCKED: rows another instance is claiming right now are left to it.
@@ -66,7 +66,7 @@ impl Sql {
                         SET state = 1, attempts = i.attempts + 1, token = $3,
                             due_at = now() + $2::int8 * interval '1 millisecond'
                         FROM due WHERE i.endpoint = due.endpoint AND i.id = due.id
-                        RETURNING i.endpoint, i.id, i.type, i.body, i.attempts"),
+                        RETURNING i.endpoint, i.id, i.type, i.body, i.attempts, i.recovered"),
             extend: sql(
                 "UPDATE {t} SET due_at = now() + $1::int8 * interval '1 millisecond'
                          WHERE endpoint = $2 AND id = $3 AND state = 1 AND token = $4",
@@ -133,7 +133,8 @@ async fn insert(pool: PgPool, shared: Arc<Shared>, event: NewEvent) -> Result<St
         .bind(&event.key.endpoint)
         .bind(&event.key.id)
         .bind(&event.event_type)
-        .bind(&event.body[..]);
+        .bind(&event.body[..])
+        .bind(event.recovered);
     // The executor's own method: `Query::execute` on a transaction makes a future that is
     // not `Send` for every lifetime (a known limit of the compiler).
     let inserted = tx.execute(insert).await?.rows_affected();
@@ -168,6 +169,7 @@ impl Store for PostgresStore {
                         event_type: row.try_get(2)?,
                         body: Bytes::from(row.try_get::<Vec<u8>, _>(3)?),
                         attempt: u32::try_from(row.try_get::<i32, _>(4)?).unwrap_or(0),
+                        recovered: row.try_get(5)?,
                         token: token.to_string(),
                     })
                 })

@@ -12,8 +12,10 @@
 //! Each script runs atomically; a writing one is refused whole when Redis cannot write
 //! (read-only, cannot persist; out of memory for `store` and `redrive` only: the others free
 //! memory or take little). A stream entry's fields, in this order: m (member), t (type), b
-//! (body), a (attempts before this entry). Every entry in the stream is queued or claimed:
-//! whatever ends a claim acks and deletes its entry in the same script.
+//! (body), a (attempts before this entry), then r = 1 if the event was recovered from the
+//! audit log (absent if it was delivered; a parked event's hash has it too). Every entry in
+//! the stream is queued or claimed: whatever ends a claim acks and deletes its entry in the
+//! same script.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -131,8 +133,8 @@ impl Scripts {
 }
 
 /// One claimed event as the claim script returns it: stream entry, delivery count, member,
-/// type, body, attempt.
-pub(super) type ClaimRow = (String, u64, Vec<u8>, String, Vec<u8>, u32);
+/// type, body, attempt, recovered.
+pub(super) type ClaimRow = (String, u64, Vec<u8>, String, Vec<u8>, u32, bool);
 
 /// One dead letter as the dead script returns it: member, type, attempts, died at (Unix
 /// ms), last error.
@@ -155,6 +157,7 @@ pub(super) async fn store(
     member: &[u8],
     event_type: &str,
     body: &[u8],
+    recovered: bool,
 ) -> Result<bool, StoreError> {
     let keys = &shared.keys;
     let stored: i64 = run(
@@ -169,7 +172,8 @@ pub(super) async fn store(
             .arg(event_type)
             .arg(body)
             .arg(shared.max_size)
-            .arg(OVERHEAD),
+            .arg(OVERHEAD)
+            .arg(u8::from(recovered)),
     )
     .await?;
     Ok(stored == 1)

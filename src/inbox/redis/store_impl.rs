@@ -55,6 +55,7 @@ impl Store for RedisStore {
                 &member,
                 &event.event_type,
                 &event.body,
+                event.recovered,
             )
             .await?;
             Ok(if stored {
@@ -74,15 +75,18 @@ impl Store for RedisStore {
             }
             let rows = scripts::claim(&mut connection, &shared, max, claim_for).await?;
             rows.into_iter()
-                .map(|(entry, deliveries, member, event_type, body, attempt)| {
-                    Ok(Claimed {
-                        key: key_of(&member).ok_or_else(malformed)?,
-                        event_type,
-                        body: Bytes::from(body),
-                        attempt,
-                        token: token(&entry, deliveries),
-                    })
-                })
+                .map(
+                    |(entry, deliveries, member, event_type, body, attempt, recovered)| {
+                        Ok(Claimed {
+                            key: key_of(&member).ok_or_else(malformed)?,
+                            event_type,
+                            body: Bytes::from(body),
+                            recovered,
+                            attempt,
+                            token: token(&entry, deliveries),
+                        })
+                    },
+                )
                 .collect()
         })
     }

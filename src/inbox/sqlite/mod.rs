@@ -119,6 +119,7 @@ const MAX_BATCH: usize = 512;
 ///     key: EventKey::new("/", "0001"),
 ///     event_type: "user.created".into(),
 ///     body: r#"{"id":"0001"}"#.into(),
+///     recovered: false,
 /// };
 /// assert_eq!(store.store(event.clone()).await?, Stored::Stored);
 /// assert_eq!(store.store(event).await?, Stored::Duplicate);
@@ -475,8 +476,9 @@ impl Store for SqliteStore {
             let now = now_ms();
             let inserted = conn
                 .prepare_cached(
-                    "INSERT INTO inbox (endpoint, id, type, body, state, due_at, received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                    "INSERT INTO inbox (endpoint, id, type, body, state, due_at, received_at,
+                                        recovered)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
                      ON CONFLICT (endpoint, id) DO NOTHING",
                 )?
                 .execute(params![
@@ -485,7 +487,8 @@ impl Store for SqliteStore {
                     event.event_type,
                     &event.body[..],
                     QUEUED,
-                    now
+                    now,
+                    event.recovered
                 ])?;
             Ok(match inserted {
                 0 => Stored::Duplicate,
@@ -504,7 +507,7 @@ impl Store for SqliteStore {
                  WHERE rowid IN (
                      SELECT rowid FROM inbox WHERE state IN (?4, ?1) AND due_at <= ?5
                      ORDER BY due_at LIMIT ?6)
-                 RETURNING endpoint, id, type, body, attempts",
+                 RETURNING endpoint, id, type, body, attempts, recovered",
             )?;
             let rows = statement.query_map(
                 params![
@@ -524,6 +527,7 @@ impl Store for SqliteStore {
                         event_type: row.get(2)?,
                         body: Bytes::from(row.get::<_, Vec<u8>>(3)?),
                         attempt: row.get(4)?,
+                        recovered: row.get(5)?,
                         token: token.to_string(),
                     })
                 },

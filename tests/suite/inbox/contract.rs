@@ -12,7 +12,7 @@ use std::{
 
 #[cfg(feature = "inbox-postgres")]
 use super::pg_store;
-use super::{counts, eventually, inbox_file, new_event, stop};
+use super::{counts, eventually, inbox_file, new_event, recovered_event, stop};
 #[cfg(feature = "inbox-redis")]
 use super::{durable_redis, store};
 #[cfg(feature = "inbox-postgres")]
@@ -278,6 +278,107 @@ async fn store_contract(store: Arc<dyn Store>) {
     assert!(store.size().await.expect("size") > 0);
 }
 
+/// Recovered events on `store` (which may hold other events, none due): the mark comes back
+/// with every claim, through a retry, a release, a dead letter and its re-drive; and a key is
+/// stored once whichever way it came, a later copy changing nothing.
+async fn recovered_contract(store: Arc<dyn Store>) {
+    let long = Duration::from_secs(60);
+    let (delivered, recovered) = (new_event("delivered"), recovered_event("recovered"));
+    assert_eq!(
+        store.store(delivered.clone()).await.expect("store"),
+        Stored::Stored
+    );
+    assert_eq!(
+        store.store(recovered.clone()).await.expect("store"),
+        Stored::Stored
+    );
+    // A copy of a stored key, queued, is a duplicate whichever way it came.
+    let recovered_copy = |event: &NewEvent| NewEvent {
+        body: r#"{"id":"copy"}"#.into(),
+        recovered: true,
+        ..event.clone()
+    };
+    let delivered_copy = NewEvent {
+        recovered: false,
+        ..recovered.clone()
+    };
+    for copy in [recovered_copy(&delivered), delivered_copy.clone()] {
+        assert_eq!(store.store(copy).await.expect("store"), Stored::Duplicate);
+    }
+
+    let claims = store.claim(10, long).await.expect("claim");
+    let claim = |key: &EventKey| {
+        claims
+            .iter()
+            .find(|c| &c.key == key)
+            .expect("claimed")
+            .clone()
+    };
+    assert_eq!(claims.len(), 2);
+    let (d1, r1) = (claim(&delivered.key), claim(&recovered.key));
+    assert_eq!((d1.recovered, &d1.body), (false, &delivered.body));
+    assert_eq!((r1.recovered, &r1.body), (true, &recovered.body));
+    // Claimed: still a duplicate.
+    for copy in [recovered_copy(&delivered), delivered_copy.clone()] {
+        assert_eq!(store.store(copy).await.expect("store"), Stored::Duplicate);
+    }
+
+    // The mark outlives a retry, a release, and a dead letter re-driven.
+    let delay = Duration::from_millis(100);
+    assert!(
+        store
+            .fail(&r1, Failure::RetryAfter(delay), "down")
+            .await
+            .expect("fail")
+    );
+    tokio::time::sleep(delay + Duration::from_millis(50)).await;
+    let r2 = store
+        .claim(10, long)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("retried");
+    assert_eq!(
+        (r2.key.clone(), r2.attempt, r2.recovered),
+        (recovered.key.clone(), 2, true)
+    );
+    assert!(store.release(&r2).await.expect("release"));
+    let r2 = store
+        .claim(10, long)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("released");
+    assert_eq!((r2.attempt, r2.recovered), (2, true));
+    assert!(store.fail(&r2, Failure::Dead, "down").await.expect("dead"));
+    assert!(store.fail(&d1, Failure::Dead, "down").await.expect("dead"));
+    // Dead: still a duplicate, and the copy changed nothing (the mark, the body).
+    for copy in [recovered_copy(&delivered), delivered_copy.clone()] {
+        assert_eq!(store.store(copy).await.expect("store"), Stored::Duplicate);
+    }
+    assert!(store.redrive(&recovered.key).await.expect("redrive"));
+    assert!(store.redrive(&delivered.key).await.expect("redrive"));
+    let again = store.claim(10, long).await.expect("claim");
+    let mut marks: Vec<_> = again
+        .iter()
+        .map(|c| (c.key.id.as_str(), c.attempt, c.recovered, c.body.clone()))
+        .collect();
+    marks.sort_by_key(|mark| mark.0);
+    assert_eq!(
+        marks,
+        [
+            ("delivered", 1, false, delivered.body.clone()),
+            ("recovered", 1, true, recovered.body.clone()),
+        ]
+    );
+    assert_eq!(store.ack_many(&again).await.expect("ack"), [true, true]);
+    // Done: still a duplicate.
+    for copy in [recovered_copy(&delivered), delivered_copy] {
+        assert_eq!(store.store(copy).await.expect("store"), Stored::Duplicate);
+    }
+    assert!(store.claim(10, long).await.expect("claim").is_empty());
+}
+
 /// A store that counts what the worker asks of it: how many events each `claim` returned
 /// and each `ack_many` was given, and how many single `ack`s.
 struct Counting {
@@ -426,8 +527,9 @@ async fn worker_batch_contract(store: Arc<dyn Store>) {
 #[tokio::test]
 async fn sqlite_store_keeps_the_contract() {
     let dir = TempDir::new("contract");
-    let store = SqliteStore::open(inbox_file(&dir)).expect("open");
-    store_contract(Arc::new(store)).await;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(inbox_file(&dir)).expect("open"));
+    store_contract(store.clone()).await;
+    recovered_contract(store).await;
 }
 
 #[tokio::test]
@@ -443,7 +545,9 @@ async fn redis_store_keeps_the_contract() {
     let Some(redis) = durable_redis().await else {
         return;
     };
-    store_contract(Arc::new(store(&redis))).await;
+    let store: Arc<dyn Store> = Arc::new(store(&redis));
+    store_contract(store.clone()).await;
+    recovered_contract(store).await;
 }
 
 #[cfg(feature = "inbox-redis")]
@@ -461,7 +565,9 @@ async fn postgres_store_keeps_the_contract() {
     let Some(postgres) = PostgresServer::start().await else {
         return;
     };
-    store_contract(Arc::new(pg_store(&postgres).await)).await;
+    let store: Arc<dyn Store> = Arc::new(pg_store(&postgres).await);
+    store_contract(store.clone()).await;
+    recovered_contract(store).await;
 }
 
 #[cfg(feature = "inbox-postgres")]

@@ -17,6 +17,8 @@ CREATE TABLE {schema}.{prefix}inbox (
     -- The claim's token while claimed.
     token       bigint,
     last_error  text,
+    -- Recovered from Authgear's audit log, not delivered: its body is not signed bytes.
+    recovered   boolean     NOT NULL DEFAULT false,
     PRIMARY KEY (endpoint, id)
 );
 -- Claims: what is due, queued or claimed, oldest first.
