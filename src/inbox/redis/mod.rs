@@ -84,6 +84,10 @@ use super::store::{StoreError, StoreErrorKind};
 ///   body, attempts, last error and recovered mark are in a hash `p:{endpoint}\0\0{id}`.
 /// - `done`: handled events in the order they were handled (a list of `time:key`), for
 ///   [`prune`](Store::prune).
+/// - `lease:{name}`: the catch-up's lease `name` ([`lease`](Store::lease)), its holder,
+///   expiring with the lease (`PX`, Redis's clock); `checkpoints`: a hash of the catch-up's
+///   checkpoints, name to Unix ms ([`checkpoint`](Store::checkpoint)), kept as the events
+///   are (no expiry).
 /// - `bytes`: the size estimate; `next`: when a claim deadline may next pass; `cursor`:
 ///   where `XAUTOCLAIM` goes on; `cleanup`: a short lock so that one instance at a time
 ///   removes leftover consumers.

@@ -317,7 +317,6 @@ fn small_event_on(endpoint: &str, id: &str) -> NewEvent {
 }
 
 /// Runs `call` until it returns `Ok`; fails the test after `TIMEOUT`.
-#[cfg(feature = "inbox-redis")]
 async fn until_ok<T, E: std::fmt::Debug, Fut>(what: &str, mut call: impl FnMut() -> Fut) -> T
 where
     Fut: std::future::Future<Output = Result<T, E>>,
