@@ -275,6 +275,7 @@ async fn drain(events: usize) {
             key: EventKey::new("/", format!("d-{n:08}")),
             event_type: "user.created".into(),
             body,
+            recovered: false,
         };
         pending.spawn(store.store(event));
         if pending.len() >= 1000 {

@@ -71,6 +71,7 @@ where
                 key: EventKey::new(envelope.endpoint(), id),
                 event_type: event_type.to_owned(),
                 body: envelope.bytes().clone(),
+                recovered: false,
             };
             return ResponseFuture::storing(self.inbox.clone(), event);
         }

@@ -60,15 +60,23 @@ impl EventKey {
     }
 }
 
-/// A verified delivery to store: the exact signed bytes and what the inbox read from them.
+/// An event to store: a verified delivery (the exact signed bytes and what the inbox read
+/// from them), or an event recovered from Authgear's audit log.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     /// Endpoint and `id`: the deduplication key.
     pub key: EventKey,
     /// The event's `type`.
     pub event_type: String,
-    /// The body exactly as signed by Authgear.
+    /// The body exactly as signed by Authgear; for a [`recovered`](Self::recovered) event,
+    /// the event's JSON as the audit log gave it.
     pub body: Bytes,
+    /// `true`: the event came from Authgear's audit log, not a webhook delivery, and its
+    /// `body` is not bytes Authgear signed. Stored with the event and handed back on
+    /// [`Claimed::recovered`]; it takes no part in deduplication (a recovered event whose key
+    /// is stored already is a [`Stored::Duplicate`], and so is a delivery of a key recovered
+    /// already).
+    pub recovered: bool,
 }
 
 /// What [`Store::store`] did.
@@ -90,6 +98,9 @@ pub struct Claimed {
     pub event_type: String,
     /// The body exactly as stored.
     pub body: Bytes,
+    /// Whether the event was stored as [`recovered`](NewEvent::recovered) from the audit
+    /// log.
+    pub recovered: bool,
     /// Which attempt this is: 1 for the first claim, counting every claim since the event
     /// was stored or last re-driven (a claim that expired because its worker died counts;
     /// a [`release`](Store::release)d one does not).
@@ -150,6 +161,13 @@ pub struct Counts {
 /// had its full effect; callers must be right either way, which the inbox is (a `store`
 /// error is a 503, and Authgear's delivery is not retried anyway; an `ack` error leaves
 /// the event to be handled again).
+///
+/// Besides the events, a store keeps the catch-up's leases and checkpoints (where the
+/// recovery of undelivered events from Authgear's audit log has read up to):
+/// [`lease`](Self::lease), [`release_lease`](Self::release_lease),
+/// [`checkpoint`](Self::checkpoint), [`set_checkpoint`](Self::set_checkpoint). Methods
+/// added to this trait later, those included, have default implementations: a store of
+/// your own written before them still compiles (its catch-up methods resolve to an error).
 pub trait Store: Send + Sync + 'static {
     /// Stores `event` durably, queued and due now, unless an event with the same key is
     /// already stored (in any state, `done` included, until [`prune`](Self::prune)d).
@@ -246,4 +264,117 @@ pub trait Store: Send + Sync + 'static {
     /// How many bytes the store takes (on disk for the embedded store, in memory for
     /// Redis), for monitoring and for its bound.
     fn size(&self) -> StoreFuture<u64>;
+
+    /// Takes or renews the lease `name` for `holder` until `ttl` from now (the store's
+    /// clock where it has one: Redis's, Postgres's; the process's for
+    /// [`SqliteStore`](super::SqliteStore)). Resolves `true` if `holder` holds it now,
+    /// `false` if another holder's lease has not expired (nothing changed).
+    ///
+    /// Atomic: of two holders asking at once, one gets it. So that one catch-up pass runs
+    /// at a time across the instances sharing the store: a pass takes the lease, renews it
+    /// well before `ttl` runs out, moves the checkpoint with
+    /// [`set_checkpoint`](Self::set_checkpoint) and [`release_lease`](Self::release_lease)s
+    /// it at the end. A holder that dies keeps it until `ttl` has passed.
+    ///
+    /// The default, for stores written before leases existed, resolves to an error of kind
+    /// [`StoreErrorKind::Unavailable`], "this store keeps no catch-up checkpoint"; the
+    /// crate's stores implement it.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use authgear_webhook::inbox::{SqliteStore, Store};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("inbox-lease-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let store = SqliteStore::open(dir.join("inbox.sqlite3"))?;
+    /// let ttl = Duration::from_secs(60);
+    /// assert!(store.lease("catch-up", "instance-a", ttl).await?);
+    /// assert!(!store.lease("catch-up", "instance-b", ttl).await?, "a holds it");
+    ///
+    /// // Only the holder moves the checkpoint.
+    /// let read_up_to = SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_460_800_123);
+    /// assert!(!store.set_checkpoint("catch-up", "instance-b", read_up_to).await?);
+    /// assert!(store.set_checkpoint("catch-up", "instance-a", read_up_to).await?);
+    /// assert_eq!(store.checkpoint("catch-up").await?, Some(read_up_to));
+    ///
+    /// store.release_lease("catch-up", "instance-a").await?;
+    /// assert!(store.lease("catch-up", "instance-b", ttl).await?);
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreFuture<bool> {
+        let _ = (name, holder, ttl);
+        no_catch_up()
+    }
+
+    /// Gives up the lease `name` if `holder` holds it (expired or not); nothing otherwise.
+    ///
+    /// The default resolves to an error, as [`lease`](Self::lease)'s.
+    fn release_lease(&self, name: &str, holder: &str) -> StoreFuture<()> {
+        let _ = (name, holder);
+        no_catch_up()
+    }
+
+    /// The checkpoint `name`: where the catch-up has read the audit log up to; `None`
+    /// before it was first set. Durable as the store's events are.
+    ///
+    /// Milliseconds since the Unix epoch: the time [`set_checkpoint`](Self::set_checkpoint)
+    /// was given, cut to the millisecond (a time before the epoch reads back as the epoch).
+    ///
+    /// The default resolves to an error, as [`lease`](Self::lease)'s.
+    fn checkpoint(&self, name: &str) -> StoreFuture<Option<SystemTime>> {
+        let _ = name;
+        no_catch_up()
+    }
+
+    /// Sets the checkpoint `name` to `at` (cut to the millisecond) if `holder` holds the
+    /// lease `name`, unexpired: resolves `true` if it did, `false` (nothing changed)
+    /// otherwise, so that an instance whose lease expired never moves the checkpoint
+    /// another instance now owns. Atomic with the check of the lease.
+    ///
+    /// The default resolves to an error, as [`lease`](Self::lease)'s.
+    fn set_checkpoint(&self, name: &str, holder: &str, at: SystemTime) -> StoreFuture<bool> {
+        let _ = (name, holder, at);
+        no_catch_up()
+    }
+}
+
+/// What the catch-up methods of a store without leases and checkpoints resolve to.
+fn no_catch_up<T: Send + 'static>() -> StoreFuture<T> {
+    Box::pin(std::future::ready(Err(StoreError::new(
+        StoreErrorKind::Unavailable,
+        "this store keeps no catch-up checkpoint",
+        None,
+    ))))
+}
+
+/// Milliseconds since the Unix epoch of a checkpoint: cut to the millisecond, the epoch for
+/// an earlier time, `i64::MAX` for a later one than that holds.
+#[cfg_attr(
+    not(any(
+        feature = "inbox-sqlite",
+        feature = "inbox-redis",
+        feature = "inbox-postgres"
+    )),
+    allow(dead_code)
+)]
+pub(super) fn checkpoint_ms(at: SystemTime) -> i64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The checkpoint [`checkpoint_ms`] made.
+#[cfg_attr(
+    not(any(
+        feature = "inbox-sqlite",
+        feature = "inbox-redis",
+        feature = "inbox-postgres"
+    )),
+    allow(dead_code)
+)]
+pub(super) fn checkpoint_at(ms: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }

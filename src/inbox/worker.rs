@@ -36,8 +36,13 @@ pub struct Delivery {
     pub attempt: u32,
     /// The endpoint it was delivered to (the request path unless the inbox names it).
     pub endpoint: String,
-    /// The body exactly as Authgear signed it.
+    /// The body exactly as Authgear signed it; for a [`recovered`](Self::recovered) event,
+    /// the event as the audit log holds it (not signed bytes).
     pub body: Bytes,
+    /// The event came from Authgear's audit log, not a webhook delivery: `body` is the event
+    /// as the log holds it (keys sorted, numbers as Go's float64 wrote them), not bytes
+    /// Authgear signed.
+    pub recovered: bool,
     /// The stored event's key and the worker's claim on it: a store that acknowledges in
     /// the handler's own transaction checks that the claim still holds.
     #[cfg_attr(not(feature = "inbox-postgres"), allow(dead_code))]
@@ -433,6 +438,7 @@ impl Worker {
             attempt,
             endpoint: endpoint.clone(),
             body: claim.body.clone(),
+            recovered: claim.recovered,
             key: claim.key.clone(),
             token: claim.token.clone(),
         };

@@ -349,6 +349,7 @@ fn new_event(endpoint: &str, id: &str) -> NewEvent {
         key: EventKey::new(endpoint, id),
         event_type: "user.created".into(),
         body: format!(r#"{{"id":"{id}","type":"user.created"}}"#).into(),
+        recovered: false,
     }
 }
 

@@ -78,6 +78,10 @@ static MIGRATIONS: Migrations = Migrations {
 /// deadline passes: handed over, as one more attempt. Times are the database's clock, one
 /// for all instances; only [`prune`](Store::prune)'s `before` comes from the caller's.
 ///
+/// The catch-up's leases and checkpoints ([`Store::lease`], [`Store::set_checkpoint`]) are
+/// rows of a second table, `{prefix}catchup`: a lease runs on the database's clock too, and
+/// a checkpoint is committed with `synchronous_commit` on, as a delivery is.
+///
 /// # Faults
 ///
 /// Every call has a [`timeout`](PostgresBuilder::timeout) (default 5 s), waiting for a
@@ -134,8 +138,8 @@ struct Shared {
 
 impl PostgresStore {
     /// A store on `pool` with the default settings (schema `public`, tables
-    /// `authgear_webhook_inbox` and `authgear_webhook_versions`), its tables created or
-    /// migrated.
+    /// `authgear_webhook_inbox`, `authgear_webhook_catchup` and `authgear_webhook_versions`),
+    /// its tables created or migrated.
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")]
@@ -232,9 +236,10 @@ impl PostgresBuilder {
     }
 
     /// The start of the tables' and indexes' names (default `authgear_webhook_`: tables
-    /// `authgear_webhook_inbox` and `authgear_webhook_versions`). Stores with different
-    /// prefixes (or schemas) are independent inboxes in one database. Lower-case letters,
-    /// digits and `_`, not starting with a digit, at most 48 bytes; may be empty.
+    /// `authgear_webhook_inbox`, `authgear_webhook_catchup` and `authgear_webhook_versions`).
+    /// Stores with different prefixes (or schemas) are independent inboxes in one database.
+    /// Lower-case letters, digits and `_`, not starting with a digit, at most 48 bytes; may
+    /// be empty.
     ///
     /// ```no_run
     /// # fn f(pool: authgear_webhook::sqlx::PgPool) {

@@ -1,5 +1,6 @@
 //! The [`Store`] methods: one statement each (a delivery: one transaction, to sync it), on
-//! the table `{schema}.{prefix}inbox` of `schema/*.sql`.
+//! the table `{schema}.{prefix}inbox` of `schema/*.sql`, and the catch-up's leases and
+//! checkpoints on `{schema}.{prefix}catchup`.
 
 use std::{
     collections::HashSet,
@@ -14,6 +15,7 @@ use sqlx::{Executor, PgPool, Row};
 use super::{PostgresStore, Shared};
 use crate::inbox::store::{
     Claimed, Counts, DeadLetter, EventKey, Failure, NewEvent, Store, StoreFuture, Stored,
+    checkpoint_at, checkpoint_ms,
 };
 use crate::postgres::Names;
 
@@ -44,16 +46,21 @@ pub(super) struct Sql {
     redrive: String,
     counts: String,
     prune: String,
+    lease: String,
+    release_lease: String,
+    checkpoint: String,
+    set_checkpoint: String,
 }
 
 impl Sql {
     pub(super) fn new(names: &Names) -> Self {
         let table = names.apply("{schema}.{prefix}inbox");
-        let sql = |text: &str| text.replace("{t}", &table);
+        let catchup = names.apply("{schema}.{prefix}catchup");
+        let sql = |text: &str| text.replace("{t}", &table).replace("{c}", &catchup);
         Self {
             store: sql(
-                "INSERT INTO {t} (endpoint, id, type, body, state, due_at, received_at)
-                        VALUES ($1, $2, $3, $4, 0, now(), now())
+                "INSERT INTO {t} (endpoint, id, type, body, state, due_at, received_at, recovered)
+                        VALUES ($1, $2, $3, $4, 0, now(), now(), $5)
                         ON CONFLICT (endpoint, id) DO NOTHING",
             ),
             // SKIP LOCKED: rows another instance is claiming right now are left to it.
@@ -66,7 +73,7 @@ impl Sql {
                         SET state = 1, attempts = i.attempts + 1, token = $3,
                             due_at = now() + $2::int8 * interval '1 millisecond'
                         FROM due WHERE i.endpoint = due.endpoint AND i.id = due.id
-                        RETURNING i.endpoint, i.id, i.type, i.body, i.attempts"),
+                        RETURNING i.endpoint, i.id, i.type, i.body, i.attempts, i.recovered"),
             extend: sql(
                 "UPDATE {t} SET due_at = now() + $1::int8 * interval '1 millisecond'
                          WHERE endpoint = $2 AND id = $3 AND state = 1 AND token = $4",
@@ -104,6 +111,19 @@ impl Sql {
                             SELECT endpoint, id FROM {t}
                             WHERE state = 2 AND due_at < to_timestamp($1::float8 / 1000)
                             LIMIT $2)"),
+            // Taken if nobody holds it, renewed by its holder, or taken over once expired.
+            // Of two at once, the second waits for the first's row, then sees its lease.
+            lease: sql("INSERT INTO {c} AS c (name, holder, lease_until)
+                        VALUES ($1, $2, now() + $3::int8 * interval '1 millisecond')
+                        ON CONFLICT (name) DO UPDATE
+                        SET holder = excluded.holder, lease_until = excluded.lease_until
+                        WHERE c.holder IS NULL OR c.holder = excluded.holder
+                           OR c.lease_until <= now()"),
+            release_lease: sql("UPDATE {c} SET holder = NULL, lease_until = NULL
+                                WHERE name = $1 AND holder = $2"),
+            checkpoint: sql("SELECT checkpoint_ms FROM {c} WHERE name = $1"),
+            set_checkpoint: sql("UPDATE {c} SET checkpoint_ms = $1
+                                 WHERE name = $2 AND holder = $3 AND lease_until > now()"),
             table,
         }
     }
@@ -133,7 +153,8 @@ async fn insert(pool: PgPool, shared: Arc<Shared>, event: NewEvent) -> Result<St
         .bind(&event.key.endpoint)
         .bind(&event.key.id)
         .bind(&event.event_type)
-        .bind(&event.body[..]);
+        .bind(&event.body[..])
+        .bind(event.recovered);
     // The executor's own method: `Query::execute` on a transaction makes a future that is
     // not `Send` for every lifetime (a known limit of the compiler).
     let inserted = tx.execute(insert).await?.rows_affected();
@@ -168,6 +189,7 @@ impl Store for PostgresStore {
                         event_type: row.try_get(2)?,
                         body: Bytes::from(row.try_get::<Vec<u8>, _>(3)?),
                         attempt: u32::try_from(row.try_get::<i32, _>(4)?).unwrap_or(0),
+                        recovered: row.try_get(5)?,
                         token: token.to_string(),
                     })
                 })
@@ -341,6 +363,60 @@ impl Store for PostgresStore {
                 .fetch_one(&pool)
                 .await?;
             Ok(u64::try_from(bytes).unwrap_or(0))
+        })
+    }
+
+    fn lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreFuture<bool> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.call(move |pool, shared| async move {
+            let changed = sqlx::query(&shared.sql.lease)
+                .bind(&name)
+                .bind(&holder)
+                .bind(ms(ttl))
+                .execute(&pool)
+                .await?
+                .rows_affected();
+            Ok(changed == 1)
+        })
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> StoreFuture<()> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.call(move |pool, shared| async move {
+            sqlx::query(&shared.sql.release_lease)
+                .bind(&name)
+                .bind(&holder)
+                .execute(&pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn checkpoint(&self, name: &str) -> StoreFuture<Option<SystemTime>> {
+        let name = name.to_owned();
+        self.call(move |pool, shared| async move {
+            let at: Option<Option<i64>> = sqlx::query_scalar(&shared.sql.checkpoint)
+                .bind(&name)
+                .fetch_optional(&pool)
+                .await?;
+            Ok(at.flatten().map(checkpoint_at))
+        })
+    }
+
+    fn set_checkpoint(&self, name: &str, holder: &str, at: SystemTime) -> StoreFuture<bool> {
+        let (name, holder, at) = (name.to_owned(), holder.to_owned(), checkpoint_ms(at));
+        self.call(move |pool, shared| async move {
+            // Synced as a delivery is, whatever the server's default.
+            let mut tx = pool
+                .begin_with("BEGIN; SET LOCAL synchronous_commit = on")
+                .await?;
+            let set = sqlx::query(&shared.sql.set_checkpoint)
+                .bind(at)
+                .bind(&name)
+                .bind(&holder);
+            let changed = tx.execute(set).await?.rows_affected();
+            tx.commit().await?;
+            Ok(changed == 1)
         })
     }
 }

@@ -18,6 +18,9 @@ pub(super) struct Keys {
     pub(super) cursor: String,
     pub(super) cleanup: String,
     pub(super) parked: String,
+    /// The start of every catch-up lease's key: [`lease`](Self::lease).
+    leases: String,
+    pub(super) checkpoints: String,
     /// The keys of version 0.1.0 that held events: stream, retry, dead. The claim script
     /// fails while they hold any.
     pub(super) older: [String; 3],
@@ -41,8 +44,15 @@ impl Keys {
             cursor: key("cursor"),
             cleanup: key("cleanup"),
             parked: key("p:"),
+            leases: key("lease:"),
+            checkpoints: key("checkpoints"),
             older: [older("stream"), older("retry"), older("dead")],
         }
+    }
+
+    /// The key of the catch-up's lease `name`.
+    pub(super) fn lease(&self, name: &str) -> String {
+        format!("{}{name}", self.leases)
     }
 }
 
@@ -103,6 +113,7 @@ mod tests {
         let keys = Keys::new("authgear-webhook:inbox");
         assert_eq!(keys.stream, "{authgear-webhook:inbox}:v2:stream");
         assert_eq!(keys.parked, "{authgear-webhook:inbox}:v2:p:");
+        assert_eq!(keys.lease("x"), "{authgear-webhook:inbox}:v2:lease:x");
         assert_eq!(keys.older[2], "{authgear-webhook:inbox}:dead");
     }
 }

@@ -66,7 +66,8 @@ use super::store::{StoreError, StoreErrorKind};
 /// per event.
 ///
 /// - `stream`: the queue, read by the consumer group `workers`. Each entry holds one whole
-///   event (key, type, body, attempts before this entry), so a claim reads the events
+///   event (key, type, body, attempts before this entry, and a mark if it was recovered
+///   from Authgear's audit log), so a claim reads the events
 ///   with the entries. One group for all endpoints: every worker handles every endpoint,
 ///   so one stream is one read per claim however many endpoints there are. An entry's
 ///   place in the group's pending list is its claim. A handled or failed event's entry is
@@ -80,9 +81,13 @@ use super::store::{StoreError, StoreErrorKind};
 ///   the stream in the same script, so no mover task or lock is needed. `dead`: dead
 ///   letters, in key order (a sorted set read by `ZRANGEBYLEX`), so that they can be listed
 ///   page by page and re-driven one by one. While an event waits in either, its type,
-///   body, attempts and last error are in a hash `p:{endpoint}\0\0{id}`.
+///   body, attempts, last error and recovered mark are in a hash `p:{endpoint}\0\0{id}`.
 /// - `done`: handled events in the order they were handled (a list of `time:key`), for
 ///   [`prune`](Store::prune).
+/// - `lease:{name}`: the catch-up's lease `name` ([`lease`](Store::lease)), its holder,
+///   expiring with the lease (`PX`, Redis's clock); `checkpoints`: a hash of the catch-up's
+///   checkpoints, name to Unix ms ([`checkpoint`](Store::checkpoint)), kept as the events
+///   are (no expiry).
 /// - `bytes`: the size estimate; `next`: when a claim deadline may next pass; `cursor`:
 ///   where `XAUTOCLAIM` goes on; `cleanup`: a short lock so that one instance at a time
 ///   removes leftover consumers.

@@ -12,8 +12,10 @@
 //! Each script runs atomically; a writing one is refused whole when Redis cannot write
 //! (read-only, cannot persist; out of memory for `store` and `redrive` only: the others free
 //! memory or take little). A stream entry's fields, in this order: m (member), t (type), b
-//! (body), a (attempts before this entry). Every entry in the stream is queued or claimed:
-//! whatever ends a claim acks and deletes its entry in the same script.
+//! (body), a (attempts before this entry), then r = 1 if the event was recovered from the
+//! audit log (absent if it was delivered; a parked event's hash has it too). Every entry in
+//! the stream is queued or claimed: whatever ends a claim acks and deletes its entry in the
+//! same script.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -98,6 +100,21 @@ const PRUNE: &str = concat!(
     include_str!("lua/prelude.lua"),
     include_str!("lua/prune.lua"),
 );
+const LEASE: &str = concat!(
+    include_str!("lua/flags/allow_oom.lua"),
+    include_str!("lua/prelude.lua"),
+    include_str!("lua/lease.lua"),
+);
+const RELEASE_LEASE: &str = concat!(
+    include_str!("lua/flags/allow_oom.lua"),
+    include_str!("lua/prelude.lua"),
+    include_str!("lua/release_lease.lua"),
+);
+const SET_CHECKPOINT: &str = concat!(
+    include_str!("lua/flags/allow_oom.lua"),
+    include_str!("lua/prelude.lua"),
+    include_str!("lua/set_checkpoint.lua"),
+);
 
 /// The scripts, each with its SHA-1 for EVALSHA.
 pub(super) struct Scripts {
@@ -111,6 +128,9 @@ pub(super) struct Scripts {
     redrive: Script,
     counts: Script,
     prune: Script,
+    lease: Script,
+    release_lease: Script,
+    set_checkpoint: Script,
 }
 
 impl Scripts {
@@ -126,13 +146,16 @@ impl Scripts {
             redrive: Script::new(REDRIVE),
             counts: Script::new(COUNTS),
             prune: Script::new(PRUNE),
+            lease: Script::new(LEASE),
+            release_lease: Script::new(RELEASE_LEASE),
+            set_checkpoint: Script::new(SET_CHECKPOINT),
         }
     }
 }
 
 /// One claimed event as the claim script returns it: stream entry, delivery count, member,
-/// type, body, attempt.
-pub(super) type ClaimRow = (String, u64, Vec<u8>, String, Vec<u8>, u32);
+/// type, body, attempt, recovered.
+pub(super) type ClaimRow = (String, u64, Vec<u8>, String, Vec<u8>, u32, bool);
 
 /// One dead letter as the dead script returns it: member, type, attempts, died at (Unix
 /// ms), last error.
@@ -155,6 +178,7 @@ pub(super) async fn store(
     member: &[u8],
     event_type: &str,
     body: &[u8],
+    recovered: bool,
 ) -> Result<bool, StoreError> {
     let keys = &shared.keys;
     let stored: i64 = run(
@@ -169,7 +193,8 @@ pub(super) async fn store(
             .arg(event_type)
             .arg(body)
             .arg(shared.max_size)
-            .arg(OVERHEAD),
+            .arg(OVERHEAD)
+            .arg(u8::from(recovered)),
     )
     .await?;
     Ok(stored == 1)
@@ -436,6 +461,72 @@ pub(super) async fn prune(
     .await
 }
 
+/// `lease.lua`: takes or renews the lease `name` for `holder` for `ttl` (at least 1 ms);
+/// `false` if another holder's has not expired.
+pub(super) async fn lease(
+    connection: &mut ConnectionManager,
+    shared: &Shared,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    let held: i64 = run(
+        connection,
+        shared
+            .scripts
+            .lease
+            .key(shared.keys.lease(name))
+            .arg(holder)
+            .arg(millis(ttl).max(1)),
+    )
+    .await?;
+    Ok(held == 1)
+}
+
+/// `release_lease.lua`: gives up the lease `name` if `holder` holds it.
+pub(super) async fn release_lease(
+    connection: &mut ConnectionManager,
+    shared: &Shared,
+    name: &str,
+    holder: &str,
+) -> Result<(), StoreError> {
+    let _: i64 = run(
+        connection,
+        shared
+            .scripts
+            .release_lease
+            .key(shared.keys.lease(name))
+            .arg(holder),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `set_checkpoint.lua`: sets the checkpoint `name` to `at` (Unix ms) if `holder` holds
+/// the lease `name`; `false` otherwise.
+pub(super) async fn set_checkpoint(
+    connection: &mut ConnectionManager,
+    shared: &Shared,
+    name: &str,
+    holder: &str,
+    at: i64,
+) -> Result<bool, StoreError> {
+    let keys = &shared.keys;
+    let set: i64 = run(
+        connection,
+        shared
+            .scripts
+            .set_checkpoint
+            .key(keys.lease(name))
+            .key(&keys.checkpoints)
+            .arg(holder)
+            .arg(name)
+            .arg(at),
+    )
+    .await?;
+    Ok(set == 1)
+}
+
 /// Runs a script and reads its reply: EVALSHA, and when Redis does not have the script
 /// (`NOSCRIPT`, after a restart) it is loaded and run again (redis-rs's `invoke_async`).
 async fn run<T: FromRedisValue>(
@@ -507,6 +598,9 @@ mod tests {
             ("redrive", REDRIVE),
             ("counts", COUNTS),
             ("prune", PRUNE),
+            ("lease", LEASE),
+            ("release_lease", RELEASE_LEASE),
+            ("set_checkpoint", SET_CHECKPOINT),
         ] {
             assert!(script.starts_with("#!lua"), "{name}");
             let (comments, code): (Vec<&str>, Vec<&str>) = script

@@ -1,5 +1,5 @@
 //! [`RedisStore`] as a [`Store`]: each method one script ([`scripts`]), but
-//! [`size`](Store::size), one `GET`.
+//! [`size`](Store::size), one `GET`, and [`checkpoint`](Store::checkpoint), one `HGET`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,7 +12,7 @@ use super::{
 };
 use crate::inbox::store::{
     Claimed, Counts, DeadLetter, EventKey, Failure, NewEvent, Store, StoreError, StoreErrorKind,
-    StoreFuture, Stored,
+    StoreFuture, Stored, checkpoint_at, checkpoint_ms,
 };
 
 /// Most events one `claim` takes (the script's reply is built in one piece), and one ack
@@ -55,6 +55,7 @@ impl Store for RedisStore {
                 &member,
                 &event.event_type,
                 &event.body,
+                event.recovered,
             )
             .await?;
             Ok(if stored {
@@ -74,15 +75,18 @@ impl Store for RedisStore {
             }
             let rows = scripts::claim(&mut connection, &shared, max, claim_for).await?;
             rows.into_iter()
-                .map(|(entry, deliveries, member, event_type, body, attempt)| {
-                    Ok(Claimed {
-                        key: key_of(&member).ok_or_else(malformed)?,
-                        event_type,
-                        body: Bytes::from(body),
-                        attempt,
-                        token: token(&entry, deliveries),
-                    })
-                })
+                .map(
+                    |(entry, deliveries, member, event_type, body, attempt, recovered)| {
+                        Ok(Claimed {
+                            key: key_of(&member).ok_or_else(malformed)?,
+                            event_type,
+                            body: Bytes::from(body),
+                            recovered,
+                            attempt,
+                            token: token(&entry, deliveries),
+                        })
+                    },
+                )
                 .collect()
         })
     }
@@ -218,6 +222,42 @@ impl Store for RedisStore {
                 .await
                 .map_err(scripts::error)?;
             Ok(bytes.unwrap_or(0))
+        })
+    }
+
+    fn lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreFuture<bool> {
+        let (mut connection, shared) = (self.connection.clone(), self.shared.clone());
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        Box::pin(async move { scripts::lease(&mut connection, &shared, &name, &holder, ttl).await })
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> StoreFuture<()> {
+        let (mut connection, shared) = (self.connection.clone(), self.shared.clone());
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        Box::pin(
+            async move { scripts::release_lease(&mut connection, &shared, &name, &holder).await },
+        )
+    }
+
+    fn checkpoint(&self, name: &str) -> StoreFuture<Option<SystemTime>> {
+        let (mut connection, shared) = (self.connection.clone(), self.shared.clone());
+        let name = name.to_owned();
+        Box::pin(async move {
+            let at: Option<i64> = redis::cmd("HGET")
+                .arg(&shared.keys.checkpoints)
+                .arg(&name)
+                .query_async(&mut connection)
+                .await
+                .map_err(scripts::error)?;
+            Ok(at.map(checkpoint_at))
+        })
+    }
+
+    fn set_checkpoint(&self, name: &str, holder: &str, at: SystemTime) -> StoreFuture<bool> {
+        let (mut connection, shared) = (self.connection.clone(), self.shared.clone());
+        let (name, holder, at) = (name.to_owned(), holder.to_owned(), checkpoint_ms(at));
+        Box::pin(async move {
+            scripts::set_checkpoint(&mut connection, &shared, &name, &holder, at).await
         })
     }
 }

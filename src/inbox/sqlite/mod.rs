@@ -53,7 +53,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::store::{
     Claimed, Counts, DeadLetter, EventKey, Failure, NewEvent, Store, StoreError, StoreErrorKind,
-    StoreFuture, Stored,
+    StoreFuture, Stored, checkpoint_at, checkpoint_ms,
 };
 
 /// States, as stored in the `state` column.
@@ -108,6 +108,13 @@ const MAX_BATCH: usize = 512;
 /// lose their body and are pruned after the retention; [`size`](Store::size) reports the
 /// file's size, its write-ahead log included.
 ///
+/// # Catch-up
+///
+/// The catch-up's leases and checkpoints ([`Store::lease`], [`Store::set_checkpoint`]) are
+/// rows of the file, committed and synced as events are; a lease runs on this process's
+/// clock. One process opens the file, so a lease only keeps that process's own tasks from
+/// running two catch-up passes at once.
+///
 /// ```
 /// use authgear_webhook::inbox::{SqliteStore, Store, NewEvent, EventKey, Stored};
 /// # #[tokio::main(flavor = "current_thread")]
@@ -119,6 +126,7 @@ const MAX_BATCH: usize = 512;
 ///     key: EventKey::new("/", "0001"),
 ///     event_type: "user.created".into(),
 ///     body: r#"{"id":"0001"}"#.into(),
+///     recovered: false,
 /// };
 /// assert_eq!(store.store(event.clone()).await?, Stored::Stored);
 /// assert_eq!(store.store(event).await?, Stored::Duplicate);
@@ -475,8 +483,9 @@ impl Store for SqliteStore {
             let now = now_ms();
             let inserted = conn
                 .prepare_cached(
-                    "INSERT INTO inbox (endpoint, id, type, body, state, due_at, received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                    "INSERT INTO inbox (endpoint, id, type, body, state, due_at, received_at,
+                                        recovered)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
                      ON CONFLICT (endpoint, id) DO NOTHING",
                 )?
                 .execute(params![
@@ -485,7 +494,8 @@ impl Store for SqliteStore {
                     event.event_type,
                     &event.body[..],
                     QUEUED,
-                    now
+                    now,
+                    event.recovered
                 ])?;
             Ok(match inserted {
                 0 => Stored::Duplicate,
@@ -504,7 +514,7 @@ impl Store for SqliteStore {
                  WHERE rowid IN (
                      SELECT rowid FROM inbox WHERE state IN (?4, ?1) AND due_at <= ?5
                      ORDER BY due_at LIMIT ?6)
-                 RETURNING endpoint, id, type, body, attempts",
+                 RETURNING endpoint, id, type, body, attempts, recovered",
             )?;
             let rows = statement.query_map(
                 params![
@@ -524,6 +534,7 @@ impl Store for SqliteStore {
                         event_type: row.get(2)?,
                         body: Bytes::from(row.get::<_, Vec<u8>>(3)?),
                         attempt: row.get(4)?,
+                        recovered: row.get(5)?,
                         token: token.to_string(),
                     })
                 },
@@ -694,6 +705,63 @@ impl Store for SqliteStore {
                 .filter_map(|file| std::fs::metadata(file).ok())
                 .map(|metadata| metadata.len())
                 .sum())
+        })
+    }
+
+    fn lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreFuture<bool> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.call(move |conn| {
+            let now = now_ms();
+            // Taken if nobody holds it, renewed by its holder, or taken over once expired.
+            let changed = conn
+                .prepare_cached(
+                    "INSERT INTO catchup (name, holder, lease_until_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name) DO UPDATE
+                     SET holder = excluded.holder, lease_until_ms = excluded.lease_until_ms
+                     WHERE catchup.holder IS NULL OR catchup.holder = excluded.holder
+                        OR catchup.lease_until_ms <= ?4",
+                )?
+                .execute(params![name, holder, now.saturating_add(ms(ttl)), now])?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> StoreFuture<()> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "UPDATE catchup SET holder = NULL, lease_until_ms = NULL
+                 WHERE name = ?1 AND holder = ?2",
+            )?
+            .execute(params![name, holder])?;
+            Ok(())
+        })
+    }
+
+    fn checkpoint(&self, name: &str) -> StoreFuture<Option<SystemTime>> {
+        let name = name.to_owned();
+        self.call(move |conn| {
+            let mut statement =
+                conn.prepare_cached("SELECT checkpoint_ms FROM catchup WHERE name = ?1")?;
+            let mut rows = statement.query(params![name])?;
+            let at: Option<i64> = match rows.next()? {
+                Some(row) => row.get(0)?,
+                None => None,
+            };
+            Ok(at.map(checkpoint_at))
+        })
+    }
+
+    fn set_checkpoint(&self, name: &str, holder: &str, at: SystemTime) -> StoreFuture<bool> {
+        let (name, holder, at) = (name.to_owned(), holder.to_owned(), checkpoint_ms(at));
+        self.call(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE catchup SET checkpoint_ms = ?1
+                     WHERE name = ?2 AND holder = ?3 AND lease_until_ms > ?4",
+                )?
+                .execute(params![at, name, holder, now_ms()])?;
+            Ok(changed == 1)
         })
     }
 }

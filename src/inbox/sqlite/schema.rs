@@ -11,7 +11,7 @@ use super::super::store::{StoreError, StoreErrorKind};
 use super::opening;
 
 /// The migrations, in order: `MIGRATIONS[n]` takes a file from version `n` to `n + 1`.
-const MIGRATIONS: [&str; 1] = [include_str!("schema/1.sql")];
+const MIGRATIONS: [&str; 2] = [include_str!("schema/1.sql"), include_str!("schema/2.sql")];
 
 /// The version this build makes: every file is at it once opened.
 const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -272,19 +272,33 @@ CREATE INDEX IF NOT EXISTS inbox_state_due ON inbox (state, due_at);
             .iter()
             .map(|c| {
                 let key = (c.key.endpoint.as_str(), c.key.id.as_str());
-                (key, c.event_type.as_str(), c.attempt, c.body.clone())
+                (
+                    key,
+                    c.event_type.as_str(),
+                    c.attempt,
+                    c.body.clone(),
+                    c.recovered,
+                )
             })
             .collect();
+        // Every event 0.1.0 stored was a delivery: none comes back as recovered.
         assert_eq!(
             got,
             [
-                (("/", "c1"), "user.disabled", 2, Bytes::from(claimed)),
-                (("/", "q1"), "user.created", 1, Bytes::from(every_byte)),
+                (("/", "c1"), "user.disabled", 2, Bytes::from(claimed), false),
+                (
+                    ("/", "q1"),
+                    "user.created",
+                    1,
+                    Bytes::from(every_byte),
+                    false
+                ),
                 (
                     ("/hooks", "q2"),
                     "identity.email.verified",
                     3,
-                    Bytes::from(queued_retry)
+                    Bytes::from(queued_retry),
+                    false
                 ),
             ]
         );
@@ -306,6 +320,7 @@ CREATE INDEX IF NOT EXISTS inbox_state_due ON inbox (state, due_at);
             key: EventKey::new("/", "1"),
             event_type: "user.created".into(),
             body: Bytes::from_static(b"{\"id\":\"1\"}"),
+            recovered: false,
         };
         store.store(event).await.expect("store");
         drop(store);

@@ -12,7 +12,7 @@ use std::{
 
 #[cfg(feature = "inbox-postgres")]
 use super::pg_store;
-use super::{counts, eventually, inbox_file, new_event, stop};
+use super::{counts, eventually, inbox_file, new_event, recovered_event, stop, until_ok};
 #[cfg(feature = "inbox-redis")]
 use super::{durable_redis, store};
 #[cfg(feature = "inbox-postgres")]
@@ -20,7 +20,7 @@ use crate::common::PostgresServer;
 use crate::common::TempDir;
 use authgear_webhook::inbox::{
     Backoff, CancellationToken, Claimed, Counts, DeadLetter, Delivery, EventKey, Failure, Inbox,
-    NewEvent, SqliteStore, Store, StoreFuture, Stored, Worker,
+    NewEvent, SqliteStore, Store, StoreErrorKind, StoreFuture, Stored, Worker,
 };
 
 /// What every [`Store`] must do; `claim_for` short claims are used for the expiry steps.
@@ -278,6 +278,193 @@ async fn store_contract(store: Arc<dyn Store>) {
     assert!(store.size().await.expect("size") > 0);
 }
 
+/// Recovered events on `store` (which may hold other events, none due): the mark comes back
+/// with every claim, through a retry, a release, a dead letter and its re-drive; and a key is
+/// stored once whichever way it came, a later copy changing nothing.
+async fn recovered_contract(store: Arc<dyn Store>) {
+    let long = Duration::from_secs(60);
+    let (delivered, recovered) = (new_event("delivered"), recovered_event("recovered"));
+    assert_eq!(
+        store.store(delivered.clone()).await.expect("store"),
+        Stored::Stored
+    );
+    assert_eq!(
+        store.store(recovered.clone()).await.expect("store"),
+        Stored::Stored
+    );
+    // A copy of a stored key, queued, is a duplicate whichever way it came.
+    let recovered_copy = |event: &NewEvent| NewEvent {
+        body: r#"{"id":"copy"}"#.into(),
+        recovered: true,
+        ..event.clone()
+    };
+    let delivered_copy = NewEvent {
+        recovered: false,
+        ..recovered.clone()
+    };
+    for copy in [recovered_copy(&delivered), delivered_copy.clone()] {
+        assert_eq!(store.store(copy).await.expect("store"), Stored::Duplicate);
+    }
+
+    let claims = store.claim(10, long).await.expect("claim");
+    let claim = |key: &EventKey| {
+        claims
+            .iter()
+            .find(|c| &c.key == key)
+            .expect("claimed")
+            .clone()
+    };
+    assert_eq!(claims.len(), 2);
+    let (d1, r1) = (claim(&delivered.key), claim(&recovered.key));
+    assert_eq!((d1.recovered, &d1.body), (false, &delivered.body));
+    assert_eq!((r1.recovered, &r1.body), (true, &recovered.body));
+    // Claimed: still a duplicate.
+    for copy in [recovered_copy(&delivered), delivered_copy.clone()] {
+        assert_eq!(store.store(copy).await.expect("store"), Stored::Duplicate);
+    }
+
+    // The mark outlives a retry, a release, and a dead letter re-driven.
+    let delay = Duration::from_millis(100);
+    assert!(
+        store
+            .fail(&r1, Failure::RetryAfter(delay), "down")
+            .await
+            .expect("fail")
+    );
+    tokio::time::sleep(delay + Duration::from_millis(50)).await;
+    let r2 = store
+        .claim(10, long)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("retried");
+    assert_eq!(
+        (r2.key.clone(), r2.attempt, r2.recovered),
+        (recovered.key.clone(), 2, true)
+    );
+    assert!(store.release(&r2).await.expect("release"));
+    let r2 = store
+        .claim(10, long)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("released");
+    assert_eq!((r2.attempt, r2.recovered), (2, true));
+    assert!(store.fail(&r2, Failure::Dead, "down").await.expect("dead"));
+    assert!(store.fail(&d1, Failure::Dead, "down").await.expect("dead"));
+    // Dead: still a duplicate, and the copy changed nothing (the mark, the body).
+    for copy in [recovered_copy(&delivered), delivered_copy.clone()] {
+        assert_eq!(store.store(copy).await.expect("store"), Stored::Duplicate);
+    }
+    assert!(store.redrive(&recovered.key).await.expect("redrive"));
+    assert!(store.redrive(&delivered.key).await.expect("redrive"));
+    let again = store.claim(10, long).await.expect("claim");
+    let mut marks: Vec<_> = again
+        .iter()
+        .map(|c| (c.key.id.as_str(), c.attempt, c.recovered, c.body.clone()))
+        .collect();
+    marks.sort_by_key(|mark| mark.0);
+    assert_eq!(
+        marks,
+        [
+            ("delivered", 1, false, delivered.body.clone()),
+            ("recovered", 1, true, recovered.body.clone()),
+        ]
+    );
+    assert_eq!(store.ack_many(&again).await.expect("ack"), [true, true]);
+    // Done: still a duplicate.
+    for copy in [recovered_copy(&delivered), delivered_copy] {
+        assert_eq!(store.store(copy).await.expect("store"), Stored::Duplicate);
+    }
+    assert!(store.claim(10, long).await.expect("claim").is_empty());
+}
+
+/// The name of the lease and checkpoint [`catch_up_contract`] uses, and the checkpoint it
+/// leaves: with a part below the millisecond, which the store cuts.
+const CATCH_UP: &str = "catch-up";
+
+fn left_at() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(1_764_460_800_456_999_999)
+}
+
+/// The catch-up's lease and checkpoint on `store`: one holder at a time, renewed by it,
+/// released, taken over once expired; the checkpoint moved by the holder only, read back to
+/// the millisecond. Leaves the checkpoint at [`left_at`] (cut to the millisecond).
+async fn catch_up_contract(store: Arc<dyn Store>) {
+    let (a, b, long) = ("instance-a", "instance-b", Duration::from_secs(60));
+    let ms = |ms: u64| SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+    assert_eq!(store.checkpoint(CATCH_UP).await.expect("checkpoint"), None);
+
+    // One holder at a time; the holder renews.
+    assert!(store.lease(CATCH_UP, a, long).await.expect("lease"));
+    assert!(!store.lease(CATCH_UP, b, long).await.expect("lease"));
+    assert!(store.lease(CATCH_UP, a, long).await.expect("renew"));
+    assert!(!store.lease(CATCH_UP, b, long).await.expect("lease"));
+    // Another name is another lease, and another checkpoint.
+    assert!(store.lease("elsewhere", b, long).await.expect("lease"));
+
+    // Only the holder moves the checkpoint; to the millisecond.
+    let first = ms(1_764_460_800_123) + Duration::from_micros(999);
+    assert!(!store.set_checkpoint(CATCH_UP, b, first).await.expect("set"));
+    assert_eq!(store.checkpoint(CATCH_UP).await.expect("checkpoint"), None);
+    assert!(store.set_checkpoint(CATCH_UP, a, first).await.expect("set"));
+    assert_eq!(
+        store.checkpoint(CATCH_UP).await.expect("checkpoint"),
+        Some(ms(1_764_460_800_123))
+    );
+    assert!(!store.set_checkpoint(CATCH_UP, b, ms(1)).await.expect("set"));
+    assert_eq!(
+        store.checkpoint(CATCH_UP).await.expect("checkpoint"),
+        Some(ms(1_764_460_800_123)),
+        "a refused set changes nothing"
+    );
+    assert_eq!(
+        store.checkpoint("elsewhere").await.expect("checkpoint"),
+        None
+    );
+
+    // Released by its holder only; then another takes it, and the old holder can no
+    // longer move the checkpoint.
+    store.release_lease(CATCH_UP, b).await.expect("release");
+    assert!(
+        !store.lease(CATCH_UP, b, long).await.expect("lease"),
+        "b does not hold it"
+    );
+    store.release_lease(CATCH_UP, a).await.expect("release");
+    assert!(store.lease(CATCH_UP, b, long).await.expect("lease"));
+    assert!(!store.set_checkpoint(CATCH_UP, a, ms(2)).await.expect("set"));
+    assert!(!store.lease(CATCH_UP, a, long).await.expect("lease"));
+    store.release_lease(CATCH_UP, b).await.expect("release");
+
+    // An expired lease moves nothing, and another holder takes it.
+    let short = Duration::from_millis(200);
+    assert!(store.lease(CATCH_UP, a, short).await.expect("lease"));
+    assert!(!store.lease(CATCH_UP, b, short).await.expect("lease"));
+    tokio::time::sleep(short + Duration::from_millis(100)).await;
+    assert!(!store.set_checkpoint(CATCH_UP, a, ms(3)).await.expect("set"));
+    assert!(store.lease(CATCH_UP, b, long).await.expect("lease"));
+    assert!(!store.lease(CATCH_UP, a, short).await.expect("lease"));
+
+    assert!(
+        store
+            .set_checkpoint(CATCH_UP, b, left_at())
+            .await
+            .expect("set")
+    );
+    assert_eq!(
+        store.checkpoint(CATCH_UP).await.expect("checkpoint"),
+        Some(ms(1_764_460_800_456))
+    );
+}
+
+/// After [`catch_up_contract`], on the same data opened again: the checkpoint is kept.
+async fn catch_up_kept(store: Arc<dyn Store>) {
+    assert_eq!(
+        store.checkpoint(CATCH_UP).await.expect("checkpoint"),
+        Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_460_800_456))
+    );
+}
+
 /// A store that counts what the worker asks of it: how many events each `claim` returned
 /// and each `ack_many` was given, and how many single `ack`s.
 struct Counting {
@@ -426,8 +613,15 @@ async fn worker_batch_contract(store: Arc<dyn Store>) {
 #[tokio::test]
 async fn sqlite_store_keeps_the_contract() {
     let dir = TempDir::new("contract");
-    let store = SqliteStore::open(inbox_file(&dir)).expect("open");
-    store_contract(Arc::new(store)).await;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(inbox_file(&dir)).expect("open"));
+    store_contract(store.clone()).await;
+    recovered_contract(store.clone()).await;
+    catch_up_contract(store.clone()).await;
+    drop(store);
+    // The file's writer lets it go once the last handle is dropped: opened again, as a
+    // restart would, once it has.
+    let reopened = until_ok("reopen", || async { SqliteStore::open(inbox_file(&dir)) }).await;
+    catch_up_kept(Arc::new(reopened)).await;
 }
 
 #[tokio::test]
@@ -443,7 +637,11 @@ async fn redis_store_keeps_the_contract() {
     let Some(redis) = durable_redis().await else {
         return;
     };
-    store_contract(Arc::new(store(&redis))).await;
+    let first: Arc<dyn Store> = Arc::new(store(&redis));
+    store_contract(first.clone()).await;
+    recovered_contract(first.clone()).await;
+    catch_up_contract(first).await;
+    catch_up_kept(Arc::new(store(&redis))).await;
 }
 
 #[cfg(feature = "inbox-redis")]
@@ -461,7 +659,11 @@ async fn postgres_store_keeps_the_contract() {
     let Some(postgres) = PostgresServer::start().await else {
         return;
     };
-    store_contract(Arc::new(pg_store(&postgres).await)).await;
+    let first: Arc<dyn Store> = Arc::new(pg_store(&postgres).await);
+    store_contract(first.clone()).await;
+    recovered_contract(first.clone()).await;
+    catch_up_contract(first).await;
+    catch_up_kept(Arc::new(pg_store(&postgres).await)).await;
 }
 
 #[cfg(feature = "inbox-postgres")]
@@ -471,4 +673,37 @@ async fn postgres_worker_claims_and_acks_in_batches() {
         return;
     };
     worker_batch_contract(Arc::new(pg_store(&postgres).await)).await;
+}
+
+/// A store written before the catch-up (its methods left to the defaults) still compiles,
+/// and answers them with an error saying so.
+#[tokio::test]
+async fn a_store_without_catch_up_methods_refuses_them() {
+    let dir = TempDir::new("no-catch-up");
+    let inner = Arc::new(SqliteStore::open(inbox_file(&dir)).expect("open"));
+    let store = Counting::new(inner.clone());
+    let errors = [
+        store
+            .lease(CATCH_UP, "a", Duration::from_secs(60))
+            .await
+            .err(),
+        store.release_lease(CATCH_UP, "a").await.err(),
+        store.checkpoint(CATCH_UP).await.err(),
+        store
+            .set_checkpoint(CATCH_UP, "a", SystemTime::now())
+            .await
+            .err(),
+    ];
+    for error in errors {
+        let error = error.expect("refused");
+        assert_eq!(error.kind(), StoreErrorKind::Unavailable);
+        assert_eq!(error.to_string(), "this store keeps no catch-up checkpoint");
+    }
+    // The store it wraps has them.
+    assert!(
+        inner
+            .lease(CATCH_UP, "a", Duration::from_secs(60))
+            .await
+            .expect("lease")
+    );
 }

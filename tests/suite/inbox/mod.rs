@@ -90,6 +90,20 @@ fn new_event(id: &str) -> NewEvent {
         key: EventKey::new("/", id),
         event_type: "user.created".into(),
         body: Bytes::from(event("user.created", id)),
+        recovered: false,
+    }
+}
+
+/// `id` as the catch-up recovers it from Authgear's audit log: the event's JSON with its keys
+/// sorted (as the log holds it), marked recovered.
+fn recovered_event(id: &str) -> NewEvent {
+    let event: serde_json::Value =
+        serde_json::from_slice(&event("user.created", id)).expect("json");
+    NewEvent {
+        key: EventKey::new("/", id),
+        event_type: "user.created".into(),
+        body: Bytes::from(serde_json::to_vec(&event).expect("json")),
+        recovered: true,
     }
 }
 
@@ -121,6 +135,7 @@ async fn counts(inbox: &Inbox) -> Counts {
 struct Call {
     id: String,
     attempt: u32,
+    recovered: bool,
     at: Instant,
 }
 
@@ -206,6 +221,7 @@ impl Harness {
             let call = Call {
                 id: delivery.event.id.clone(),
                 attempt: delivery.attempt,
+                recovered: delivery.recovered,
                 at: Instant::now(),
             };
             recorded.lock().expect("not poisoned").push(call.clone());
@@ -296,11 +312,11 @@ fn small_event_on(endpoint: &str, id: &str) -> NewEvent {
         body: Bytes::from(format!(
             r#"{{"id":"{id}","seq":1,"type":"user.created","payload":{{}},"context":{{"timestamp":0}}}}"#
         )),
+        recovered: false,
     }
 }
 
 /// Runs `call` until it returns `Ok`; fails the test after `TIMEOUT`.
-#[cfg(feature = "inbox-redis")]
 async fn until_ok<T, E: std::fmt::Debug, Fut>(what: &str, mut call: impl FnMut() -> Fut) -> T
 where
     Fut: std::future::Future<Output = Result<T, E>>,

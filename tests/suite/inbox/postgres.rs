@@ -46,7 +46,7 @@ async fn instances_starting_together_migrate_once_in_their_own_schema_and_prefix
             "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables
              WHERE schemaname = 'hooks'"
         ),
-        "billing_inbox,billing_versions"
+        "billing_catchup,billing_inbox,billing_versions"
     );
     let hooks = stores.pop().expect("a store");
     assert_eq!(hooks.table(), "hooks.billing_inbox");

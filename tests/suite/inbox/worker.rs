@@ -1,6 +1,7 @@
 //! The worker, fed through the layer over a real socket: retries after the backoff, dead
 //! letters re-driven, panicking handlers, a slow handler keeping its claim by heartbeats, an
-//! event left by a dead worker handed over, and shutdown giving unfinished events back.
+//! event left by a dead worker handed over, shutdown giving unfinished events back, and an
+//! event recovered from the audit log handed to the handler as such.
 
 use std::{
     sync::{
@@ -10,9 +11,9 @@ use std::{
     time::Duration,
 };
 
-use super::{Harness, calls_of, counts, event, eventually, stop};
+use super::{Harness, calls_of, counts, event, eventually, recovered_event, stop};
 use crate::common::TIMEOUT;
-use authgear_webhook::inbox::{Backoff, CancellationToken, Delivery, Worker};
+use authgear_webhook::inbox::{Backoff, CancellationToken, Delivery, Stored, Worker};
 use http::StatusCode;
 
 #[tokio::test]
@@ -260,4 +261,31 @@ async fn shutdown_gives_unfinished_events_back_to_the_queue() {
         claimed[0].attempt, 1,
         "the interrupted attempt is not counted"
     );
+}
+
+#[tokio::test]
+async fn a_recovered_event_reaches_the_handler_marked_recovered() {
+    let harness = Harness::start("recovered").await;
+    let (calls, shutdown, task) = harness.worker(5, |_| Ok(()));
+    assert_eq!(
+        harness.post(&event("user.created", "delivered")).await.0,
+        StatusCode::OK
+    );
+    // As the catch-up stores what it recovers from the audit log: straight in the store.
+    let stored = harness.inbox.store().store(recovered_event("recovered"));
+    assert_eq!(stored.await.expect("store"), Stored::Stored);
+    eventually("both handled", || async {
+        counts(&harness.inbox).await.done == 2
+    })
+    .await;
+    stop(shutdown, task).await;
+
+    let marks = |id: &str| -> Vec<bool> {
+        calls_of(&calls, id)
+            .iter()
+            .map(|call| call.recovered)
+            .collect()
+    };
+    assert_eq!(marks("recovered"), [true]);
+    assert_eq!(marks("delivered"), [false]);
 }

@@ -17,6 +17,8 @@ CREATE TABLE {schema}.{prefix}inbox (
     -- The claim's token while claimed.
     token       bigint,
     last_error  text,
+    -- Recovered from Authgear's audit log, not delivered: its body is not signed bytes.
+    recovered   boolean     NOT NULL DEFAULT false,
     PRIMARY KEY (endpoint, id)
 );
 -- Claims: what is due, queued or claimed, oldest first.
@@ -25,3 +27,13 @@ CREATE INDEX {prefix}inbox_due ON {schema}.{prefix}inbox (due_at) WHERE state IN
 CREATE INDEX {prefix}inbox_done ON {schema}.{prefix}inbox (due_at) WHERE state = 2;
 -- Dead letters in key order.
 CREATE INDEX {prefix}inbox_dead ON {schema}.{prefix}inbox (endpoint, id) WHERE state = 3;
+-- The catch-up's leases and checkpoints: one row per name, who holds the lease and until
+-- when (the database's clock), and where the catch-up has read up to.
+CREATE TABLE {schema}.{prefix}catchup (
+    name          text COLLATE "C" PRIMARY KEY,
+    -- NULL when nobody holds the lease.
+    holder        text,
+    lease_until   timestamptz,
+    -- Unix ms; NULL before it was first set.
+    checkpoint_ms bigint
+);

@@ -20,15 +20,16 @@
 -- ARGV[7] idle consumers  how long a consumer with nothing pending may stay idle, in ms
 -- ARGV[8] reclaim every   the longest wait for the next full XAUTOCLAIM pass, in ms
 --
--- Returns one row per event: entry, delivery count, member, type, body, attempt. The error
--- OLDER while 0.1.0's keys hold events.
+-- Returns one row per event: entry, delivery count, member, type, body, attempt, recovered
+-- (1 or 0). The error OLDER while 0.1.0's keys hold events.
 local stream, group, me = KEYS[1], ARGV[1], ARGV[2]
 local max, window, t = tonumber(ARGV[3]), tonumber(ARGV[5]), now()
 local deadline = t + tonumber(ARGV[4])
 local out, ids = {}, {'XCLAIM', stream, group, me, 0}
 local function take(e, deliveries)
   local f = e[2]
-  out[#out + 1] = {e[1], deliveries, f[2], f[4], f[6], tonumber(f[8]) + deliveries}
+  local r = f[10] == '1' and 1 or 0
+  out[#out + 1] = {e[1], deliveries, f[2], f[4], f[6], tonumber(f[8]) + deliveries, r}
   ids[#ids + 1] = e[1]
 end
 -- Claims whose deadline passed (a dead instance's), when one may have.
@@ -70,8 +71,9 @@ if #out < max then
   local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', int(t), 'LIMIT', 0, max - #out)
   for _, m in ipairs(due) do
     local key = ARGV[6] .. m
-    local f = redis.call('HMGET', key, 't', 'b', 'a')
-    local entry = redis.call('XADD', stream, '*', 'm', m, 't', f[1], 'b', f[2], 'a', f[3])
+    local f = redis.call('HMGET', key, 't', 'b', 'a', 'r')
+    local entry = redis.call(unpack(recovered(
+      {'XADD', stream, '*', 'm', m, 't', f[1], 'b', f[2], 'a', f[3]}, f[4])))
     redis.call('HSET', KEYS[3], m, entry)
     redis.call('DEL', key)
     redis.call('ZREM', KEYS[2], m)

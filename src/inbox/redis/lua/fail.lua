@@ -17,8 +17,8 @@ local f = redis.call('XRANGE', KEYS[1], ARGV[3], ARGV[3])[1][2]
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 local m, t, delay = f[2], now(), tonumber(ARGV[5])
-redis.call('HSET', ARGV[7] .. m, 't', f[4], 'b', f[6], 'a', int(tonumber(f[8]) + deliveries),
-  'err', ARGV[6], 'at', int(t))
+redis.call(unpack(recovered({'HSET', ARGV[7] .. m, 't', f[4], 'b', f[6],
+  'a', int(tonumber(f[8]) + deliveries), 'err', ARGV[6], 'at', int(t)}, f[10])))
 if delay >= 0 then
   redis.call('ZADD', KEYS[2], int(t + delay), m)
 else

@@ -14,6 +14,7 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 -- This claim is not an attempt.
 local before = math.max(tonumber(f[8]) + deliveries - 1, 0)
-local entry = redis.call('XADD', KEYS[1], '*', 'm', f[2], 't', f[4], 'b', f[6], 'a', int(before))
+local entry = redis.call(unpack(recovered(
+  {'XADD', KEYS[1], '*', 'm', f[2], 't', f[4], 'b', f[6], 'a', int(before)}, f[10])))
 redis.call('HSET', KEYS[2], f[2], entry)
 return 1
