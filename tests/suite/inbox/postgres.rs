@@ -1,7 +1,8 @@
 //! What only the Postgres store does, on real servers: its tables migrated once when
 //! instances start together, in the schema and with the prefix chosen, and refused when a
 //! newer release wrote them; two instances share one queue and take over a dead one's
-//! claims; a transactional handler's writes commit with its event's acknowledgement or
+//! claims; a delivery commits with `synchronous_commit = on` whatever the server's
+//! setting; a transactional handler's writes commit with its event's acknowledgement or
 //! not at all (handler error, panic, claim lost, future dropped, connection killed).
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
@@ -159,6 +160,66 @@ async fn two_instances_share_one_queue_and_take_over_a_dead_one_s_claims() {
         let orphan = orphans.iter().find(|orphan| orphan.key == claim.key);
         assert_eq!(Some(&claim.body), orphan.map(|orphan| &orphan.body));
     }
+}
+
+/// `store` commits with `synchronous_commit = on` whatever the server's setting: on a
+/// server whose default is `off`, with a synchronous standby named that never connects, a
+/// commit with `on` (which flushes the WAL first) waits for that standby, and one with the
+/// server's `off` does not. So the store's delivery waits, while a plain insert on the same
+/// pool returns at once; the delivery is acknowledged once the standby is no longer
+/// required.
+#[tokio::test]
+async fn store_commits_synchronously_whatever_the_server_s_setting() {
+    let Some(mut postgres) = PostgresServer::start().await else {
+        return;
+    };
+    // Set before the server starts, so every process has it from its first command.
+    postgres.psql("ALTER SYSTEM SET synchronous_commit = off");
+    postgres.psql("ALTER SYSTEM SET synchronous_standby_names = 'never_connects'");
+    postgres.stop();
+    postgres.start_again();
+    let pool = pg_pool(&postgres).await;
+    let store = PostgresStore::builder(pool.clone())
+        .timeout(Duration::from_secs(60))
+        .open()
+        .await
+        .expect("open");
+
+    // The server's own setting: a commit does not wait for the standby.
+    sqlx::query("CREATE TABLE plain (n int)")
+        .execute(&pool)
+        .await
+        .expect("create");
+    let plain = sqlx::query("INSERT INTO plain VALUES (1)").execute(&pool);
+    tokio::time::timeout(TIMEOUT, plain)
+        .await
+        .expect("a commit with the server's setting returns at once")
+        .expect("insert");
+
+    // The store's: the commit waits for the standby, after its own WAL flush.
+    let stored = tokio::spawn({
+        let store = store.clone();
+        async move { store.store(new_event("durable")).await }
+    });
+    eventually("the delivery's commit to wait for the standby", || async {
+        postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'") == "1"
+    })
+    .await;
+    assert!(!stored.is_finished(), "not acknowledged while it waits");
+
+    // No standby required any more: the waiting commit completes.
+    postgres.psql("ALTER SYSTEM RESET synchronous_standby_names");
+    postgres.psql("SELECT pg_reload_conf()");
+    let stored = tokio::time::timeout(TIMEOUT, stored)
+        .await
+        .expect("acknowledged once the standby is not required")
+        .expect("ran")
+        .expect("store");
+    assert_eq!(stored, Stored::Stored);
+    assert_eq!(
+        postgres.psql("SELECT count(*) FROM authgear_webhook_inbox WHERE id = 'durable'"),
+        "1"
+    );
 }
 
 /// A table for the handlers' writes, as an application's: no unique constraint, so a
