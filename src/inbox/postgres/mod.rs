@@ -95,11 +95,11 @@ static MIGRATIONS: Migrations = Migrations {
 ///
 /// # Sizing the pool
 ///
-/// Each call takes a connection for one statement (a delivery: four short round trips in
-/// one transaction). A [`transactional`](Self::transactional) handler holds one for as long
-/// as it runs, and its heartbeat needs another now and then: give the pool at least the
-/// worker's [`concurrency`](super::Worker::concurrency) plus the deliveries you expect at
-/// once.
+/// Each call takes a connection for one statement (a delivery too: one round trip, its own
+/// transaction, held until the commit's WAL flush). A
+/// [`transactional`](Self::transactional) handler holds one for as long as it runs, and its
+/// heartbeat needs another now and then: give the pool at least the worker's
+/// [`concurrency`](super::Worker::concurrency) plus the deliveries you expect at once.
 ///
 /// ```no_run
 /// use authgear_webhook::{inbox::{Inbox, PostgresStore}, sqlx::PgPool};

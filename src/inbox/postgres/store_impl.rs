@@ -58,10 +58,15 @@ impl Sql {
         let catchup = names.apply("{schema}.{prefix}catchup");
         let sql = |text: &str| text.replace("{t}", &table).replace("{c}", &catchup);
         Self {
+            // One statement, run on its own: its transaction is the extended protocol's
+            // implicit one, committed at the end of the call. `set_config(.., true)` is
+            // `SET LOCAL`: it lasts to that commit, and the commit is what reads
+            // `synchronous_commit`. The insert selects from `sync`, so it runs first.
             store: sql(
-                "INSERT INTO {t} (endpoint, id, type, body, state, due_at, received_at, recovered)
-                        VALUES ($1, $2, $3, $4, 0, now(), now(), $5)
-                        ON CONFLICT (endpoint, id) DO NOTHING",
+                "WITH sync AS (SELECT set_config('synchronous_commit', 'on', true))
+                 INSERT INTO {t} (endpoint, id, type, body, state, due_at, received_at, recovered)
+                 SELECT $1, $2, $3, $4, 0, now(), now(), $5 FROM sync
+                 ON CONFLICT (endpoint, id) DO NOTHING",
             ),
             // SKIP LOCKED: rows another instance is claiming right now are left to it.
             claim: sql("WITH due AS (
@@ -143,22 +148,20 @@ fn limit(max: usize) -> i64 {
     i64::try_from(max).unwrap_or(i64::MAX)
 }
 
-/// [`Store::store`]: in a transaction of its own, synced before it resolves.
+/// [`Store::store`]: one statement in a transaction of its own (autocommit on a connection
+/// of the pool, never inside a `BEGIN`), synced before it resolves.
 async fn insert(pool: PgPool, shared: Arc<Shared>, event: NewEvent) -> Result<Stored, sqlx::Error> {
-    // One round trip: the 200 waits for the WAL on disk, whatever the server's default.
-    let mut tx = pool
-        .begin_with("BEGIN; SET LOCAL synchronous_commit = on")
-        .await?;
-    let insert = sqlx::query(&shared.sql.store)
+    // One round trip (after the pool's check of the connection, if it makes one): the
+    // 200 waits for the WAL on disk, whatever the server's default.
+    let inserted = sqlx::query(&shared.sql.store)
         .bind(&event.key.endpoint)
         .bind(&event.key.id)
         .bind(&event.event_type)
         .bind(&event.body[..])
-        .bind(event.recovered);
-    // The executor's own method: `Query::execute` on a transaction makes a future that is
-    // not `Send` for every lifetime (a known limit of the compiler).
-    let inserted = tx.execute(insert).await?.rows_affected();
-    tx.commit().await?;
+        .bind(event.recovered)
+        .execute(&pool)
+        .await?
+        .rows_affected();
     Ok(match inserted {
         0 => Stored::Duplicate,
         _ => Stored::Stored,
