@@ -536,8 +536,17 @@ async fn run(duration: Duration, senders: usize) {
                 shutdown.clone(),
             )
     });
-    while handled.load(Ordering::Relaxed) < queued {
+    let (mut seen, mut moved) = (0, Instant::now());
+    while seen < queued {
         tokio::time::sleep(Duration::from_millis(2)).await;
+        let now = handled.load(Ordering::Relaxed);
+        if now > seen {
+            (seen, moved) = (now, Instant::now());
+        }
+        assert!(
+            moved.elapsed() < Duration::from_secs(30),
+            "the worker handled nothing for 30 s ({seen} of {queued})"
+        );
     }
     loop {
         let counts = inbox.counts().await.expect("counts");
