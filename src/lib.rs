@@ -6,7 +6,8 @@
         feature = "axum",
         feature = "replay",
         feature = "inbox-sqlite",
-        feature = "inbox-postgres"
+        feature = "inbox-postgres",
+        feature = "catch-up"
     ),
     doc = include_str!("../README.md")
 )]
@@ -15,7 +16,8 @@
         feature = "axum",
         feature = "replay",
         feature = "inbox-sqlite",
-        feature = "inbox-postgres"
+        feature = "inbox-postgres",
+        feature = "catch-up"
     )),
     doc = "Receive Authgear webhooks in tower-based servers: [`VerifySignatureLayer`] lets \
            through only bodies Authgear signed. The README (built into these docs with \
@@ -26,7 +28,8 @@
         feature = "axum",
         feature = "replay",
         feature = "inbox-sqlite",
-        feature = "inbox-postgres"
+        feature = "inbox-postgres",
+        feature = "catch-up"
     ),
     doc = "\n## Where to start\n\n\
            [`VerifySignatureLayer`] (a tower layer) or [`Verifier`] (anywhere else) \
@@ -54,6 +57,9 @@ mod store_error;
 mod verified;
 pub mod verify;
 
+#[cfg(feature = "catch-up")]
+#[cfg_attr(docsrs, doc(cfg(feature = "catch-up")))]
+pub mod catch_up;
 #[cfg(feature = "event")]
 #[cfg_attr(docsrs, doc(cfg(feature = "event")))]
 pub mod event;

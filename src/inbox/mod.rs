@@ -352,6 +352,12 @@ impl Inbox {
         Ok(requeued)
     }
 
+    /// Wakes an idle worker: events were stored by other means than the layer.
+    #[cfg(feature = "catch-up")]
+    pub(crate) fn wake(&self) {
+        self.shared.wake.notify_one();
+    }
+
     /// Queues every dead letter again; resolves to how many.
     ///
     /// ```no_run

@@ -2,8 +2,8 @@
 //! than one per file. Each module is gated here on exactly the crate features its tests use
 //! (the dev-dependencies, axum, hyper, tonic and tokio among them, are always there); a test
 //! that needs more than its module is gated itself. A test that runs the example
-//! `axum_server` needs that example's features (`axum`, `replay-redis`, `inbox-sqlite`,
-//! `inbox-redis`; `tests/common/example.rs` builds it with every feature). Only a test that needs a process
+//! `axum_server` needs that example's features (every store's, and `catch-up`;
+//! `tests/common/example.rs` builds it with every feature). Only a test that needs a process
 //! of its own gets its own binary: `tests/soak.rs` and `tests/flood.rs`, which install a
 //! counting global allocator and measure the heap (flood also the process's file
 //! descriptors). The command-line tool and the actix-web and tonic examples are packages of
@@ -20,6 +20,9 @@ mod common;
 
 mod axum_stack;
 mod budget;
+// Against a stand-in for the Admin API, into a SQLite inbox.
+#[cfg(all(feature = "catch-up", feature = "inbox-sqlite"))]
+mod catch_up;
 #[cfg(feature = "axum")]
 mod event_axum;
 #[cfg(feature = "event")]
