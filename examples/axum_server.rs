@@ -55,6 +55,17 @@
 //! exactly once, even across a crash; the line comes after the insert and before the commit, so
 //! an attempt whose commit fails prints it once more when retried. Errors never print the URL.
 //!
+//! With `AUTHGEAR_ADMIN_API_ENDPOINT` (the project's full GraphQL URL, e.g.
+//! `https://myapp.authgear.cloud/_api/admin/graphql`), `AUTHGEAR_APP_ID`,
+//! `AUTHGEAR_ADMIN_API_KEY_FILE` (the Admin API key's PEM, from the portal) and
+//! `AUTHGEAR_ADMIN_API_KEY_ID` set, it catches up from Authgear's audit log into its inbox
+//! (`authgear_webhook::catch_up`): at start and then every
+//! `AUTHGEAR_WEBHOOK_CATCHUP_INTERVAL` seconds (default 300), each non-blocking event the
+//! webhook never brought (the server was down, restarting, or refused it) is stored and
+//! handled like a delivered one, with the same `handled {type} {id}` line, once. A wrong key,
+//! key ID or app ID stops it at start with one line; an Admin API that cannot be reached is
+//! retried. The startup line says `catch-up: every N s` (or `off`).
+//!
 //! Served as a public endpoint should be: the layer's body deadline (10 s) and body budget
 //! (32 MiB for all bodies in flight) at their defaults, a 5 s timeout around the handler,
 //! a 5 s HTTP/1 header-read timeout (from the connection's start: a connection that sends
@@ -78,6 +89,7 @@ use std::{
 
 use authgear_webhook::{
     Rejection, Secret, VerifySignatureLayer,
+    catch_up::{AdminApi, AdminApiKey, CatchUp, CatchUpErrorKind},
     event::{Answer, Event, EventRejection, Payload},
     inbox::{
         AckTransaction, CancellationToken, Delivery, Inbox, PostgresStore, Receipt, SqliteStore,
@@ -206,7 +218,21 @@ async fn main() -> ExitCode {
     };
     let app = app.layer(verify);
     let app = app.layer(map_response(log_rejection));
+    let catch_up = match open_catch_up(inbox.as_ref().map(|(inbox, _)| inbox)).await {
+        Ok(catch_up) => catch_up,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let shutdown = CancellationToken::new();
+    let catch_up_name = match catch_up {
+        Some((catch_up, interval)) => {
+            tokio::spawn(catch_up.run(shutdown.clone()));
+            format!("every {interval} s")
+        }
+        None => "off".to_owned(),
+    };
     let worker = inbox.as_ref().map(|(inbox, _)| {
         let worker = worker(inbox.clone());
         match &postgres {
@@ -218,7 +244,10 @@ async fn main() -> ExitCode {
     });
     let inbox = inbox.map_or_else(|| "off".to_owned(), |(_, name)| name);
 
-    println!("listening on http://{local} (replay protection: {replay_name}, inbox: {inbox})");
+    println!(
+        "listening on http://{local} (replay protection: {replay_name}, \
+         catch-up: {catch_up_name}, inbox: {inbox})"
+    );
     serve(listener, app).await;
     // The listener is closed: stop claiming, let the handlers in flight finish.
     shutdown.cancel();
@@ -226,6 +255,62 @@ async fn main() -> ExitCode {
         let _ = worker.await;
     }
     ExitCode::SUCCESS
+}
+
+/// The settings of the catch-up from Authgear's audit log, all four or none.
+const CATCH_UP: [&str; 4] = [
+    "AUTHGEAR_ADMIN_API_ENDPOINT",
+    "AUTHGEAR_APP_ID",
+    "AUTHGEAR_ADMIN_API_KEY_FILE",
+    "AUTHGEAR_ADMIN_API_KEY_ID",
+];
+
+/// The catch-up into `inbox` and its interval in seconds, when `CATCH_UP` are set; `None`
+/// when none is. A wrong key, key ID or app ID is an error here; an Admin API that cannot be
+/// reached now is retried by the catch-up.
+async fn open_catch_up(inbox: Option<&Inbox>) -> Result<Option<(CatchUp, u64)>, String> {
+    let values: Vec<Option<String>> = CATCH_UP
+        .iter()
+        .map(|name| env::var(name).ok().filter(|value| !value.is_empty()))
+        .collect();
+    if values.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let all = || format!("catch-up: set all of {}", CATCH_UP.join(", "));
+    let [Some(endpoint), Some(app_id), Some(key_file), Some(key_id)] =
+        <[Option<String>; 4]>::try_from(values).map_err(|_| all())?
+    else {
+        return Err(all());
+    };
+    let inbox = inbox.ok_or("catch-up: it needs the inbox (AUTHGEAR_WEBHOOK_INBOX is off)")?;
+    let interval = match env::var("AUTHGEAR_WEBHOOK_CATCHUP_INTERVAL") {
+        Ok(seconds) => seconds
+            .parse::<u64>()
+            .ok()
+            .filter(|seconds| *seconds > 0)
+            .ok_or("AUTHGEAR_WEBHOOK_CATCHUP_INTERVAL: a number of seconds")?,
+        Err(_) => 300,
+    };
+    let key = AdminApiKey::from_pem_file(&key_file, key_id)
+        .map_err(|error| format!("AUTHGEAR_ADMIN_API_KEY_FILE: {error}"))?;
+    let api = AdminApi::new(&endpoint, app_id, key)
+        .map_err(|error| format!("AUTHGEAR_ADMIN_API_ENDPOINT: {error}"))?
+        .timeout(Duration::from_secs(10));
+    match api.check().await {
+        Ok(()) => {}
+        Err(error)
+            if matches!(
+                error.kind(),
+                CatchUpErrorKind::Refused | CatchUpErrorKind::Config
+            ) =>
+        {
+            return Err(format!("catch-up: {error}"));
+        }
+        Err(error) => eprintln!("catch-up: {error}; retried"),
+    }
+    // The endpoint the layer stores deliveries under: the request path, "/".
+    let catch_up = CatchUp::new(inbox, api, "/").interval(Duration::from_secs(interval));
+    Ok(Some((catch_up, interval)))
 }
 
 /// Listens on `addr` with a listen queue of `LISTEN_BACKLOG` (tokio's `bind` takes 1 024):

@@ -155,6 +155,10 @@ impl Server {
             .env_remove("REDIS_URL")
             .env_remove("DATABASE_URL")
             .env_remove("AUTHGEAR_WEBHOOK_REPLAY")
+            .env_remove("AUTHGEAR_ADMIN_API_ENDPOINT")
+            .env_remove("AUTHGEAR_APP_ID")
+            .env_remove("AUTHGEAR_ADMIN_API_KEY_FILE")
+            .env_remove("AUTHGEAR_ADMIN_API_KEY_ID")
             // Non-blocking events inline (their own line, in order); the inbox tests run
             // the example with its inbox.
             .env("AUTHGEAR_WEBHOOK_INBOX", "off");
