@@ -451,3 +451,21 @@ async fn axum_server_handles_the_events_sent_while_it_was_down_once() {
     wait_handled(&[&second], &HashSet::from(ids)).await;
     assert_eq!(stand_in.refused(), 0, "every token accepted");
 }
+
+#[tokio::test]
+async fn a_pass_costs_one_request_per_page_of_its_window() {
+    let stand_in = AdminApiStandIn::start().await;
+    let dir = TempDir::new("catch-up-cost");
+    let inbox = sqlite_inbox(&dir);
+    let start = now() - 280;
+    for seq in 0..250 {
+        stand_in.log(event(seq, "user.created", start + seq as i64));
+    }
+    let catch_up = CatchUp::new(&inbox, api(&stand_in), "/");
+    assert_eq!(catch_up.pass().await.expect("a pass").recovered, 250);
+    // Nothing new: the window's 250 entries again, in pages of 100.
+    let before = stand_in.requests();
+    let pass = catch_up.pass().await.expect("a pass");
+    assert_eq!((pass.read, pass.recovered), (250, 0));
+    assert_eq!(stand_in.requests() - before, 3);
+}
