@@ -2,7 +2,7 @@
 //! Admin API (`tests/common/admin_api.rs`, served on this test's runtime) and a SQLite inbox
 //! prepared through the library: a dry run lists exactly the events the inbox is missing and
 //! stores nothing; a run stores them, once; a refused key is one line and a non-zero exit;
-//! more than a page of entries within one second is read whole.
+//! more than a page of entries within one second is read whole; a Redis inbox by its URL.
 
 #[allow(dead_code)]
 #[path = "../../../tests/common/admin_api.rs"]
@@ -12,11 +12,11 @@ use std::{path::PathBuf, process::Command, time::Duration};
 
 use self::stand_in::{APP_ID, AdminApiStandIn, KEY_ID, event};
 use crate::common::{
-    TempDir,
+    RedisServer, TempDir,
     example::{self, Output},
     fixture,
 };
-use authgear_webhook::inbox::{Counts, EventKey, NewEvent, SqliteStore, Store, Stored};
+use authgear_webhook::inbox::{Counts, EventKey, NewEvent, RedisStore, SqliteStore, Store, Stored};
 
 /// How long one run of the binary may take.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -322,6 +322,66 @@ async fn more_than_a_page_within_one_second_is_read_whole() {
         "read 250, stored 250 (the others were in the inbox)\n"
     );
     assert_eq!(counts(&file).await.queued, 250);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_inbox_by_its_url() {
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let url = server.url.clone();
+    let store = RedisStore::builder()
+        .timeout(Duration::from_secs(5))
+        .open(url.as_str())
+        .expect("url");
+    // Until it answers.
+    let deadline = std::time::Instant::now() + LIMIT;
+    while store.counts().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "redis-server starts");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stand_in = AdminApiStandIn::start().await;
+    for seq in 1..=3 {
+        stand_in.log(event(
+            seq,
+            "user.created",
+            BASE + i64::try_from(seq).expect("small"),
+        ));
+    }
+    let came = event(1, "user.created", BASE);
+    let stored = store
+        .store(NewEvent {
+            key: EventKey::new("/", came["id"].as_str().expect("an id")),
+            event_type: "user.created".into(),
+            body: "{}".into(),
+            recovered: false,
+        })
+        .await
+        .expect("store");
+    assert_eq!(stored, Stored::Stored);
+
+    // Beside a live store (Redis is shared).
+    let output = catch_up(
+        &stand_in,
+        "key.pem",
+        &["--inbox", &url, "--from", FROM, "--to", TO, "--dry-run"],
+    )
+    .await;
+    assert_ok(&output);
+    assert_eq!(output.stdout.lines().count(), 3, "{output:?}");
+    let output = catch_up(
+        &stand_in,
+        "key.pem",
+        &["--inbox", &url, "--from", FROM, "--to", TO],
+    )
+    .await;
+    assert_ok(&output);
+    assert_eq!(
+        output.stdout,
+        "read 3, stored 2 (the others were in the inbox)\n"
+    );
+    assert_eq!(store.counts().await.expect("counts").queued, 3);
+    drop(server);
 }
 
 /// `time` in UTC as the tool prints it (RFC 3339 with milliseconds).
