@@ -371,8 +371,9 @@ impl CatchUp {
     /// Reads `[from, to)` of the log (cut to whole seconds) and stores each event the inbox
     /// has not seen, as a [`pass`](Self::pass) does, but over this range, without the
     /// checkpoint or the lease (neither is read nor moved); `dry_run`: stores nothing and
-    /// returns the events the inbox is missing. For a one-off recovery by hand, e.g. after
-    /// an outage longer than the retention of a pass, or to see what a pass would store.
+    /// returns the events the inbox is missing. For a recovery by hand: events from before
+    /// the catch-up first ran (or while it did not run at all), or to see what the inbox
+    /// missed in a given hour.
     ///
     /// No floor at the inbox's [`retention`](Self::retention): an event handled and pruned
     /// since is stored, and handed to the handler, again.
