@@ -124,26 +124,36 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
 /// The inbox the arguments name: `--file`, else `--redis`, else `$REDIS_URL`, else the
 /// default file.
 fn open(args: &Args) -> Result<Inbox, Failure> {
-    let redis = match (&args.file, &args.redis) {
+    open_inbox(args.file.as_deref(), args.redis.as_deref(), &args.prefix)
+}
+
+/// The SQLite inbox `file`, or else the Redis inbox at `redis` (key prefix `prefix`), or
+/// else at `$REDIS_URL`, or else the default file. Shared with `catch-up`.
+pub(crate) fn open_inbox(
+    file: Option<&Path>,
+    redis: Option<&str>,
+    prefix: &str,
+) -> Result<Inbox, Failure> {
+    let redis = match (file, redis) {
         (Some(_), _) => None,
-        (None, Some(url)) => Some(url.clone()),
+        (None, Some(url)) => Some(url.to_owned()),
         (None, None) => std::env::var("REDIS_URL")
             .ok()
             .filter(|url| !url.is_empty()),
     };
     if let Some(url) = redis {
         let store = RedisStore::builder()
-            .prefix(args.prefix.as_str())
+            .prefix(prefix)
             .open(url.as_str())
             .map_err(|error| Failure::Input(format!("--redis: {}", chain(&error))))?;
         return Ok(Inbox::new(store));
     }
-    let path = args.file.as_deref().unwrap_or(Path::new(DEFAULT_FILE));
+    let path = file.unwrap_or(Path::new(DEFAULT_FILE));
     // Opening would create it: an empty inbox where the user meant another file.
     if !path.is_file() {
         return Err(Failure::Input(format!(
-            "{}: no inbox file here (the server creates it; --file names another, --redis a \
-             Redis inbox)",
+            "{}: no inbox file here (the server creates it; name another file, or a Redis \
+             inbox)",
             path.display()
         )));
     }
@@ -329,7 +339,7 @@ fn field(text: &str) -> String {
 }
 
 /// `time` in UTC as RFC 3339 with milliseconds, e.g. `2026-11-30T05:57:12.345Z`.
-fn rfc3339(time: SystemTime) -> String {
+pub(crate) fn rfc3339(time: SystemTime) -> String {
     let ms = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
     let (secs, ms) = (ms / 1000, ms % 1000);
     let (days, rest) = (secs / 86_400, secs % 86_400);
@@ -350,11 +360,11 @@ fn rfc3339(time: SystemTime) -> String {
     )
 }
 
-fn store_error(error: StoreError) -> Failure {
+pub(crate) fn store_error(error: StoreError) -> Failure {
     Failure::Input(format!("inbox: {}", chain(&error)))
 }
 
-fn write_error(error: std::io::Error) -> Failure {
+pub(crate) fn write_error(error: std::io::Error) -> Failure {
     // `inbox dead | head`: the reader has seen enough.
     if error.kind() == ErrorKind::BrokenPipe {
         std::process::exit(0);

@@ -9,6 +9,7 @@
 //! authgear-webhook verify --signature 9f86d0... delivery.json
 //! authgear-webhook events
 //! authgear-webhook inbox counts                      # no secret needed; --file PATH or --redis URL
+//! authgear-webhook catch-up --from 2026-12-07T10:00:00Z --dry-run   # AUTHGEAR_ADMIN_API_* set
 //! ```
 //!
 //! One file per subcommand. The secret never comes from an argument (it would show in `ps`
@@ -17,6 +18,7 @@
 //! arguments, no secret, unreadable file, unknown event type). Every failure is one line on
 //! stderr.
 
+mod catch_up;
 mod events;
 mod inbox;
 mod send;
@@ -35,13 +37,14 @@ use clap::{Parser, Subcommand, error::ErrorKind};
 const SECRET_ENV: &str = "AUTHGEAR_WEBHOOK_SECRET";
 
 /// Test an Authgear webhook receiver without Authgear: send it signed deliveries of every
-/// event type, sign and verify bodies, see and re-drive its inbox.
+/// event type, sign and verify bodies, see and re-drive its inbox, recover missed events
+/// from Authgear's audit log into it.
 #[derive(Debug, Parser)]
 #[command(name = "authgear-webhook", version)]
 #[command(
     after_help = "The webhook signing secret comes from $AUTHGEAR_WEBHOOK_SECRET or \
     --secret-file, never from an argument (it would show in `ps` and shell history); `inbox` \
-    needs none.\n\
+    and `catch-up` need none.\n\
     Exit codes: 0 success, 1 the check failed, 2 the command could not run."
 )]
 struct Cli {
@@ -61,6 +64,7 @@ enum Command {
     Verify(verify::Args),
     Events(events::Args),
     Inbox(inbox::Args),
+    CatchUp(catch_up::Args),
 }
 
 /// Why a command did not succeed: the line for stderr, and the exit code.
@@ -86,6 +90,7 @@ async fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args, secret_file).await,
         Command::Events(args) => events::run(args),
         Command::Inbox(args) => inbox::run(args).await,
+        Command::CatchUp(args) => catch_up::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -52,6 +52,10 @@
 //!
 //! Instances sharing a store take a lease before a pass: one pass runs at a time.
 //!
+//! [`CatchUp::backfill`] reads a range given by hand, once, without the checkpoint or the
+//! lease, or only lists what the inbox is missing (a dry run): the command-line tool's
+//! `authgear-webhook catch-up`.
+//!
 //! # Faults
 //!
 //! The webhook path never waits for the catch-up. The Admin API unreachable, slow, refusing
@@ -131,6 +135,18 @@ pub struct Pass {
     pub read: u64,
     /// Events the inbox had not seen, now stored (the others were there already).
     pub recovered: u64,
+}
+
+/// What a [`CatchUp::backfill`] did.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Backfill {
+    /// Entries read from the log.
+    pub read: u64,
+    /// Events the inbox had not seen, now stored (a real run; 0 for a dry run).
+    pub recovered: u64,
+    /// The events the inbox has not seen, oldest first (a dry run; empty for a real run).
+    pub missing: Vec<LoggedEvent>,
 }
 
 impl CatchUp {
@@ -302,32 +318,12 @@ impl CatchUp {
                 "catch-up: events older than the inbox's retention are not read"
             );
         }
-        let (mut from, end) = (start.max(floor), now + 1);
+        let mut steps = Steps::new(start.max(floor), now + 1, STEP);
         let mut pass = Pass::default();
-        let mut step = STEP;
-        while from < end {
-            let to = (from + step).min(end);
-            let Some(events) = read::read(&self.api, from, to, &self.types).await? else {
-                // Too many entries to hold at once: a shorter step.
-                step = ((to - from) / 2).max(1);
-                continue;
-            };
-            step = (step * 2).min(STEP);
+        while let Some((to, events)) = steps.next(&self.api, &self.types).await? {
             for event in events {
                 pass.read += 1;
-                let body = serde_json::to_vec(&event.data).map_err(|_| {
-                    CatchUpError::new(CatchUpErrorKind::Invalid, "an entry cannot be stored")
-                })?;
-                let stored = store
-                    .store(NewEvent {
-                        key: EventKey::new(self.endpoint.clone(), event.id),
-                        event_type: event.event_type,
-                        body: Bytes::from(body),
-                        recovered: true,
-                    })
-                    .await
-                    .map_err(CatchUpError::store)?;
-                if stored == Stored::Stored {
+                if self.store_event(event).await? {
                     pass.recovered += 1;
                 }
             }
@@ -349,9 +345,101 @@ impl CatchUp {
             {
                 break;
             }
-            from = to;
         }
         Ok(pass)
+    }
+
+    /// Stores `event` as recovered under this endpoint: `true` if the inbox had not seen it.
+    async fn store_event(&self, event: LoggedEvent) -> Result<bool, CatchUpError> {
+        let body = serde_json::to_vec(&event.data).map_err(|_| {
+            CatchUpError::new(CatchUpErrorKind::Invalid, "an entry cannot be stored")
+        })?;
+        let stored = self
+            .inbox
+            .store()
+            .store(NewEvent {
+                key: EventKey::new(self.endpoint.clone(), event.id),
+                event_type: event.event_type,
+                body: Bytes::from(body),
+                recovered: true,
+            })
+            .await
+            .map_err(CatchUpError::store)?;
+        Ok(stored == Stored::Stored)
+    }
+
+    /// Reads `[from, to)` of the log (cut to whole seconds) and stores each event the inbox
+    /// has not seen, as a [`pass`](Self::pass) does, but over this range, without the
+    /// checkpoint or the lease (neither is read nor moved); `dry_run`: stores nothing and
+    /// returns the events the inbox is missing. For a recovery by hand: events from before
+    /// the catch-up first ran (or while it did not run at all), or to see what the inbox
+    /// missed in a given hour.
+    ///
+    /// No floor at the inbox's [`retention`](Self::retention): an event handled and pruned
+    /// since is stored, and handed to the handler, again.
+    ///
+    /// ```no_run
+    /// use std::time::{Duration, SystemTime};
+    /// use authgear_webhook::{
+    ///     catch_up::{AdminApi, AdminApiKey, CatchUp},
+    ///     inbox::{Inbox, SqliteStore},
+    /// };
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let inbox = Inbox::new(SqliteStore::open("inbox.sqlite3")?);
+    /// let key = AdminApiKey::from_pem_file("admin-api-key.pem", "d4c5...")?;
+    /// let api = AdminApi::new("https://myapp.authgear.cloud/_api/admin/graphql", "myapp", key)?;
+    /// let catch_up = CatchUp::new(&inbox, api, "/");
+    /// let to = SystemTime::now();
+    /// let from = to - Duration::from_secs(24 * 3600);
+    ///
+    /// let missing = catch_up.backfill(from, to, true).await?.missing;
+    /// println!("{} events the inbox never stored", missing.len());
+    /// let done = catch_up.backfill(from, to, false).await?;
+    /// println!("read {}, stored {}", done.read, done.recovered);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`CatchUpError`] when the Admin API or the inbox's store fails (a dry run needs
+    /// [`Store::contains`](crate::inbox::Store::contains)). The events stored before are
+    /// stored: running it again stores the others.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a dropped backfill leaves the events it stored stored.
+    pub async fn backfill(
+        &self,
+        from: SystemTime,
+        to: SystemTime,
+        dry_run: bool,
+    ) -> Result<Backfill, CatchUpError> {
+        let store = self.inbox.store();
+        let mut backfill = Backfill::default();
+        // No checkpoint to move: the whole range at once, shorter only while a step holds
+        // too many entries (a quiet month costs one request, not one per ten minutes).
+        let (from, to) = (unix(from), unix(to));
+        let mut steps = Steps::new(from, to, to.saturating_sub(from));
+        while let Some((_, events)) = steps.next(&self.api, &self.types).await? {
+            for event in events {
+                backfill.read += 1;
+                if dry_run {
+                    let key = EventKey::new(self.endpoint.clone(), event.id.clone());
+                    if !store.contains(&key).await.map_err(CatchUpError::store)? {
+                        backfill.missing.push(event);
+                    }
+                } else if self.store_event(event).await? {
+                    backfill.recovered += 1;
+                }
+            }
+        }
+        if backfill.recovered > 0 {
+            self.inbox.wake();
+        }
+        Ok(backfill)
     }
 
     /// A pass now, then one per interval, until `shutdown` is cancelled; a failed pass is
@@ -393,6 +481,47 @@ impl CatchUp {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+    }
+}
+
+/// A range of the log read step by step: `longest` at a time, shorter while a step holds
+/// too many entries to read at once.
+struct Steps {
+    from: i64,
+    end: i64,
+    step: i64,
+    longest: i64,
+}
+
+impl Steps {
+    fn new(from: i64, end: i64, longest: i64) -> Self {
+        let longest = longest.max(1);
+        Self {
+            from,
+            end,
+            step: longest,
+            longest,
+        }
+    }
+
+    /// The next step's end and its entries, oldest first; `None` once the range is read.
+    async fn next(
+        &mut self,
+        api: &AdminApi,
+        types: &[String],
+    ) -> Result<Option<(i64, Vec<LoggedEvent>)>, CatchUpError> {
+        while self.from < self.end {
+            let to = (self.from + self.step).min(self.end);
+            let Some(events) = read::read(api, self.from, to, types).await? else {
+                // Too many entries to hold at once: a shorter step.
+                self.step = ((to - self.from) / 2).max(1);
+                continue;
+            };
+            self.step = self.step.saturating_mul(2).min(self.longest);
+            self.from = to;
+            return Ok(Some((to, events)));
+        }
+        Ok(None)
     }
 }
 

@@ -166,8 +166,9 @@ pub struct Counts {
 /// recovery of undelivered events from Authgear's audit log has read up to):
 /// [`lease`](Self::lease), [`release_lease`](Self::release_lease),
 /// [`checkpoint`](Self::checkpoint), [`set_checkpoint`](Self::set_checkpoint). Methods
-/// added to this trait later, those included, have default implementations: a store of
-/// your own written before them still compiles (its catch-up methods resolve to an error).
+/// added to this trait later, those and [`contains`](Self::contains) included, have default
+/// implementations: a store of your own written before them still compiles (they resolve
+/// to an error).
 pub trait Store: Send + Sync + 'static {
     /// Stores `event` durably, queued and due now, unless an event with the same key is
     /// already stored (in any state, `done` included, until [`prune`](Self::prune)d).
@@ -264,6 +265,48 @@ pub trait Store: Send + Sync + 'static {
     /// How many bytes the store takes (on disk for the embedded store, in memory for
     /// Redis), for monitoring and for its bound.
     fn size(&self) -> StoreFuture<u64>;
+
+    /// Whether an event with `key` is stored, in any state (`done` and dead included),
+    /// until [`prune`](Self::prune)d: exactly when [`store`](Self::store) would answer
+    /// [`Stored::Duplicate`]. A snapshot: a concurrent `store` or `prune` may change it
+    /// right after.
+    ///
+    /// For tools that ask what the inbox is missing without storing anything (the
+    /// catch-up's dry run). The default, for stores written before it existed, resolves to
+    /// an error of kind [`StoreErrorKind::Unavailable`], "this store cannot tell what it
+    /// holds"; the crate's stores implement it, in one round trip.
+    ///
+    /// ```
+    /// use authgear_webhook::inbox::{EventKey, NewEvent, SqliteStore, Store};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("inbox-contains-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let store = SqliteStore::open(dir.join("inbox.sqlite3"))?;
+    /// let key = EventKey::new("/", "0001");
+    /// assert!(!store.contains(&key).await?);
+    /// store
+    ///     .store(NewEvent {
+    ///         key: key.clone(),
+    ///         event_type: "user.created".into(),
+    ///         body: "{}".into(),
+    ///         recovered: false,
+    ///     })
+    ///     .await?;
+    /// assert!(store.contains(&key).await?);
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn contains(&self, key: &EventKey) -> StoreFuture<bool> {
+        let _ = key;
+        Box::pin(std::future::ready(Err(StoreError::new(
+            StoreErrorKind::Unavailable,
+            "this store cannot tell what it holds",
+            None,
+        ))))
+    }
 
     /// Takes or renews the lease `name` for `holder` until `ttl` from now (the store's
     /// clock where it has one: Redis's, Postgres's; the process's for

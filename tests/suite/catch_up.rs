@@ -3,7 +3,8 @@
 //! order Authgear gives entries that share a second; an event that came both ways stored
 //! once; the token Authgear expects, and a clear error for a wrong key or app ID; faults
 //! retried with the checkpoint where the last full read left it; one pass at a time on a
-//! shared store; recovered events handed to the handler, marked.
+//! shared store; recovered events handed to the handler, marked; a backfill over a range
+//! given by hand, and its dry run.
 
 #[path = "../common/admin_api.rs"]
 pub(crate) mod stand_in;
@@ -125,6 +126,74 @@ async fn every_logged_event_is_stored_once_even_hundreds_within_one_second() {
         .filter(|d| d.event.event_type() == "user.created")
         .count();
     assert_eq!(created, 470);
+}
+
+/// `CatchUp::backfill` over a range a year back (beyond any retention), holding more entries
+/// than one read takes at once: a dry run lists exactly what the inbox is missing and
+/// stores nothing; a run stores those, once; neither reads nor moves the checkpoint.
+#[tokio::test]
+async fn a_backfill_reads_its_range_whole_and_a_dry_run_only_lists_it() {
+    let stand_in = AdminApiStandIn::start().await;
+    let dir = TempDir::new("catch-up-backfill");
+    let inbox = sqlite_inbox(&dir);
+    let start = now() - 365 * 24 * 3600;
+    // 5,100 entries (more than the 5,000 one read holds), two a second, over 45 minutes.
+    let events: Vec<_> = (0..5_100)
+        .map(|seq| event(seq, "user.created", start + seq as i64 / 2))
+        .collect();
+    for event in &events {
+        stand_in.log(event.clone());
+    }
+    let id = |event: &serde_json::Value| event["id"].as_str().expect("id").to_owned();
+    // The webhook brought the first hundred.
+    for event in &events[..100] {
+        let stored = inbox
+            .store()
+            .store(NewEvent {
+                key: EventKey::new("/", id(event)),
+                event_type: "user.created".to_owned(),
+                body: Bytes::from(serde_json::to_vec(event).expect("json")),
+                recovered: false,
+            })
+            .await
+            .expect("store");
+        assert_eq!(stored, Stored::Stored);
+    }
+    let at = |seconds: i64| UNIX_EPOCH + Duration::from_secs(seconds as u64);
+    let (from, to) = (at(start), at(start + 3600));
+    let catch_up = CatchUp::new(&inbox, api(&stand_in), "/");
+
+    let dry = catch_up.backfill(from, to, true).await.expect("a dry run");
+    assert_eq!((dry.read, dry.recovered), (5_100, 0));
+    let missing: Vec<String> = dry.missing.iter().map(|event| event.id.clone()).collect();
+    let expected: Vec<String> = events[100..].iter().map(id).collect();
+    assert_eq!(missing, expected, "oldest first, each once");
+    assert_eq!(inbox.counts().await.expect("counts").queued, 100);
+
+    let run = catch_up.backfill(from, to, false).await.expect("a run");
+    assert_eq!(
+        (run.read, run.recovered, run.missing.len()),
+        (5_100, 5_000, 0)
+    );
+    assert_eq!(inbox.counts().await.expect("counts").queued, 5_100);
+    let again = catch_up.backfill(from, to, false).await.expect("a run");
+    assert_eq!(again.recovered, 0);
+    // Half the range: half the entries.
+    let half = catch_up
+        .backfill(from, at(start + 1_275), true)
+        .await
+        .expect("a dry run");
+    assert_eq!((half.read, half.missing.len()), (2_550, 0));
+
+    assert_eq!(
+        inbox
+            .store()
+            .checkpoint("catch-up /")
+            .await
+            .expect("checkpoint"),
+        None,
+        "a backfill leaves the checkpoint alone"
+    );
 }
 
 #[tokio::test]

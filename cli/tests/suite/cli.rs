@@ -244,7 +244,7 @@ fn events_lists_every_type_blocking_or_not_with_a_delivery() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for subcommand in ["send", "sign", "verify", "events", "inbox"] {
+    for subcommand in ["send", "sign", "verify", "events", "inbox", "catch-up"] {
         let output = run(None, &[subcommand, "--help"]);
         assert!(output.status.success(), "{output:?}");
         let usage = format!("Usage: authgear-webhook {subcommand}");
@@ -266,6 +266,7 @@ fn every_subcommand_has_help() {
         "verify",
         "events",
         "inbox",
+        "catch-up",
         "AUTHGEAR_WEBHOOK_SECRET",
     ] {
         assert!(output.stdout.contains(subcommand), "{output:?}");

@@ -11,6 +11,7 @@
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 
+mod catch_up;
 mod cli;
 mod readme;
 mod send;

@@ -45,6 +45,7 @@ pub(super) struct Sql {
     dead: String,
     redrive: String,
     counts: String,
+    contains: String,
     prune: String,
     lease: String,
     release_lease: String,
@@ -112,6 +113,7 @@ impl Sql {
             redrive: sql("UPDATE {t} SET state = 0, due_at = now(), attempts = 0
                           WHERE endpoint = $1 AND id = $2 AND state = 3"),
             counts: sql("SELECT state, count(*) FROM {t} GROUP BY state"),
+            contains: sql("SELECT EXISTS (SELECT 1 FROM {t} WHERE endpoint = $1 AND id = $2)"),
             prune: sql("DELETE FROM {t} WHERE (endpoint, id) IN (
                             SELECT endpoint, id FROM {t}
                             WHERE state = 2 AND due_at < to_timestamp($1::float8 / 1000)
@@ -366,6 +368,17 @@ impl Store for PostgresStore {
                 .fetch_one(&pool)
                 .await?;
             Ok(u64::try_from(bytes).unwrap_or(0))
+        })
+    }
+
+    fn contains(&self, key: &EventKey) -> StoreFuture<bool> {
+        let key = key.clone();
+        self.call(move |pool, shared| async move {
+            sqlx::query_scalar(&shared.sql.contains)
+                .bind(&key.endpoint)
+                .bind(&key.id)
+                .fetch_one(&pool)
+                .await
         })
     }
 

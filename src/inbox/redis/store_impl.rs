@@ -1,5 +1,6 @@
 //! [`RedisStore`] as a [`Store`]: each method one script ([`scripts`]), but
-//! [`size`](Store::size), one `GET`, and [`checkpoint`](Store::checkpoint), one `HGET`.
+//! [`size`](Store::size), one `GET`, [`contains`](Store::contains), one `HEXISTS`, and
+//! [`checkpoint`](Store::checkpoint), one `HGET`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -222,6 +223,20 @@ impl Store for RedisStore {
                 .await
                 .map_err(scripts::error)?;
             Ok(bytes.unwrap_or(0))
+        })
+    }
+
+    fn contains(&self, key: &EventKey) -> StoreFuture<bool> {
+        let (mut connection, shared) = (self.connection.clone(), self.shared.clone());
+        let member = member(key);
+        Box::pin(async move {
+            // The deduplication hash `store` checks; prune removes a key from it.
+            redis::cmd("HEXISTS")
+                .arg(&shared.keys.seen)
+                .arg(&member)
+                .query_async(&mut connection)
+                .await
+                .map_err(scripts::error)
         })
     }
 

@@ -708,6 +708,16 @@ impl Store for SqliteStore {
         })
     }
 
+    fn contains(&self, key: &EventKey) -> StoreFuture<bool> {
+        let key = key.clone();
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM inbox WHERE endpoint = ?1 AND id = ?2)",
+            )?
+            .query_row(params![key.endpoint, key.id], |row| row.get(0))
+        })
+    }
+
     fn lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreFuture<bool> {
         let (name, holder) = (name.to_owned(), holder.to_owned());
         self.call(move |conn| {

@@ -379,6 +379,53 @@ async fn recovered_contract(store: Arc<dyn Store>) {
     assert!(store.claim(10, long).await.expect("claim").is_empty());
 }
 
+/// [`Store::contains`] on `store` (empty): true from `store` until `prune`, in every state,
+/// exactly while `store` would answer [`Stored::Duplicate`].
+async fn contains_contract(store: Arc<dyn Store>) {
+    let (a, b) = (new_event("contains-a"), new_event("contains-b"));
+    let long = Duration::from_secs(60);
+    let contains = |key: &EventKey| {
+        let (store, key) = (store.clone(), key.clone());
+        async move { store.contains(&key).await.expect("contains") }
+    };
+
+    assert!(!contains(&a.key).await, "absent");
+    assert_eq!(store.store(a.clone()).await.expect("store"), Stored::Stored);
+    assert!(contains(&a.key).await, "queued");
+    assert!(!contains(&b.key).await, "another id");
+    let mut elsewhere = a.key.clone();
+    elsewhere.endpoint = "/other".into();
+    assert!(!contains(&elsewhere).await, "another endpoint");
+
+    assert_eq!(store.store(b.clone()).await.expect("store"), Stored::Stored);
+    let claimed = store.claim(10, long).await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+    assert!(contains(&a.key).await, "claimed");
+    for claim in &claimed {
+        if claim.key == a.key {
+            assert!(store.ack(claim).await.expect("ack"));
+        } else {
+            assert!(
+                store
+                    .fail(claim, Failure::Dead, "gave up")
+                    .await
+                    .expect("fail")
+            );
+        }
+    }
+    assert!(contains(&a.key).await, "done");
+    assert!(contains(&b.key).await, "dead");
+
+    let pruned = store
+        .prune(SystemTime::now() + Duration::from_secs(1), 100)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 1);
+    assert!(!contains(&a.key).await, "pruned");
+    assert!(contains(&b.key).await, "a dead letter is not pruned");
+    assert_eq!(store.store(a).await.expect("store"), Stored::Stored);
+}
+
 /// The name of the lease and checkpoint [`catch_up_contract`] uses, and the checkpoint it
 /// leaves: with a part below the millisecond, which the store cuts.
 const CATCH_UP: &str = "catch-up";
@@ -625,6 +672,12 @@ async fn sqlite_store_keeps_the_contract() {
 }
 
 #[tokio::test]
+async fn sqlite_store_tells_what_it_holds() {
+    let dir = TempDir::new("contains");
+    contains_contract(Arc::new(SqliteStore::open(inbox_file(&dir)).expect("open"))).await;
+}
+
+#[tokio::test]
 async fn sqlite_worker_claims_and_acks_in_batches() {
     let dir = TempDir::new("batch");
     let store = SqliteStore::open(inbox_file(&dir)).expect("open");
@@ -642,6 +695,15 @@ async fn redis_store_keeps_the_contract() {
     recovered_contract(first.clone()).await;
     catch_up_contract(first).await;
     catch_up_kept(Arc::new(store(&redis))).await;
+}
+
+#[cfg(feature = "inbox-redis")]
+#[tokio::test]
+async fn redis_store_tells_what_it_holds() {
+    let Some(redis) = durable_redis().await else {
+        return;
+    };
+    contains_contract(Arc::new(store(&redis))).await;
 }
 
 #[cfg(feature = "inbox-redis")]
@@ -668,6 +730,15 @@ async fn postgres_store_keeps_the_contract() {
 
 #[cfg(feature = "inbox-postgres")]
 #[tokio::test]
+async fn postgres_store_tells_what_it_holds() {
+    let Some(postgres) = PostgresServer::start().await else {
+        return;
+    };
+    contains_contract(Arc::new(pg_store(&postgres).await)).await;
+}
+
+#[cfg(feature = "inbox-postgres")]
+#[tokio::test]
 async fn postgres_worker_claims_and_acks_in_batches() {
     let Some(postgres) = PostgresServer::start().await else {
         return;
@@ -675,8 +746,8 @@ async fn postgres_worker_claims_and_acks_in_batches() {
     worker_batch_contract(Arc::new(pg_store(&postgres).await)).await;
 }
 
-/// A store written before the catch-up (its methods left to the defaults) still compiles,
-/// and answers them with an error saying so.
+/// A store written before the catch-up and `contains` (its methods left to the defaults)
+/// still compiles, and answers them with an error saying so.
 #[tokio::test]
 async fn a_store_without_catch_up_methods_refuses_them() {
     let dir = TempDir::new("no-catch-up");
@@ -699,6 +770,12 @@ async fn a_store_without_catch_up_methods_refuses_them() {
         assert_eq!(error.kind(), StoreErrorKind::Unavailable);
         assert_eq!(error.to_string(), "this store keeps no catch-up checkpoint");
     }
+    let error = store
+        .contains(&EventKey::new("/", "a"))
+        .await
+        .expect_err("refused");
+    assert_eq!(error.kind(), StoreErrorKind::Unavailable);
+    assert_eq!(error.to_string(), "this store cannot tell what it holds");
     // The store it wraps has them.
     assert!(
         inner
