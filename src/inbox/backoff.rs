@@ -9,17 +9,21 @@ use std::time::Duration;
 /// random jitter of up to ±`jitter` of itself (so that events that failed together do not
 /// all come back at once).
 ///
-/// The default, 15 attempts, 2 s after the first failure, doubling up to 1 hour, ±20 %,
-/// keeps retrying for about 4 hours: a downstream outage of a few hours (a database
-/// restore, a bad deploy rolled back) loses nothing.
+/// The default, 30 attempts, 2 s after the first failure, doubling up to 6 hours, ±20 %,
+/// keeps retrying for about 4 days (99 hours): a downstream outage from a Friday evening
+/// to the Monday morning, when nobody is there to fix it, loses nothing, and an event is
+/// retried within 6 hours of the fix (re-drive the dead letters to have them at once). A
+/// shorter window dead-letters every event of a long outage; Sidekiq retries for about 21
+/// days, but a webhook's effects (a welcome email, a CRM row) are rarely worth making days
+/// later. Set your own with [`new`](Self::new) and [`attempts`](Self::attempts).
 ///
 /// ```
 /// use std::time::Duration;
 /// use authgear_webhook::inbox::Backoff;
 ///
 /// let backoff = Backoff::default();
-/// assert_eq!(backoff.max_attempts(), 15);
-/// assert!(backoff.total() > Duration::from_secs(3 * 3600));
+/// assert_eq!(backoff.max_attempts(), 30);
+/// assert!(backoff.total() > Duration::from_secs(4 * 24 * 3600));
 ///
 /// // A short schedule for tests: 3 attempts, 10 ms then 20 ms, no jitter.
 /// let short = Backoff::new(Duration::from_millis(10), Duration::from_secs(1))
@@ -39,7 +43,7 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self::new(Duration::from_secs(2), Duration::from_secs(3600))
+        Self::new(Duration::from_secs(2), Duration::from_secs(6 * 3600)).attempts(30)
     }
 }
 
@@ -90,7 +94,7 @@ impl Backoff {
     /// How many attempts an event gets in all.
     ///
     /// ```
-    /// assert_eq!(authgear_webhook::inbox::Backoff::default().max_attempts(), 15);
+    /// assert_eq!(authgear_webhook::inbox::Backoff::default().max_attempts(), 30);
     /// ```
     pub fn max_attempts(&self) -> u32 {
         self.attempts
@@ -103,8 +107,9 @@ impl Backoff {
     /// # use std::time::Duration;
     /// let backoff = authgear_webhook::inbox::Backoff::default();
     /// assert_eq!(backoff.delay(1), Some(Duration::from_secs(2)));
-    /// assert_eq!(backoff.delay(14), Some(Duration::from_secs(3600)));
-    /// assert_eq!(backoff.delay(15), None);
+    /// assert_eq!(backoff.delay(14), Some(Duration::from_secs(16_384)));
+    /// assert_eq!(backoff.delay(29), Some(Duration::from_secs(6 * 3600)));
+    /// assert_eq!(backoff.delay(30), None);
     /// ```
     pub fn delay(&self, attempt: u32) -> Option<Duration> {
         if attempt >= self.attempts {
@@ -177,9 +182,10 @@ mod tests {
     }
 
     #[test]
-    fn default_survives_hours() {
+    fn default_survives_a_weekend() {
         let total = Backoff::default().total();
-        assert!(total > Duration::from_secs(4 * 3600), "{total:?}");
-        assert!(total < Duration::from_secs(5 * 3600), "{total:?}");
+        // Friday 18:00 to Monday 09:00 is 63 hours.
+        assert!(total > Duration::from_secs(63 * 3600), "{total:?}");
+        assert!(total < Duration::from_secs(5 * 24 * 3600), "{total:?}");
     }
 }

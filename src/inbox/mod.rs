@@ -22,7 +22,7 @@
 //!    function taking a [`Delivery`]: the typed [`Event`](crate::event::Event), the
 //!    attempt number, the endpoint), at most [`concurrency`](Worker::concurrency) at a
 //!    time. Success marks the event done. A failure or a panic is retried after an
-//!    exponential [`Backoff`] with jitter (by default 15 attempts over about 4 hours);
+//!    exponential [`Backoff`] with jitter (by default 30 attempts over about 4 days);
 //!    after the last attempt the event becomes a **dead letter**, kept until re-driven
 //!    ([`Inbox::dead_letters`], [`Inbox::redrive`]), never dropped.
 //! 4. Handled events are kept for the [`retention`](Worker::retention) (7 days) to
