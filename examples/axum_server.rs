@@ -47,8 +47,9 @@
 //!
 //! With `DATABASE_URL` set (`postgres://user:password@host/database`; it takes precedence
 //! over `REDIS_URL` and the SQLite file), the inbox and replay protection are in that Postgres
-//! database (one pool of 40 connections), the inbox, shared by any number
-//! of instances like Redis, and the worker's effect commits with the event's acknowledgement:
+//! database, on one pool of 40 connections (two instances fit Postgres's default 100), shared
+//! by any number of instances like Redis, and the worker's effect commits with the event's
+//! acknowledgement:
 //! the handler inserts `(event_id, event_type, handled_at)` into the table
 //! `authgear_webhook_example_handled` (created at start if missing) in the transaction that marks
 //! the event handled, then prints `handled {type} {id}`. Each acknowledged event's row is there
