@@ -16,7 +16,7 @@ use crate::common::{
     example::{self, Output},
     fixture,
 };
-use authgear_webhook::inbox::{Counts, EventKey, NewEvent, RedisStore, SqliteStore, Store, Stored};
+use authgear_webhook::inbox::{Counts, EventKey, NewEvent, SqliteStore, Store, Stored};
 
 /// How long one run of the binary may take.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -330,16 +330,7 @@ async fn a_redis_inbox_by_its_url() {
         return;
     };
     let url = server.url.clone();
-    let store = RedisStore::builder()
-        .timeout(Duration::from_secs(5))
-        .open(url.as_str())
-        .expect("url");
-    // Until it answers.
-    let deadline = std::time::Instant::now() + LIMIT;
-    while store.counts().await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "redis-server starts");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let store = crate::cli::redis_store(&url).await;
     let stand_in = AdminApiStandIn::start().await;
     for seq in 1..=3 {
         stand_in.log(event(

@@ -542,16 +542,7 @@ async fn inbox_on_redis_from_the_flag_or_redis_url() {
         return;
     };
     let url = server.url.clone();
-    let store = RedisStore::builder()
-        .timeout(Duration::from_secs(5))
-        .open(url.as_str())
-        .expect("url");
-    // Until it answers.
-    let deadline = std::time::Instant::now() + LIMIT;
-    while store.counts().await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "redis-server starts");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let store = redis_store(&url).await;
     dead_letters(&store, &[("/", "r1"), ("/", "r2")], "handler failed").await;
 
     // Beside a live store (Redis is shared): --redis, or REDIS_URL.
@@ -574,4 +565,18 @@ async fn inbox_on_redis_from_the_flag_or_redis_url() {
     let counts = store.counts().await.expect("counts");
     assert_eq!((counts.queued, counts.dead), (2, 0));
     drop(server);
+}
+
+/// A Redis inbox store on `url`, once `redis-server` answers (at most `LIMIT`).
+pub(crate) async fn redis_store(url: &str) -> RedisStore {
+    let store = RedisStore::builder()
+        .timeout(Duration::from_secs(5))
+        .open(url)
+        .expect("url");
+    let deadline = std::time::Instant::now() + LIMIT;
+    while store.counts().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "redis-server starts");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store
 }
