@@ -2,6 +2,8 @@
 //! beside the store), applied in order, forward only, recorded in the versions table that
 //! every store of one schema and prefix shares (one row per store).
 
+use std::time::Duration;
+
 use sqlx::{Executor, PgConnection, PgPool, Row};
 
 use super::{Names, error};
@@ -26,16 +28,31 @@ impl Migrations {
     }
 }
 
-/// Brings the tables of `migrations` named by `names` to the latest version: in one
-/// transaction, under a transaction-level advisory lock on the schema and prefix, so that
-/// instances starting together apply each migration once (the others wait, then find it
-/// applied). A crash or a failing statement leaves the tables as they were.
+/// Checks `names`, then brings the tables of `migrations` they name to the latest version
+/// within `timeout`: in one transaction, under a transaction-level advisory lock on the
+/// schema and prefix, so that instances starting together apply each migration once (the
+/// others wait, then find it applied). A crash or a failing statement leaves the tables as
+/// they were.
 ///
 /// # Errors
 ///
-/// A version this build does not know ([`StoreErrorKind::Unavailable`], nothing written),
-/// Postgres unreachable, or a migration that fails (the transaction rolled back).
+/// Names that are not plain identifiers (nothing sent), a version this build does not know
+/// ([`StoreErrorKind::Unavailable`], nothing written), Postgres unreachable or not done
+/// within `timeout`, or a migration that fails (the transaction rolled back).
 pub(crate) async fn migrate(
+    pool: PgPool,
+    names: &Names,
+    migrations: &'static Migrations,
+    timeout: Duration,
+) -> Result<(), StoreError> {
+    names.check()?;
+    tokio::time::timeout(timeout, migrate_now(pool, names.clone(), migrations))
+        .await
+        .map_err(|_| super::late())?
+}
+
+/// [`migrate`] without the checks and the time limit.
+async fn migrate_now(
     pool: PgPool,
     names: Names,
     migrations: &'static Migrations,

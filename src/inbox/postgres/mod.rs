@@ -290,11 +290,14 @@ impl PostgresBuilder {
     /// Cancel safe: the migrations run in one transaction, which a dropped future rolls
     /// back (the connection returns to the pool and finishes it there).
     pub async fn open(self) -> Result<PostgresStore, StoreError> {
-        self.names.check()?;
-        let migrated = crate::postgres::migrate(self.pool.clone(), self.names.clone(), &MIGRATIONS);
-        tokio::time::timeout(self.timeout * 2, migrated)
-            .await
-            .map_err(|_| crate::postgres::late())??;
+        // Twice the timeout: a migration may wait for another instance's.
+        crate::postgres::migrate(
+            self.pool.clone(),
+            &self.names,
+            &MIGRATIONS,
+            self.timeout * 2,
+        )
+        .await?;
         Ok(PostgresStore {
             pool: self.pool,
             shared: Arc::new(Shared {

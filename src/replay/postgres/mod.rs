@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use tokio::runtime::Handle;
 
 use super::{SeenIds, StoreError, StoreFuture};
-use crate::postgres::{Migrations, Names, late, migrate, within};
+use crate::postgres::{Migrations, Names, migrate, within};
 
 /// The store's schema versions.
 static MIGRATIONS: Migrations = Migrations {
@@ -304,11 +304,14 @@ impl PostgresBuilder {
     /// Cancel safe: the migrations run in one transaction, which a dropped future rolls
     /// back.
     pub async fn open(self) -> Result<PostgresStore, StoreError> {
-        self.names.check()?;
-        let migrated = migrate(self.pool.clone(), self.names.clone(), &MIGRATIONS);
-        tokio::time::timeout(self.timeout * 5, migrated)
-            .await
-            .map_err(|_| late())??;
+        // Five times the timeout: a migration may wait for another instance's.
+        migrate(
+            self.pool.clone(),
+            &self.names,
+            &MIGRATIONS,
+            self.timeout * 5,
+        )
+        .await?;
         Ok(PostgresStore {
             pool: self.pool,
             shared: Arc::new(Shared {
