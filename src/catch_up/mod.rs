@@ -50,7 +50,10 @@
 //! inbox's [`retention`](CatchUp::retention) (default 7 days, as the worker's) less an hour:
 //! a handled event is forgotten after the retention, and would be handed over again.
 //!
-//! Instances sharing a store take a lease before a pass: one pass runs at a time.
+//! Instances sharing a store take a lease before a pass: one pass runs at a time. The lease
+//! lasts the interval (at least 5 s, at most a minute), renewed after each step, so an
+//! instance killed during a pass holds up the others, or itself restarted, that long at
+//! most; an instance that finds the lease taken tries again after that long.
 //!
 //! [`CatchUp::backfill`] reads a range given by hand, once, without the checkpoint or the
 //! lease, or only lists what the inbox is missing (a dry run): the command-line tool's
@@ -105,8 +108,12 @@ use crate::{
 
 /// The span of the log one step of a pass reads before it moves the checkpoint.
 const STEP: i64 = 600;
-/// How long a pass's lease holds without being renewed (after each step).
-const LEASE: Duration = Duration::from_secs(300);
+/// How long a pass's lease holds without being renewed (after each step): the interval, at
+/// least 5 s and at most a minute, so that an instance killed during a pass holds up the
+/// others (or itself, restarted) that long at most.
+fn lease_for(interval: Duration) -> Duration {
+    interval.clamp(Duration::from_secs(5), Duration::from_secs(60))
+}
 /// The types the Admin API cannot filter on (not in its enum): never asked for.
 const NOT_QUERYABLE: [&str; 2] = ["identity.username.verified", "identity.username.unverified"];
 
@@ -275,12 +282,12 @@ impl CatchUp {
     ///
     /// Cancel safe: a dropped pass leaves the checkpoint at the last step it finished
     /// (events stored since are stored, and found stored by the next pass); its lease
-    /// expires after 5 minutes.
+    /// expires after the interval (at least 5 s, at most a minute).
     pub async fn pass(&self) -> Result<Pass, CatchUpError> {
         let store = self.inbox.store();
         let name = self.name();
         if !store
-            .lease(&name, &self.holder, LEASE)
+            .lease(&name, &self.holder, lease_for(self.interval))
             .await
             .map_err(CatchUpError::store)?
         {
@@ -327,21 +334,21 @@ impl CatchUp {
                     pass.recovered += 1;
                 }
             }
-            let moved = to.min(now - overlap);
-            if checkpoint.is_none_or(|checkpoint| moved > checkpoint) {
-                let kept = store
-                    .set_checkpoint(name, &self.holder, time(moved))
-                    .await
-                    .map_err(CatchUpError::store)?;
-                // The lease expired and another instance took it: its pass goes on.
-                if !kept {
-                    break;
-                }
-            }
+            // Renewed before the checkpoint moves: a step longer than the lease takes it
+            // again if nobody else did. Another instance took it: its pass goes on.
             if !store
-                .lease(name, &self.holder, LEASE)
+                .lease(name, &self.holder, lease_for(self.interval))
                 .await
                 .map_err(CatchUpError::store)?
+            {
+                break;
+            }
+            let moved = to.min(now - overlap);
+            if checkpoint.is_none_or(|checkpoint| moved > checkpoint)
+                && !store
+                    .set_checkpoint(name, &self.holder, time(moved))
+                    .await
+                    .map_err(CatchUpError::store)?
             {
                 break;
             }
@@ -467,7 +474,12 @@ impl CatchUp {
                             "catch-up: stored events the webhook never brought"
                         );
                     }
-                    self.interval
+                    // Another instance's pass, or a killed one's lease: try again once it
+                    // may have expired.
+                    match pass.skipped {
+                        true => lease_for(self.interval).min(self.interval),
+                        false => self.interval,
+                    }
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);

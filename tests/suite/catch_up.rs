@@ -538,3 +538,36 @@ async fn a_pass_costs_one_request_per_page_of_its_window() {
     assert_eq!((pass.read, pass.recovered), (250, 0));
     assert_eq!(stand_in.requests() - before, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_cut_off_holds_the_others_up_for_its_lease_only() {
+    let stand_in = AdminApiStandIn::start().await;
+    let dir = TempDir::new("catch-up-cut-off");
+    let inbox = sqlite_inbox(&dir);
+    stand_in.log(event(1, "user.created", now() - 30));
+    // An instance whose pass is cut off while the Admin API answers slowly (killed, or its
+    // future dropped): its lease stays behind.
+    stand_in.set_fault(Some(Fault::Slow(Duration::from_secs(3))));
+    let cut_off = CatchUp::new(&inbox, api(&stand_in), "/").interval(Duration::from_secs(1));
+    let pass = tokio::time::timeout(Duration::from_millis(500), cut_off.pass()).await;
+    assert!(pass.is_err(), "cut off");
+    stand_in.set_fault(None);
+    // Another instance (or the same one restarted) recovers the event once that lease
+    // expires: seconds, not minutes.
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(
+        CatchUp::new(&inbox, api(&stand_in), "/")
+            .interval(Duration::from_secs(1))
+            .run(shutdown.clone()),
+    );
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while inbox.counts().await.expect("counts").queued < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "recovered after the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    running.await.expect("stops");
+}
