@@ -57,6 +57,9 @@ mod store_error;
 mod verified;
 pub mod verify;
 
+#[cfg(feature = "inbox")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inbox")))]
+pub mod admin;
 #[cfg(feature = "catch-up")]
 #[cfg_attr(docsrs, doc(cfg(feature = "catch-up")))]
 pub mod catch_up;

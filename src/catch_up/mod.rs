@@ -90,6 +90,7 @@
 mod admin_api;
 mod error;
 mod read;
+pub(crate) mod status;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -130,6 +131,8 @@ pub struct CatchUp {
     first_start: Option<SystemTime>,
     /// This instance's name for the lease.
     holder: String,
+    /// Whether `run` runs and how its last pass ended, for the readiness check.
+    pub(crate) status: status::Status,
 }
 
 /// What one pass did: [`CatchUp::pass`].
@@ -183,6 +186,7 @@ impl CatchUp {
             retention: Duration::from_secs(7 * 24 * 3600),
             first_start: None,
             holder: format!("{:016x}", fastrand::u64(..)),
+            status: status::Status::default(),
         }
     }
 
@@ -458,12 +462,15 @@ impl CatchUp {
     /// As [`pass`](Self::pass): dropping it, or cancelling `shutdown`, stops it where it
     /// is.
     pub async fn run(self, shutdown: CancellationToken) {
+        // Health's "the catch-up runs", until this future ends.
+        let _running = self.status.running();
         let mut failures = 0u32;
         loop {
             let pass = tokio::select! {
                 () = shutdown.cancelled() => return,
                 pass = self.pass() => pass,
             };
+            self.status.passed(&pass);
             let wait = match pass {
                 Ok(pass) => {
                     failures = 0;

@@ -139,7 +139,13 @@ mod sqlite;
 mod store;
 mod worker;
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use tokio::sync::Notify;
 
@@ -192,6 +198,9 @@ struct Shared {
     store: Arc<dyn Store>,
     /// Wakes an idle worker when the layer stored an event.
     wake: Notify,
+    /// How many [`Worker::run`] futures of this inbox are live: the readiness check's
+    /// "the worker runs" ([`Health`](crate::admin::Health)).
+    workers: AtomicUsize,
 }
 
 impl Inbox {
@@ -222,6 +231,7 @@ impl Inbox {
             shared: Arc::new(Shared {
                 store,
                 wake: Notify::new(),
+                workers: AtomicUsize::new(0),
             }),
         }
     }
@@ -352,6 +362,18 @@ impl Inbox {
         Ok(requeued)
     }
 
+    /// How many workers of this inbox run in this process.
+    pub(crate) fn workers(&self) -> usize {
+        self.shared.workers.load(Ordering::Relaxed)
+    }
+
+    /// Counts a worker as running until the guard is dropped (with its `run` future,
+    /// however it ends: returned, dropped, or its task panicked).
+    pub(crate) fn worker_running(&self) -> WorkerRunning {
+        self.shared.workers.fetch_add(1, Ordering::Relaxed);
+        WorkerRunning(self.shared.clone())
+    }
+
     /// Wakes an idle worker: events were stored by other means than the layer.
     #[cfg(feature = "catch-up")]
     pub(crate) fn wake(&self) {
@@ -388,6 +410,15 @@ impl Inbox {
                 requeued += u64::from(self.redrive(&dead.key).await?);
             }
         }
+    }
+}
+
+/// A running worker, counted until dropped: [`Inbox::worker_running`].
+pub(crate) struct WorkerRunning(Arc<Shared>);
+
+impl Drop for WorkerRunning {
+    fn drop(&mut self) {
+        self.0.workers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

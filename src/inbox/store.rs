@@ -383,7 +383,42 @@ pub trait Store: Send + Sync + 'static {
         let _ = (name, holder, at);
         no_catch_up()
     }
+
+    /// Whether the store can take a write now: a small durable write, answered as the
+    /// store answers its others (down, unreachable, read-only, disk full: an error).
+    /// [`Health`](crate::admin::Health) calls it on every readiness check.
+    ///
+    /// The default renews a lease of its own, `health probe`, for one second with
+    /// [`lease`](Self::lease): a real write, synced like an event, on every store that keeps
+    /// leases (the SQLite, Redis and Postgres stores), and one that never delays the
+    /// catch-up's (another name). Every instance writes it as the same holder, so it always
+    /// writes. A store without leases fails it, and is never ready: implement `probe`
+    /// there. [`SqliteStore`](super::SqliteStore) also fails it, with
+    /// [`StoreErrorKind::Full`], once its file is at its [`max_size`](super::SqliteBuilder::max_size)
+    /// with no free page left.
+    ///
+    /// ```
+    /// use authgear_webhook::inbox::{SqliteStore, Store};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("inbox-probe-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let store = SqliteStore::open(dir.join("inbox.sqlite3"))?;
+    /// store.probe().await?;
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn probe(&self) -> StoreFuture<()> {
+        let lease = self.lease(PROBE, PROBE, Duration::from_secs(1));
+        Box::pin(async move { lease.await.map(drop) })
+    }
 }
+
+/// The lease [`Store::probe`] writes by default (and its holder): a name no catch-up
+/// takes (theirs start with `catch-up `).
+pub(super) const PROBE: &str = "health probe";
 
 /// What the catch-up methods of a store without leases and checkpoints resolve to.
 fn no_catch_up<T: Send + 'static>() -> StoreFuture<T> {

@@ -308,6 +308,8 @@ impl Worker {
     /// recorded while the runtime runs. Nothing is lost either way: an event whose handler
     /// is dropped with the runtime is handed over again when its claim expires.
     pub async fn run(self, handler: impl Handler, shutdown: CancellationToken) {
+        // Health's "the worker runs", until this future ends.
+        let _running = self.inbox.worker_running();
         let handler: Arc<dyn Handler> = Arc::new(handler);
         let store = self.inbox.shared.store.clone();
         let config = Arc::new(self);

@@ -53,7 +53,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::store::{
     Claimed, Counts, DeadLetter, EventKey, Failure, NewEvent, Store, StoreError, StoreErrorKind,
-    StoreFuture, Stored, checkpoint_at, checkpoint_ms,
+    PROBE, StoreFuture, Stored, checkpoint_at, checkpoint_ms,
 };
 
 /// States, as stored in the `state` column.
@@ -715,6 +715,33 @@ impl Store for SqliteStore {
                 "SELECT EXISTS (SELECT 1 FROM inbox WHERE endpoint = ?1 AND id = ?2)",
             )?
             .query_row(params![key.endpoint, key.id], |row| row.get(0))
+        })
+    }
+
+    /// The default's write (the probe's lease, synced with the batch it joins), and room
+    /// for one more page: a file at its `max_page_count` with no free page refuses every
+    /// new event while leases, acks and failures, which rewrite rows in place, still pass.
+    fn probe(&self) -> StoreFuture<()> {
+        let lease = self.lease(PROBE, PROBE, Duration::from_secs(1));
+        let room = self.call(|conn| {
+            conn.query_row(
+                "SELECT (SELECT page_count FROM pragma_page_count())
+                          < (SELECT max_page_count FROM pragma_max_page_count())
+                     OR (SELECT freelist_count FROM pragma_freelist_count()) > 0",
+                [],
+                |row| row.get::<_, bool>(0),
+            )
+        });
+        Box::pin(async move {
+            lease.await?;
+            match room.await? {
+                true => Ok(()),
+                false => Err(StoreError::new(
+                    StoreErrorKind::Full,
+                    "inbox store is full",
+                    None,
+                )),
+            }
         })
     }
 

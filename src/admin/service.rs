@@ -1,0 +1,361 @@
+//! The admin service: health and the live inbox, as JSON over HTTP.
+
+use std::{
+    convert::Infallible,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use serde_json::{Value, json};
+use tower_service::Service;
+
+use super::{
+    AdminBody, Health,
+    request::{MAX_LIMIT, Query, Route, cursor},
+};
+use crate::inbox::{DeadLetter, EventKey, Inbox, StoreError};
+
+/// Dead letters listed by default on a page.
+const DEFAULT_LIMIT: usize = 100;
+/// Dead letters read at a time while looking for one id, or re-driving them all.
+const SCAN: usize = 500;
+/// The longest `last_error` shown, in characters: the handler's own words, cut.
+const MAX_ERROR: usize = 500;
+
+/// A tower service answering the readiness check and the live inbox as JSON: see the
+/// [module docs](super) for its routes. Mount it on a private address, never beside the
+/// webhook.
+///
+/// ```
+/// use authgear_webhook::{admin::AdminService, inbox::{Inbox, SqliteStore}};
+/// use axum::{body::Body, http::{Request, StatusCode}};
+/// use http_body_util::BodyExt;
+/// use tower::ServiceExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = std::env::temp_dir().join(format!("admin-service-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let inbox = Inbox::new(SqliteStore::open(dir.join("inbox.sqlite3"))?);
+/// let admin = AdminService::new(inbox);
+///
+/// let counts = admin.clone().oneshot(Request::get("/inbox/counts").body(Body::empty())?).await?;
+/// assert_eq!(counts.status(), StatusCode::OK);
+/// let json: serde_json::Value = serde_json::from_slice(&counts.into_body().collect().await?.to_bytes())?;
+/// assert_eq!(json["dead"], 0);
+///
+/// let wrong = admin.oneshot(Request::post("/inbox/counts").body(Body::empty())?).await?;
+/// assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AdminService {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    inbox: Inbox,
+    health: Health,
+}
+
+impl AdminService {
+    /// The service for `inbox`, its health [`Health::inbox`]: the store takes a write and
+    /// a worker of it runs in this process.
+    ///
+    /// ```no_run
+    /// # fn f(inbox: authgear_webhook::inbox::Inbox) {
+    /// let admin = authgear_webhook::admin::AdminService::new(inbox);
+    /// # }
+    /// ```
+    pub fn new(inbox: Inbox) -> Self {
+        let health = Health::new().inbox(&inbox);
+        Self {
+            shared: Arc::new(Shared { inbox, health }),
+        }
+    }
+
+    /// Answers `GET /health` with `health` instead (the catch-up, the application's own
+    /// checks; add [`Health::inbox`] yourself if it should still be checked).
+    ///
+    /// ```no_run
+    /// # fn f(inbox: authgear_webhook::inbox::Inbox) {
+    /// use authgear_webhook::admin::{AdminService, Health};
+    /// let health = Health::new().inbox(&inbox).check("cache", || Ok::<_, String>(()));
+    /// let admin = AdminService::new(inbox).health(health);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn health(self, health: Health) -> Self {
+        let inbox = self.shared.inbox.clone();
+        Self {
+            shared: Arc::new(Shared { inbox, health }),
+        }
+    }
+}
+
+impl fmt::Debug for AdminService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminService")
+            .field("inbox", &self.shared.inbox)
+            .field("health", &self.shared.health)
+            .finish()
+    }
+}
+
+impl<B> Service<Request<B>> for AdminService {
+    type Response = Response<AdminBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // The body is never read: no route takes one.
+        let (method, uri) = (request.method().clone(), request.uri().clone());
+        let shared = self.shared.clone();
+        ResponseFuture(Box::pin(async move {
+            Ok(answer(&shared, &method, &uri).await)
+        }))
+    }
+}
+
+/// The future of an [`AdminService`] answer.
+pub struct ResponseFuture(
+    Pin<Box<dyn Future<Output = Result<Response<AdminBody>, Infallible>> + Send + 'static>>,
+);
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<AdminBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+/// The answer to `method` `uri`.
+async fn answer(shared: &Shared, method: &Method, uri: &Uri) -> Response<AdminBody> {
+    let Some(route) = Route::of(uri.path()) else {
+        return error(StatusCode::NOT_FOUND, "no such route");
+    };
+    if *method != route.method() {
+        let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        if let Ok(allow) = HeaderValue::from_str(route.method().as_str()) {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+        return response;
+    }
+    let query = match Query::parse(&route, uri.query()) {
+        Ok(query) => query,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
+    };
+    let inbox = &shared.inbox;
+    let answered = match route {
+        Route::Health => {
+            let report = shared.health.report().await;
+            let status = match report.ready() {
+                true => StatusCode::OK,
+                false => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            return json_response(status, report.to_json());
+        }
+        Route::Counts => counts(inbox).await,
+        Route::Dead => dead(inbox, query).await,
+        Route::RedriveAll => redrive_all(inbox, query).await,
+        Route::Redrive(id) => return redrive(inbox, id, query.endpoint).await,
+    };
+    match answered {
+        Ok(body) => json_response(StatusCode::OK, body.to_string()),
+        Err(store) => error(StatusCode::SERVICE_UNAVAILABLE, &store.to_string()),
+    }
+}
+
+async fn counts(inbox: &Inbox) -> Result<Value, StoreError> {
+    let counts = inbox.counts().await?;
+    let bytes = inbox.size().await?;
+    Ok(json!({
+        "queued": counts.queued,
+        "in_flight": counts.in_flight,
+        "dead": counts.dead,
+        "done": counts.done,
+        "bytes": bytes,
+    }))
+}
+
+async fn dead(inbox: &Inbox, query: Query) -> Result<Value, StoreError> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    let page = inbox.dead_letters(query.after, limit).await?;
+    let next = page
+        .last()
+        .filter(|_| page.len() == limit)
+        .map(|last| cursor(&last.key));
+    Ok(json!({
+        "dead": page.iter().map(dead_json).collect::<Vec<_>>(),
+        "next": next,
+    }))
+}
+
+/// Re-drives up to `limit` dead letters (of `endpoint`, if given), in key order.
+async fn redrive_all(inbox: &Inbox, query: Query) -> Result<Value, StoreError> {
+    let limit = query.limit.unwrap_or(MAX_LIMIT);
+    let (mut after, mut redriven, mut more) = (None, Vec::new(), false);
+    'pages: loop {
+        let page = inbox.dead_letters(after.take(), SCAN).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        for dead in page {
+            if query
+                .endpoint
+                .as_ref()
+                .is_some_and(|endpoint| *endpoint != dead.key.endpoint)
+            {
+                continue;
+            }
+            if redriven.len() == limit {
+                more = true;
+                break 'pages;
+            }
+            if inbox.redrive(&dead.key).await? {
+                redriven.push(key_json(&dead.key));
+            }
+        }
+    }
+    Ok(json!({ "redriven": redriven, "more": more }))
+}
+
+/// Re-drives the dead letter `id` of `endpoint`, or of the one endpoint it is dead on.
+async fn redrive(inbox: &Inbox, id: String, endpoint: Option<String>) -> Response<AdminBody> {
+    let unavailable = |store: StoreError| error(StatusCode::SERVICE_UNAVAILABLE, &store.to_string());
+    let key = match endpoint {
+        Some(endpoint) => EventKey::new(endpoint, id),
+        None => {
+            let mut found = match find(inbox, &id).await {
+                Ok(found) => found,
+                Err(store) => return unavailable(store),
+            };
+            match found.len() {
+                0 => return error(StatusCode::NOT_FOUND, "no such dead letter"),
+                1 => found.remove(0),
+                _ => {
+                    let endpoints: Vec<&str> =
+                        found.iter().map(|key| key.endpoint.as_str()).collect();
+                    let body = json!({
+                        "error": "dead on several endpoints: give ?endpoint=",
+                        "endpoints": endpoints,
+                    });
+                    return json_response(StatusCode::CONFLICT, body.to_string());
+                }
+            }
+        }
+    };
+    match inbox.redrive(&key).await {
+        Ok(true) => json_response(
+            StatusCode::OK,
+            json!({ "redriven": [key_json(&key)], "more": false }).to_string(),
+        ),
+        Ok(false) => error(StatusCode::NOT_FOUND, "no such dead letter"),
+        Err(store) => unavailable(store),
+    }
+}
+
+/// The keys of the dead letters with this `id`, on every endpoint.
+async fn find(inbox: &Inbox, id: &str) -> Result<Vec<EventKey>, StoreError> {
+    let (mut after, mut found) = (None, Vec::new());
+    loop {
+        let page = inbox.dead_letters(after.take(), SCAN).await?;
+        let Some(last) = page.last() else {
+            return Ok(found);
+        };
+        after = Some(last.key.clone());
+        found.extend(page.into_iter().map(|dead| dead.key).filter(|key| key.id == id));
+    }
+}
+
+fn dead_json(dead: &DeadLetter) -> Value {
+    let last_error = dead
+        .last_error
+        .as_deref()
+        .map(|error| error.chars().take(MAX_ERROR).collect::<String>());
+    json!({
+        "endpoint": dead.key.endpoint,
+        "id": dead.key.id,
+        "type": dead.event_type,
+        "attempts": dead.attempts,
+        "died_at": rfc3339(dead.died_at),
+        "last_error": last_error,
+    })
+}
+
+fn key_json(key: &EventKey) -> Value {
+    json!({ "endpoint": key.endpoint, "id": key.id })
+}
+
+/// `{"error": message}` with `status`.
+fn error(status: StatusCode, message: &str) -> Response<AdminBody> {
+    json_response(status, json!({ "error": message }).to_string())
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<AdminBody> {
+    let mut response = Response::new(AdminBody::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // Live state: never from a cache.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `time` in UTC as RFC 3339 with milliseconds, e.g. `2026-11-30T05:57:12.345Z` (the
+/// command-line tool prints the same).
+fn rfc3339(time: SystemTime) -> String {
+    let ms = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let (secs, ms) = (ms / 1000, ms % 1000);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u128::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        let at = |ms: u64| rfc3339(UNIX_EPOCH + Duration::from_millis(ms));
+        assert_eq!(at(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(at(1_764_356_838_123), "2025-11-28T19:07:18.123Z");
+    }
+}
