@@ -67,6 +67,27 @@
 //! key ID or app ID stops it at start with one line; an Admin API that cannot be reached is
 //! retried. The startup line says `catch-up: every N s` (or `off`).
 //!
+//! With `ADMIN_ADDR` (e.g. `127.0.0.1:9998`; unset or `off`: no admin listener, so several
+//! instances on one machine need no setting), a second listener on that address serves
+//! `authgear_webhook::admin::AdminService`: `GET /health` (200 when ready, 503 with the
+//! reasons: the inbox's store cannot take a write, the worker or the catch-up is not
+//! running; a catch-up whose last pass failed is `degraded`, still 200),
+//! `GET /inbox/counts`, `GET /inbox/dead` (JSON, paged: `?after=` the `next` of the
+//! previous page, `&limit=`), `POST /inbox/dead/{event id}/redrive` and
+//! `POST /inbox/dead/redrive` (all). With the inbox off, only `/health` (always ready). The
+//! startup line says `admin: http://ADDR,` (the address bound, so `127.0.0.1:0` works)
+//! or `admin: off,`. It has no authentication: keep it on loopback or a private network,
+//! never where the webhook is public. `authgear-webhook inbox --admin http://ADDR ...`
+//! (the command-line tool) reads and re-drives the inbox of a running server through it.
+//!
+//! To watch retries and dead letters: `FAIL_EVENT_TYPES` (comma-separated, e.g.
+//! `FAIL_EVENT_TYPES=user.created`) makes the worker's handler fail every event of those
+//! types (the line `failed {type} {id} (attempt N)`), and `AUTHGEAR_WEBHOOK_MAX_ATTEMPTS`
+//! sets the attempts before a dead letter (default 30, over about 4 days). Retries follow
+//! the inbox's default schedule, 2 s after the first failure and doubling: with
+//! `AUTHGEAR_WEBHOOK_MAX_ATTEMPTS=1` an event is dead at its first failure, with 3 about
+//! 6 s later.
+//!
 //! Served as a public endpoint should be: the layer's body deadline (10 s) and body budget
 //! (32 MiB for all bodies in flight) at their defaults, a 5 s timeout around the handler,
 //! a 5 s HTTP/1 header-read timeout (from the connection's start: a connection that sends
@@ -90,11 +111,12 @@ use std::{
 
 use authgear_webhook::{
     Rejection, Secret, VerifySignatureLayer,
+    admin::{AdminService, Health},
     catch_up::{AdminApi, AdminApiKey, CatchUp, CatchUpErrorKind},
     event::{Answer, Event, EventRejection, Payload},
     inbox::{
-        AckTransaction, CancellationToken, Delivery, Inbox, PostgresStore, Receipt, SqliteStore,
-        Store, StoreError, Worker,
+        AckTransaction, Backoff, CancellationToken, Delivery, Inbox, PostgresStore, Receipt,
+        SqliteStore, Store, StoreError, Worker,
     },
     replay::{RedisStore, Repeated, ReplayProtection},
     sqlx::{self, PgPool, postgres::PgPoolOptions},
@@ -105,7 +127,7 @@ use axum::{
     http::StatusCode,
     middleware::map_response,
     response::{IntoResponse, Response},
-    routing::post,
+    routing::{get, post},
 };
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -227,27 +249,58 @@ async fn main() -> ExitCode {
         }
     };
     let shutdown = CancellationToken::new();
+    let mut health = match &inbox {
+        Some((inbox, _)) => Health::new().inbox(inbox),
+        None => Health::new(),
+    };
     let catch_up_name = match catch_up {
         Some((catch_up, interval)) => {
+            health = health.catch_up(&catch_up);
             tokio::spawn(catch_up.run(shutdown.clone()));
             format!("every {interval} s")
         }
         None => "off".to_owned(),
     };
-    let worker = inbox.as_ref().map(|(inbox, _)| {
-        let worker = worker(inbox.clone());
-        match &postgres {
-            Some(store) => {
-                tokio::spawn(worker.run(store.transactional(handle_in), shutdown.clone()))
-            }
-            None => tokio::spawn(worker.run(handle, shutdown.clone())),
+    let worker = match inbox.as_ref().map(|(inbox, _)| worker(inbox.clone())) {
+        None => None,
+        Some(Err(error)) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
         }
-    });
+        Some(Ok(worker)) => {
+            let failing = failing_types();
+            Some(match &postgres {
+                Some(store) => tokio::spawn(worker.run(
+                    store.transactional(move |tx, delivery| handle_in(tx, delivery, failing.clone())),
+                    shutdown.clone(),
+                )),
+                None => tokio::spawn(worker.run(
+                    move |delivery| handle(delivery, failing.clone()),
+                    shutdown.clone(),
+                )),
+            })
+        }
+    };
+    let admin = match listen_admin().await {
+        Ok(admin) => admin,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let admin_name = match admin {
+        Some((listener, local)) => {
+            let router = admin_router(inbox.as_ref().map(|(inbox, _)| inbox.clone()), health);
+            tokio::spawn(serve(listener, router));
+            format!("http://{local}")
+        }
+        None => "off".to_owned(),
+    };
     let inbox = inbox.map_or_else(|| "off".to_owned(), |(_, name)| name);
 
     println!(
         "listening on http://{local} (replay protection: {replay_name}, \
-         catch-up: {catch_up_name}, inbox: {inbox})"
+         catch-up: {catch_up_name}, admin: {admin_name}, inbox: {inbox})"
     );
     serve(listener, app).await;
     // The listener is closed: stop claiming, let the handlers in flight finish.
@@ -256,6 +309,48 @@ async fn main() -> ExitCode {
         let _ = worker.await;
     }
     ExitCode::SUCCESS
+}
+
+/// The admin listener on `ADMIN_ADDR` and the address it is bound to; `None` when it is
+/// unset, empty or `off`.
+async fn listen_admin() -> Result<Option<(TcpListener, String)>, String> {
+    let addr = match env::var("ADMIN_ADDR") {
+        Ok(addr) if !addr.is_empty() && addr != "off" => addr,
+        _ => return Ok(None),
+    };
+    let listener = listen(&addr)
+        .await
+        .map_err(|error| format!("ADMIN_ADDR: cannot listen on {addr}: {error}"))?;
+    let local = listener.local_addr().map_or(addr, |local| local.to_string());
+    Ok(Some((listener, local)))
+}
+
+/// What the admin listener serves: the admin service (health and the live inbox) as the
+/// fallback, so that routes of their own (`/metrics`) go beside it here. Without an inbox,
+/// only `/health`.
+fn admin_router(inbox: Option<Inbox>, health: Health) -> Router {
+    let router = Router::new();
+    match inbox {
+        Some(inbox) => router.fallback_service(AdminService::new(inbox).health(health)),
+        None => router.route(
+            "/health",
+            get(move || {
+                let health = health.clone();
+                async move {
+                    let report = health.report().await;
+                    let status = match report.ready() {
+                        true => StatusCode::OK,
+                        false => StatusCode::SERVICE_UNAVAILABLE,
+                    };
+                    (
+                        status,
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        report.to_json(),
+                    )
+                }
+            }),
+        ),
+    }
 }
 
 /// The settings of the catch-up from Authgear's audit log, all four or none.
@@ -536,17 +631,52 @@ fn open_sqlite(setting: Option<String>, local: &str) -> Result<(Inbox, String), 
 }
 
 /// The inbox's worker; `AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS` sets how long a claim holds
-/// without a heartbeat (the default is 30 s).
-fn worker(inbox: Inbox) -> Worker {
-    let worker = Worker::new(inbox);
-    match env::var("AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS").map(|ms| ms.parse::<u64>()) {
-        Ok(Ok(ms)) => worker.claim_for(Duration::from_millis(ms)),
-        _ => worker,
+/// without a heartbeat (the default is 30 s), `AUTHGEAR_WEBHOOK_MAX_ATTEMPTS` the attempts
+/// before a dead letter (the default schedule's 30).
+fn worker(inbox: Inbox) -> Result<Worker, String> {
+    let mut worker = Worker::new(inbox);
+    if let Ok(Ok(ms)) = env::var("AUTHGEAR_WEBHOOK_INBOX_CLAIM_MS").map(|ms| ms.parse::<u64>()) {
+        worker = worker.claim_for(Duration::from_millis(ms));
     }
+    if let Ok(attempts) = env::var("AUTHGEAR_WEBHOOK_MAX_ATTEMPTS") {
+        let attempts = attempts
+            .parse::<u32>()
+            .ok()
+            .filter(|attempts| *attempts > 0)
+            .ok_or("AUTHGEAR_WEBHOOK_MAX_ATTEMPTS: a number of attempts, at least 1")?;
+        worker = worker.backoff(Backoff::default().attempts(attempts));
+    }
+    Ok(worker)
+}
+
+/// The event types the worker's handler fails (`FAIL_EVENT_TYPES`, comma-separated).
+fn failing_types() -> Arc<[String]> {
+    env::var("FAIL_EVENT_TYPES")
+        .unwrap_or_default()
+        .split(',')
+        .map(|event_type| event_type.trim().to_owned())
+        .filter(|event_type| !event_type.is_empty())
+        .collect()
+}
+
+/// Fails `delivery` if its type is one of `failing`, with its line.
+fn fail_if(delivery: &Delivery, failing: &[String]) -> Result<(), String> {
+    let event = &delivery.event;
+    if !failing.iter().any(|failing| failing == event.event_type()) {
+        return Ok(());
+    }
+    println!(
+        "failed {} {} (attempt {})",
+        event.event_type(),
+        event.id,
+        delivery.attempt
+    );
+    Err(format!("FAIL_EVENT_TYPES has {}", event.event_type()))
 }
 
 /// The worker's handler: one line per event.
-async fn handle(delivery: Delivery) -> Result<(), std::convert::Infallible> {
+async fn handle(delivery: Delivery, failing: Arc<[String]>) -> Result<(), String> {
+    fail_if(&delivery, &failing)?;
     let event = delivery.event;
     println!("handled {} {}", event.event_type(), event.id);
     Ok(())
@@ -557,7 +687,9 @@ async fn handle(delivery: Delivery) -> Result<(), std::convert::Infallible> {
 async fn handle_in(
     mut tx: AckTransaction,
     delivery: Delivery,
-) -> Result<AckTransaction, sqlx::Error> {
+    failing: Arc<[String]>,
+) -> Result<AckTransaction, String> {
+    fail_if(&delivery, &failing)?;
     let event = delivery.event;
     sqlx::query(
         "INSERT INTO authgear_webhook_example_handled (event_id, event_type, handled_at) \
@@ -566,7 +698,8 @@ async fn handle_in(
     .bind(&event.id)
     .bind(event.event_type())
     .execute(&mut *tx)
-    .await?;
+    .await
+    .map_err(|error| error.to_string())?;
     println!("handled {} {}", event.event_type(), event.id);
     Ok(tx)
 }

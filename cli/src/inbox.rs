@@ -1,5 +1,6 @@
 //! `authgear-webhook inbox counts|dead|redrive`: look after a receiver's inbox (the SQLite
-//! file or Redis), through the library's public inbox API. No secret needed.
+//! file or Redis, through the library's public inbox API; or a running server's, through
+//! its admin service). No secret needed.
 
 use std::{
     io::{ErrorKind, Write},
@@ -7,10 +8,14 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use authgear_webhook::inbox::{DeadLetter, EventKey, Inbox, RedisStore, SqliteStore, StoreError};
+use authgear_webhook::inbox::{EventKey, Inbox, RedisStore, SqliteStore, StoreError};
 use serde_json::json;
 
-use crate::{Failure, chain};
+use crate::{
+    Failure,
+    admin::{Admin, Dead},
+    chain,
+};
 
 /// The file `examples/axum_server.rs` uses when `AUTHGEAR_WEBHOOK_INBOX` is not set.
 const DEFAULT_FILE: &str = "authgear-webhook-inbox.sqlite3";
@@ -27,9 +32,11 @@ const PAGE: usize = 500;
 ///
 /// The inbox is the SQLite file (--file, default ./authgear-webhook-inbox.sqlite3, as
 /// examples/axum_server.rs uses), or Redis (--redis URL, or $REDIS_URL when --file is not
-/// given). The SQLite file takes one process at a time: stop the server that uses it first
-/// (its worker handles re-driven events when it starts again). Redis is shared: the tool
-/// works beside running servers.
+/// given), or a running server's, through its admin service (--admin URL: the example's
+/// ADMIN_ADDR, e.g. http://127.0.0.1:9998). The SQLite file takes one process at a time:
+/// while its server runs, use --admin (or stop the server first; its worker handles
+/// re-driven events when it starts again). Redis is shared: the tool works beside running
+/// servers.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The inbox's SQLite file [default: authgear-webhook-inbox.sqlite3]
@@ -39,6 +46,15 @@ pub(crate) struct Args {
     /// The inbox in Redis, e.g. redis://127.0.0.1:6379 [default: $REDIS_URL]
     #[arg(long, global = true, value_name = "URL")]
     redis: Option<String>,
+
+    /// A running server's inbox, through its admin service, e.g. http://127.0.0.1:9998
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        conflicts_with_all = ["file", "redis"]
+    )]
+    admin: Option<String>,
 
     /// The Redis store's key prefix
     #[arg(
@@ -111,8 +127,17 @@ struct RedriveArgs {
     all: bool,
 }
 
+/// Where the inbox is asked: its store, or a running server's admin service.
+enum Target {
+    Store(Inbox),
+    Admin(Admin),
+}
+
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
-    let inbox = open(&args)?;
+    let inbox = match &args.admin {
+        Some(url) => Target::Admin(Admin::new(url)?),
+        None => Target::Store(open(&args)?),
+    };
     let mut out = std::io::stdout().lock();
     match args.command {
         Command::Counts(_) => counts(&inbox, args.json, &mut out).await,
@@ -175,33 +200,58 @@ pub(crate) fn open_inbox(
     Ok(Inbox::new(store))
 }
 
-async fn counts(inbox: &Inbox, json: bool, out: &mut impl Write) -> Result<(), Failure> {
-    let counts = inbox.counts().await.map_err(store_error)?;
-    let bytes = inbox.size().await.map_err(store_error)?;
+async fn counts(inbox: &Target, json: bool, out: &mut impl Write) -> Result<(), Failure> {
+    let [queued, in_flight, dead, done, bytes] = match inbox {
+        Target::Store(inbox) => {
+            let counts = inbox.counts().await.map_err(store_error)?;
+            let bytes = inbox.size().await.map_err(store_error)?;
+            [counts.queued, counts.in_flight, counts.dead, counts.done, bytes]
+        }
+        Target::Admin(admin) => admin.counts().await?,
+    };
     let written = if json {
         writeln!(
             out,
             "{}",
             json!({
-                "queued": counts.queued,
-                "in_flight": counts.in_flight,
-                "dead": counts.dead,
-                "done": counts.done,
+                "queued": queued,
+                "in_flight": in_flight,
+                "dead": dead,
+                "done": done,
                 "bytes": bytes,
             })
         )
     } else {
         writeln!(
             out,
-            "queued\t{}\nin_flight\t{}\ndead\t{}\ndone\t{}\nbytes\t{bytes}",
-            counts.queued, counts.in_flight, counts.dead, counts.done
+            "queued\t{queued}\nin_flight\t{in_flight}\ndead\t{dead}\ndone\t{done}\nbytes\t{bytes}"
         )
     };
     written.map_err(write_error)
 }
 
+/// Up to `limit` dead letters after `after`, from the store or the service.
+async fn page(inbox: &Target, after: Option<EventKey>, limit: usize) -> Result<Vec<Dead>, Failure> {
+    match inbox {
+        Target::Store(inbox) => Ok(inbox
+            .dead_letters(after, limit)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|dead| Dead {
+                key: dead.key,
+                event_type: dead.event_type,
+                attempts: dead.attempts.into(),
+                died_at: rfc3339(dead.died_at),
+                last_error: dead.last_error,
+            })
+            .collect()),
+        Target::Admin(admin) => admin.dead(after.as_ref(), limit).await,
+    }
+}
+
 async fn list(
-    inbox: &Inbox,
+    inbox: &Target,
     args: DeadArgs,
     json: bool,
     out: &mut impl Write,
@@ -209,10 +259,7 @@ async fn list(
     let after = args
         .after
         .map(|key| EventKey::new(key[0].as_str(), key[1].as_str()));
-    let page = inbox
-        .dead_letters(after, args.limit)
-        .await
-        .map_err(store_error)?;
+    let page = page(inbox, after, args.limit).await?;
     for dead in &page {
         let written = if json {
             writeln!(out, "{}", dead_json(dead))
@@ -224,7 +271,7 @@ async fn list(
                 field(&dead.key.id),
                 field(&dead.event_type),
                 dead.attempts,
-                rfc3339(dead.died_at),
+                dead.died_at,
                 field(dead.last_error.as_deref().unwrap_or(""))
             )
         };
@@ -240,11 +287,28 @@ async fn list(
 }
 
 async fn redrive(
-    inbox: &Inbox,
+    inbox: &Target,
     args: RedriveArgs,
     json: bool,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
+    let inbox = match inbox {
+        Target::Store(inbox) => inbox,
+        // The service looks the id up and re-drives, one request; or a thousand at a time.
+        Target::Admin(admin) => {
+            return match args.id {
+                Some(id) => {
+                    let key = admin.redrive(&id, args.endpoint.as_deref()).await?;
+                    print_key(out, &key, json)
+                }
+                None => {
+                    admin
+                        .redrive_all(args.endpoint.as_deref(), |key| print_key(out, key, json))
+                        .await
+                }
+            };
+        }
+    };
     let keys = match (args.id, args.endpoint) {
         (Some(id), Some(endpoint)) => vec![EventKey::new(endpoint, id)],
         (Some(id), None) => vec![find(inbox, &id).await?],
@@ -320,13 +384,13 @@ fn print_key(out: &mut impl Write, key: &EventKey, json: bool) -> Result<(), Fai
     written.map_err(write_error)
 }
 
-fn dead_json(dead: &DeadLetter) -> serde_json::Value {
+fn dead_json(dead: &Dead) -> serde_json::Value {
     json!({
         "endpoint": dead.key.endpoint,
         "id": dead.key.id,
         "type": dead.event_type,
         "attempts": dead.attempts,
-        "died_at": rfc3339(dead.died_at),
+        "died_at": dead.died_at,
         "last_error": dead.last_error,
     })
 }

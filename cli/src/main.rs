@@ -8,7 +8,7 @@
 //! authgear-webhook sign delivery.json
 //! authgear-webhook verify --signature 9f86d0... delivery.json
 //! authgear-webhook events
-//! authgear-webhook inbox counts                      # no secret needed; --file PATH or --redis URL
+//! authgear-webhook inbox counts                      # no secret needed; --file PATH, --redis URL or --admin URL
 //! authgear-webhook catch-up --from 2026-12-07T10:00:00Z --dry-run   # AUTHGEAR_ADMIN_API_* set
 //! ```
 //!
@@ -18,6 +18,7 @@
 //! arguments, no secret, unreadable file, unknown event type). Every failure is one line on
 //! stderr.
 
+mod admin;
 mod catch_up;
 mod events;
 mod inbox;

@@ -315,7 +315,7 @@ fn add_headers(headers: &mut http::HeaderMap, extra: &[String]) -> Result<(), Fa
 }
 
 /// rustls with `ring`, trusting the system's roots (and `SSL_CERT_FILE`) and `cacerts`.
-fn tls_config(cacerts: &[PathBuf]) -> Result<rustls::ClientConfig, Failure> {
+pub(crate) fn tls_config(cacerts: &[PathBuf]) -> Result<rustls::ClientConfig, Failure> {
     let mut roots = rustls::RootCertStore::empty();
     // Unreadable system certificates only matter for https://, where the handshake says so.
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);

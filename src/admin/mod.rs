@@ -7,7 +7,7 @@
 //! | --- | --- |
 //! | `GET /health` | 200 `{"ready":true,"status":"ok","checks":[...]}` when ready, 503 with each failing check's `reason` when not ([`Health`]) |
 //! | `GET /inbox/counts` | `{"queued":0,"in_flight":0,"dead":1,"done":7,"bytes":24576}` ([`Inbox::counts`](crate::inbox::Inbox::counts), [`Inbox::size`](crate::inbox::Inbox::size)) |
-//! | `GET /inbox/dead?after=CURSOR&limit=N` | `{"dead":[{"endpoint":"/","id":"0001","type":"user.created","attempts":30,"died_at":"2026-01-02T03:04:05.678Z","last_error":"..."}],"next":CURSOR}`: up to `limit` (default 100, at most 1000) dead letters in key order (endpoint, then id); `next` is `null` on the last page, else the `after` of the next |
+//! | `GET /inbox/dead?after=CURSOR&limit=N` | `{"dead":[{"endpoint":"/","id":"0001","type":"user.created","attempts":30,"died_at":"2026-01-02T03:04:05.678Z","last_error":"..."}],"next":CURSOR}`: up to `limit` (default 100, at most 1000) dead letters in key order (endpoint, then id); `next` is `null` on the last page, else the `after` of the next (the last key's endpoint and id, each hex-encoded, joined by a dot: `2f.30303031` after `/`, `0001`) |
 //! | `POST /inbox/dead/{id}/redrive?endpoint=E` | queues the dead letter `id` (percent-encoded) of endpoint `E` again, its attempts reset: `{"redriven":[{"endpoint":"/","id":"0001"}],"more":false}`; without `endpoint`, the one endpoint `id` is dead on (409 with the `endpoints` if several) |
 //! | `POST /inbox/dead/redrive?endpoint=E&limit=N` | queues up to `limit` (default and at most 1000) dead letters again (of `E` only, if given); `more` is `true` while others are left: call again |
 //!

@@ -102,7 +102,8 @@ impl Query {
 }
 
 /// The cursor of the page after `key`: its endpoint and id, each hex-encoded (UTF-8
-/// bytes), joined by a dot. URL-safe as it is; not meant to be read.
+/// bytes), joined by a dot. URL-safe as it is, and stable (the command-line tool makes one
+/// from `--after ENDPOINT ID`).
 pub(super) fn cursor(key: &EventKey) -> String {
     format!("{}.{}", hex::encode(&key.endpoint), hex::encode(&key.id))
 }

@@ -127,6 +127,8 @@ fn read_all(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> 
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// The admin listener's address (`ADMIN_ADDR`), when the startup line names one.
+    pub admin: Option<String>,
     /// The first line: `listening on http://ADDR (...)`.
     pub startup: String,
     lines: mpsc::Receiver<String>,
@@ -159,6 +161,9 @@ impl Server {
             .env_remove("AUTHGEAR_APP_ID")
             .env_remove("AUTHGEAR_ADMIN_API_KEY_FILE")
             .env_remove("AUTHGEAR_ADMIN_API_KEY_ID")
+            .env_remove("ADMIN_ADDR")
+            .env_remove("FAIL_EVENT_TYPES")
+            .env_remove("AUTHGEAR_WEBHOOK_MAX_ATTEMPTS")
             // Non-blocking events inline (their own line, in order); the inbox tests run
             // the example with its inbox.
             .env("AUTHGEAR_WEBHOOK_INBOX", "off");
@@ -192,9 +197,15 @@ impl Server {
             .and_then(|rest| rest.split(' ').next())
             .expect("a listening line")
             .to_owned();
+        // `admin: http://ADDR,` in the startup line's settings.
+        let admin = first
+            .split_once("admin: http://")
+            .and_then(|(_, rest)| rest.split([',', ')']).next())
+            .map(str::to_owned);
         Self {
             child,
             addr,
+            admin,
             startup: first,
             lines,
             handled,
@@ -251,6 +262,12 @@ impl Server {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
+    }
+
+    /// `http://`, the admin address and `path`; panics if the server has no admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        let admin = self.admin.as_deref().expect("started with ADMIN_ADDR");
+        format!("http://{admin}{path}")
     }
 
     /// `http://` and the address.
