@@ -18,6 +18,14 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+// Runs `axum_server` with its admin listener.
+#[cfg(all(
+    feature = "axum",
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
+))]
+mod admin;
 mod axum_stack;
 mod budget;
 // Against a stand-in for the Admin API, into a SQLite inbox.

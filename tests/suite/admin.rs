@@ -1,0 +1,425 @@
+//! The admin service through the example `axum_server` as a real process, on its
+//! `ADMIN_ADDR`: `/health` turns 503 when the inbox's store cannot write (Redis stopped or
+//! paused, a full disk under SQLite) and 200 again after; the live inbox's JSON, paging,
+//! re-drive and bad requests; and, in process, a store that hangs answers "not ready" within
+//! the timeout.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use authgear_webhook::{
+    StoreError,
+    admin::{Health, Status},
+    inbox::{
+        Claimed, Counts, DeadLetter, EventKey, Failure, Inbox, NewEvent, Store, StoreFuture,
+        Stored,
+    },
+    sign,
+};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use serde_json::Value;
+
+use crate::common::{RedisServer, SECRET, TIMEOUT, TempDir, example::Server};
+
+/// `method` `url` over a real connection: the status, the `Allow` header and the JSON.
+async fn call(method: Method, url: &str) -> (StatusCode, Option<String>, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let response = tokio::time::timeout(TIMEOUT, crate::common::client(false).request(request))
+        .await
+        .expect("answered in time")
+        .expect("a response");
+    let status = response.status();
+    let allow = response
+        .headers()
+        .get(http::header::ALLOW)
+        .map(|allow| allow.to_str().expect("ascii").to_owned());
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    (status, allow, json)
+}
+
+async fn get(server: &Server, path: &str) -> (StatusCode, Value) {
+    let (status, _, json) = call(Method::GET, &server.admin_url(path)).await;
+    (status, json)
+}
+
+async fn post_admin(server: &Server, path: &str) -> (StatusCode, Value) {
+    let (status, _, json) = call(Method::POST, &server.admin_url(path)).await;
+    (status, json)
+}
+
+/// Polls `/health` until it answers `status`; the last report. Fails after `TIMEOUT`.
+async fn health_becomes(server: &Server, status: StatusCode) -> Value {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (now, report) = get(server, "/health").await;
+        if now == status {
+            return report;
+        }
+        assert!(Instant::now() < deadline, "health stays {now}: {report}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The check `name` of a health report.
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|check| check["name"] == name))
+        .unwrap_or_else(|| panic!("no check {name} in {report}"))
+}
+
+/// A `user.created` delivery with `id`, signed, to the webhook: its status.
+async fn deliver(server: &Server, event_type: &str, id: &str) -> StatusCode {
+    let fixture = std::fs::read(format!("tests/fixtures/events/{event_type}.json"))
+        .expect("fixture");
+    let mut event: Value = serde_json::from_slice(&fixture).expect("json");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    event["context"]["timestamp"] = now.into();
+    event["id"] = id.into();
+    let body = serde_json::to_vec(&event).expect("json");
+    let (status, _, _) = server.post(&body, Some(sign(SECRET, &body))).await;
+    status
+}
+
+/// Waits for the line `failed {event_type} {id} (attempt {attempt})`.
+fn wait_failed(server: &Server, event_type: &str, id: &str, attempt: u32) {
+    let expected = format!("failed {event_type} {id} (attempt {attempt})");
+    let deadline = Instant::now() + TIMEOUT;
+    while Instant::now() < deadline {
+        if server.next_line() == expected {
+            return;
+        }
+    }
+    panic!("no line {expected:?}");
+}
+
+#[tokio::test]
+async fn health_is_503_while_redis_is_stopped_or_paused_and_200_after() {
+    let Some(mut redis) = RedisServer::builder().durable().start().await else {
+        return;
+    };
+    let server = Server::start(
+        "axum_server",
+        &[
+            ("REDIS_URL", &redis.url),
+            ("AUTHGEAR_WEBHOOK_INBOX", ""),
+            ("ADMIN_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    assert!(server.startup.contains("admin: http://"), "{}", server.startup);
+    let report = health_becomes(&server, StatusCode::OK).await;
+    assert_eq!(report["ready"], true);
+    assert_eq!(check(&report, "inbox store")["status"], "ok");
+    assert_eq!(check(&report, "inbox worker")["status"], "ok");
+
+    redis.kill();
+    let report = health_becomes(&server, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(report["ready"], false);
+    let store = check(&report, "inbox store");
+    assert_eq!(store["status"], "unready");
+    let reason = store["reason"].as_str().expect("a reason");
+    assert!(!reason.contains("redis://") && !reason.contains("127.0.0.1"), "{reason}");
+    assert_eq!(check(&report, "inbox worker")["status"], "ok");
+    // Deliveries meanwhile: 503, as the report says.
+    assert_eq!(
+        deliver(&server, "user.created", "redis-down").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    redis.restart().await;
+    health_becomes(&server, StatusCode::OK).await;
+
+    // A Redis that takes connections but holds every write: the report still comes, unready
+    // (the store's own timeout or the check's), instead of hanging the load balancer.
+    redis.cli(&["CLIENT", "PAUSE", "4000", "WRITE"]);
+    let (status, report) = get(&server, "/health").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{report}");
+    assert!(check(&report, "inbox store")["reason"].is_string(), "{report}");
+    health_becomes(&server, StatusCode::OK).await;
+}
+
+/// A tmpfs mounted at a directory (root only), unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// `None`, with a message, where mounting is not allowed (not root, no
+    /// `CAP_SYS_ADMIN`).
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Self> {
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match mounted {
+            Ok(output) if output.status.success() => Some(Self(dir.to_owned())),
+            Ok(output) => {
+                eprintln!(
+                    "skipping: cannot mount a tmpfs (root needed): {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                );
+                None
+            }
+            Err(error) => {
+                eprintln!("skipping: cannot run mount: {error}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Writes zeros to `path` until the file system is full.
+fn fill(path: &std::path::Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).expect("filler");
+    let block = vec![0u8; 64 * 1024];
+    loop {
+        if let Err(error) = file.write_all(&block).and_then(|()| file.sync_all()) {
+            assert_eq!(error.kind(), std::io::ErrorKind::StorageFull, "{error}");
+            break;
+        }
+    }
+    // The last bytes, smaller than a block.
+    while file.write_all(&[0; 512]).and_then(|()| file.sync_all()).is_ok() {}
+}
+
+#[tokio::test]
+async fn health_is_503_while_the_sqlite_disk_is_full_and_200_after() {
+    let dir = TempDir::new("admin-full");
+    let Some(_tmpfs) = Tmpfs::mount(dir.path(), "2m") else {
+        return;
+    };
+    let file = dir.path().join("inbox.sqlite3");
+    let server = Server::start(
+        "axum_server",
+        &[
+            ("AUTHGEAR_WEBHOOK_INBOX", file.to_str().expect("utf-8")),
+            ("ADMIN_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    health_becomes(&server, StatusCode::OK).await;
+
+    let filler = dir.path().join("filler");
+    fill(&filler);
+    let report = health_becomes(&server, StatusCode::SERVICE_UNAVAILABLE).await;
+    let store = check(&report, "inbox store");
+    assert_eq!(store["status"], "unready", "{report}");
+    assert_eq!(store["reason"], "inbox store is full", "{report}");
+    assert_eq!(
+        deliver(&server, "user.created", "disk-full").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    std::fs::remove_file(&filler).expect("room again");
+    health_becomes(&server, StatusCode::OK).await;
+    assert_eq!(
+        deliver(&server, "user.created", "disk-free").await,
+        StatusCode::OK
+    );
+    drop(server);
+}
+
+#[tokio::test]
+async fn live_inbox_counts_pages_and_redrives_dead_letters_of_a_running_server() {
+    let dir = TempDir::new("admin-live");
+    let file = dir.path().join("inbox.sqlite3");
+    let server = Server::start(
+        "axum_server",
+        &[
+            ("AUTHGEAR_WEBHOOK_INBOX", file.to_str().expect("utf-8")),
+            ("ADMIN_ADDR", "127.0.0.1:0"),
+            ("FAIL_EVENT_TYPES", "user.created, user.deleted"),
+            ("AUTHGEAR_WEBHOOK_MAX_ATTEMPTS", "1"),
+        ],
+    );
+    // The webhook's listener serves no admin route.
+    let (status, _, _) = call(Method::GET, &format!("{}health", server.url())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(server.next_line().starts_with("401 refused"));
+
+    for id in ["dead-1", "dead-2"] {
+        assert_eq!(deliver(&server, "user.created", id).await, StatusCode::OK);
+        assert_eq!(server.next_line(), format!("200 user.created {id}"));
+        wait_failed(&server, "user.created", id, 1);
+    }
+    let deadline = Instant::now() + TIMEOUT;
+    let counts = loop {
+        let (status, counts) = get(&server, "/inbox/counts").await;
+        assert_eq!(status, StatusCode::OK);
+        if counts["dead"] == 2 || Instant::now() > deadline {
+            break counts;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(counts["dead"], 2, "{counts}");
+    assert_eq!(counts["queued"], 0, "{counts}");
+    assert_eq!(counts["in_flight"], 0, "{counts}");
+    assert!(counts["done"].is_u64() && counts["bytes"].as_u64() > Some(0), "{counts}");
+
+    // Paged, one at a time: the cursor leads on, the last page says there is none after.
+    let (status, first) = get(&server, "/inbox/dead?limit=1").await;
+    assert_eq!(status, StatusCode::OK);
+    let dead = &first["dead"][0];
+    assert_eq!(dead["endpoint"], "/");
+    assert_eq!(dead["id"], "dead-1");
+    assert_eq!(dead["type"], "user.created");
+    assert_eq!(dead["attempts"], 1);
+    assert_eq!(dead["last_error"], "FAIL_EVENT_TYPES has user.created");
+    let died_at = dead["died_at"].as_str().expect("a time");
+    assert!(died_at.len() == 24 && died_at.ends_with('Z'), "{died_at}");
+    let next = first["next"].as_str().expect("a cursor");
+    let (_, second) = get(&server, &format!("/inbox/dead?limit=1&after={next}")).await;
+    assert_eq!(second["dead"][0]["id"], "dead-2");
+    let next = second["next"].as_str().expect("a full page has a cursor");
+    let (_, third) = get(&server, &format!("/inbox/dead?limit=1&after={next}")).await;
+    assert_eq!(third["dead"], Value::Array(Vec::new()));
+    assert_eq!(third["next"], Value::Null);
+    let (_, all) = get(&server, "/inbox/dead").await;
+    assert_eq!(all["dead"].as_array().map(Vec::len), Some(2));
+    assert_eq!(all["next"], Value::Null);
+
+    // Bad requests.
+    for (method, path, expected) in [
+        (Method::GET, "/nope", StatusCode::NOT_FOUND),
+        (Method::GET, "/inbox/counts/", StatusCode::NOT_FOUND),
+        (Method::POST, "/inbox/dead/nope/redrive", StatusCode::NOT_FOUND),
+        (
+            Method::POST,
+            "/inbox/dead/dead-1/redrive?endpoint=/other",
+            StatusCode::NOT_FOUND,
+        ),
+        (Method::GET, "/inbox/dead?limit=0", StatusCode::BAD_REQUEST),
+        (Method::GET, "/inbox/dead?limit=many", StatusCode::BAD_REQUEST),
+        (Method::GET, "/inbox/dead?after=zz", StatusCode::BAD_REQUEST),
+        (Method::GET, "/inbox/dead?page=2", StatusCode::BAD_REQUEST),
+        (Method::POST, "/inbox/counts", StatusCode::METHOD_NOT_ALLOWED),
+        (Method::DELETE, "/inbox/dead", StatusCode::METHOD_NOT_ALLOWED),
+        (Method::GET, "/inbox/dead/dead-1/redrive", StatusCode::METHOD_NOT_ALLOWED),
+    ] {
+        let (status, allow, body) = call(method.clone(), &server.admin_url(path)).await;
+        assert_eq!(status, expected, "{method} {path}: {body}");
+        assert!(body["error"].is_string(), "{method} {path}: {body}");
+        if expected == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(allow.is_some(), "{method} {path}: Allow");
+        }
+    }
+
+    // One re-driven: handed to the handler again (which fails it again: dead once more).
+    let (status, redriven) = post_admin(&server, "/inbox/dead/dead-1/redrive").await;
+    assert_eq!(status, StatusCode::OK, "{redriven}");
+    assert_eq!(redriven["redriven"][0]["id"], "dead-1");
+    assert_eq!(redriven["redriven"][0]["endpoint"], "/");
+    wait_failed(&server, "user.created", "dead-1", 1);
+    // All, one of them per request: `more` until none is left.
+    let deadline = Instant::now() + TIMEOUT;
+    while get(&server, "/inbox/counts").await.1["dead"] != 2 {
+        assert!(Instant::now() < deadline, "dead-1 dead again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, first) = post_admin(&server, "/inbox/dead/redrive?limit=1").await;
+    assert_eq!(first["redriven"], serde_json::json!([{"endpoint": "/", "id": "dead-1"}]));
+    assert_eq!(first["more"], true, "{first}");
+    // dead-2, and dead-1 again if the handler has failed it once more meanwhile.
+    let (_, rest) = post_admin(&server, "/inbox/dead/redrive?endpoint=%2F").await;
+    let ids: Vec<&Value> = rest["redriven"].as_array().into_iter().flatten().map(|key| &key["id"]).collect();
+    assert!(ids.contains(&&Value::from("dead-2")), "{rest}");
+    assert_eq!(rest["more"], false, "{rest}");
+}
+
+/// A store whose every call hangs, as a store behind a dead network path would.
+struct Hung;
+
+fn hang<T: Send + 'static>() -> StoreFuture<T> {
+    Box::pin(std::future::pending())
+}
+
+impl Store for Hung {
+    fn store(&self, _: NewEvent) -> StoreFuture<Stored> {
+        hang()
+    }
+    fn claim(&self, _: usize, _: Duration) -> StoreFuture<Vec<Claimed>> {
+        hang()
+    }
+    fn extend(&self, _: &Claimed, _: Duration) -> StoreFuture<bool> {
+        hang()
+    }
+    fn ack(&self, _: &Claimed) -> StoreFuture<bool> {
+        hang()
+    }
+    fn fail(&self, _: &Claimed, _: Failure, _: &str) -> StoreFuture<bool> {
+        hang()
+    }
+    fn release(&self, _: &Claimed) -> StoreFuture<bool> {
+        hang()
+    }
+    fn dead(&self, _: Option<EventKey>, _: usize) -> StoreFuture<Vec<DeadLetter>> {
+        hang()
+    }
+    fn redrive(&self, _: &EventKey) -> StoreFuture<bool> {
+        hang()
+    }
+    fn counts(&self) -> StoreFuture<Counts> {
+        hang()
+    }
+    fn prune(&self, _: std::time::SystemTime, _: usize) -> StoreFuture<u64> {
+        hang()
+    }
+    fn size(&self) -> StoreFuture<u64> {
+        hang()
+    }
+    fn probe(&self) -> StoreFuture<()> {
+        hang()
+    }
+}
+
+#[tokio::test]
+async fn a_hung_store_is_not_ready_within_the_timeout_and_checks_run_side_by_side() {
+    let inbox = Inbox::new(Hung);
+    let health = Health::new()
+        .timeout(Duration::from_millis(300))
+        .store(&inbox)
+        .check_async("slow", || async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok::<_, StoreError>(())
+        })
+        .check_degraded("secrets", || Err("file unreadable: the last good secrets are kept"))
+        .check("panics", || -> Result<(), String> { panic!("a bug in a check") });
+    let report = tokio::time::timeout(TIMEOUT, health.report())
+        .await
+        .expect("bounded by the timeout");
+    assert!(!report.ready());
+    let statuses: Vec<_> = report
+        .checks()
+        .iter()
+        .map(|check| (check.name(), check.status(), check.reason()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("inbox store", Status::Unready, Some("no answer within 300 ms")),
+            ("slow", Status::Unready, Some("no answer within 300 ms")),
+            (
+                "secrets",
+                Status::Degraded,
+                Some("file unreadable: the last good secrets are kept")
+            ),
+            ("panics", Status::Unready, Some("check panicked")),
+        ]
+    );
+}
