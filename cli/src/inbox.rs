@@ -189,8 +189,8 @@ pub(crate) fn open_inbox(
             // The store's own words for a file another process holds (SqliteStore docs).
             if error.to_string() == "inbox file is in use by another process" {
                 Failure::Input(format!(
-                    "{}: inbox file is in use by another process: stop the server, or use \
-                     the Redis inbox",
+                    "{}: inbox file is in use by another process: stop the server, ask it \
+                     (--admin URL, its admin service), or use the Redis inbox",
                     path.display()
                 ))
             } else {

@@ -521,7 +521,8 @@ async fn inbox_file_in_use_is_one_clear_line_and_a_non_zero_exit() {
     assert_fails(
         &output,
         2,
-        "inbox file is in use by another process: stop the server, or use the Redis inbox",
+        "inbox file is in use by another process: stop the server, ask it (--admin URL, its \
+         admin service), or use the Redis inbox",
     );
     assert_eq!(output.stdout, "");
     // Still this process's, untouched.

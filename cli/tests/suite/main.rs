@@ -13,5 +13,6 @@ mod common;
 
 mod catch_up;
 mod cli;
+mod inbox_admin;
 mod readme;
 mod send;
