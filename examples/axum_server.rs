@@ -271,7 +271,9 @@ async fn main() -> ExitCode {
             let failing = failing_types();
             Some(match &postgres {
                 Some(store) => tokio::spawn(worker.run(
-                    store.transactional(move |tx, delivery| handle_in(tx, delivery, failing.clone())),
+                    store.transactional(move |tx, delivery| {
+                        handle_in(tx, delivery, failing.clone())
+                    }),
                     shutdown.clone(),
                 )),
                 None => tokio::spawn(worker.run(
@@ -321,7 +323,9 @@ async fn listen_admin() -> Result<Option<(TcpListener, String)>, String> {
     let listener = listen(&addr)
         .await
         .map_err(|error| format!("ADMIN_ADDR: cannot listen on {addr}: {error}"))?;
-    let local = listener.local_addr().map_or(addr, |local| local.to_string());
+    let local = listener
+        .local_addr()
+        .map_or(addr, |local| local.to_string());
     Ok(Some((listener, local)))
 }
 

@@ -206,15 +206,13 @@ impl Admin {
                 .map_err(|_| self.unexpected(&format!("status {status}, not JSON")))?;
             Ok((status, answer))
         };
-        tokio::time::timeout(TIMEOUT, exchange)
-            .await
-            .map_err(|_| {
-                Failure::Input(format!(
-                    "--admin: no answer from {} within {} s",
-                    self.base,
-                    TIMEOUT.as_secs()
-                ))
-            })?
+        tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| {
+            Failure::Input(format!(
+                "--admin: no answer from {} within {} s",
+                self.base,
+                TIMEOUT.as_secs()
+            ))
+        })?
     }
 
     /// A status the tool did not ask for: the store cannot answer (503), or the URL is

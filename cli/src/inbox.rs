@@ -205,7 +205,13 @@ async fn counts(inbox: &Target, json: bool, out: &mut impl Write) -> Result<(), 
         Target::Store(inbox) => {
             let counts = inbox.counts().await.map_err(store_error)?;
             let bytes = inbox.size().await.map_err(store_error)?;
-            [counts.queued, counts.in_flight, counts.dead, counts.done, bytes]
+            [
+                counts.queued,
+                counts.in_flight,
+                counts.dead,
+                counts.done,
+                bytes,
+            ]
         }
         Target::Admin(admin) => admin.counts().await?,
     };

@@ -520,7 +520,11 @@ impl Health {
                     }
                 }
             }
-            if pending { Poll::Pending } else { Poll::Ready(()) }
+            if pending {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
         })
         .await;
         HealthReport {
@@ -546,7 +550,9 @@ impl Health {
             #[cfg(feature = "catch-up")]
             Kind::CatchUp(status) => {
                 let check = match status.get() {
-                    (false, _) => Check::new(&entry.name, Status::Unready, Some("not running".into())),
+                    (false, _) => {
+                        Check::new(&entry.name, Status::Unready, Some("not running".into()))
+                    }
                     (true, None) => Check::new(&entry.name, Status::Ok, None),
                     (true, Some(failed)) => {
                         let times = match failed.times {
@@ -585,7 +591,11 @@ impl fmt::Debug for Health {
         f.debug_struct("Health")
             .field(
                 "checks",
-                &self.checks.iter().map(|entry| &entry.name).collect::<Vec<_>>(),
+                &self
+                    .checks
+                    .iter()
+                    .map(|entry| &entry.name)
+                    .collect::<Vec<_>>(),
             )
             .field("timeout", &self.timeout)
             .finish()

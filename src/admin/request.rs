@@ -68,11 +68,14 @@ impl Query {
     pub(super) fn parse(route: &Route, query: Option<&str>) -> Result<Self, String> {
         let mut parsed = Self::default();
         let mut seen: Vec<String> = Vec::new();
-        for pair in query.unwrap_or("").split('&').filter(|pair| !pair.is_empty()) {
+        for pair in query
+            .unwrap_or("")
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+        {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let name = percent_decode(name, true).ok_or("the query is not UTF-8")?;
-            let value =
-                percent_decode(value, true).ok_or_else(|| format!("{name}: not UTF-8"))?;
+            let value = percent_decode(value, true).ok_or_else(|| format!("{name}: not UTF-8"))?;
             if !route.parameters().contains(&name.as_str()) {
                 return Err(format!("unknown parameter {name:?}"));
             }
@@ -146,9 +149,18 @@ mod tests {
             ("/inbox/counts", Some(Route::Counts)),
             ("/inbox/dead", Some(Route::Dead)),
             ("/inbox/dead/redrive", Some(Route::RedriveAll)),
-            ("/inbox/dead/0001/redrive", Some(Route::Redrive("0001".into()))),
-            ("/inbox/dead/a%2Fb%20c/redrive", Some(Route::Redrive("a/b c".into()))),
-            ("/inbox/dead/a+b/redrive", Some(Route::Redrive("a+b".into()))),
+            (
+                "/inbox/dead/0001/redrive",
+                Some(Route::Redrive("0001".into())),
+            ),
+            (
+                "/inbox/dead/a%2Fb%20c/redrive",
+                Some(Route::Redrive("a/b c".into())),
+            ),
+            (
+                "/inbox/dead/a+b/redrive",
+                Some(Route::Redrive("a+b".into())),
+            ),
             ("/inbox/dead//redrive", None),
             ("/inbox/dead/%zz/redrive", None),
             ("/inbox/dead/%ff/redrive", None),
@@ -173,7 +185,10 @@ mod tests {
         let parsed = Query::parse(&Route::Redrive("1".into()), Some("endpoint=%2Fa+b")).unwrap();
         assert_eq!(parsed.endpoint.as_deref(), Some("/a b"));
         assert_eq!(Query::parse(&Route::Dead, None).unwrap(), Query::default());
-        assert_eq!(Query::parse(&Route::Dead, Some("&")).unwrap(), Query::default());
+        assert_eq!(
+            Query::parse(&Route::Dead, Some("&")).unwrap(),
+            Query::default()
+        );
 
         for (route, query) in [
             (Route::Dead, "limit=0"),
@@ -188,7 +203,10 @@ mod tests {
             (Route::Redrive("1".into()), "limit=1"),
             (Route::RedriveAll, "endpoint=%ff"),
         ] {
-            assert!(Query::parse(&route, Some(query)).is_err(), "{route:?} {query}");
+            assert!(
+                Query::parse(&route, Some(query)).is_err(),
+                "{route:?} {query}"
+            );
         }
     }
 }

@@ -122,9 +122,9 @@ impl<B> Service<Request<B>> for AdminService {
         // The body is never read: no route takes one.
         let (method, uri) = (request.method().clone(), request.uri().clone());
         let shared = self.shared.clone();
-        ResponseFuture(Box::pin(async move {
-            Ok(answer(&shared, &method, &uri).await)
-        }))
+        ResponseFuture(Box::pin(
+            async move { Ok(answer(&shared, &method, &uri).await) },
+        ))
     }
 }
 
@@ -239,7 +239,8 @@ async fn redrive_all(inbox: &Inbox, query: Query) -> Result<Value, StoreError> {
 
 /// Re-drives the dead letter `id` of `endpoint`, or of the one endpoint it is dead on.
 async fn redrive(inbox: &Inbox, id: String, endpoint: Option<String>) -> Response<AdminBody> {
-    let unavailable = |store: StoreError| error(StatusCode::SERVICE_UNAVAILABLE, &store.to_string());
+    let unavailable =
+        |store: StoreError| error(StatusCode::SERVICE_UNAVAILABLE, &store.to_string());
     let key = match endpoint {
         Some(endpoint) => EventKey::new(endpoint, id),
         None => {
@@ -281,7 +282,11 @@ async fn find(inbox: &Inbox, id: &str) -> Result<Vec<EventKey>, StoreError> {
             return Ok(found);
         };
         after = Some(last.key.clone());
-        found.extend(page.into_iter().map(|dead| dead.key).filter(|key| key.id == id));
+        found.extend(
+            page.into_iter()
+                .map(|dead| dead.key)
+                .filter(|key| key.id == id),
+        );
     }
 }
 

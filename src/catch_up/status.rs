@@ -70,6 +70,7 @@ pub(crate) struct Running(Status);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.with(|state| state.running = state.running.saturating_sub(1));
+        self.0
+            .with(|state| state.running = state.running.saturating_sub(1));
     }
 }

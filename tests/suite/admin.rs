@@ -13,8 +13,7 @@ use authgear_webhook::{
     StoreError,
     admin::{Health, Status},
     inbox::{
-        Claimed, Counts, DeadLetter, EventKey, Failure, Inbox, NewEvent, Store, StoreFuture,
-        Stored,
+        Claimed, Counts, DeadLetter, EventKey, Failure, Inbox, NewEvent, Store, StoreFuture, Stored,
     },
     sign,
 };
@@ -41,7 +40,12 @@ async fn call(method: Method, url: &str) -> (StatusCode, Option<String>, Value) 
         .headers()
         .get(http::header::ALLOW)
         .map(|allow| allow.to_str().expect("ascii").to_owned());
-    let body = response.into_body().collect().await.expect("body").to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
     (status, allow, json)
 }
@@ -79,8 +83,8 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 /// A `user.created` delivery with `id`, signed, to the webhook: its status.
 async fn deliver(server: &Server, event_type: &str, id: &str) -> StatusCode {
-    let fixture = std::fs::read(format!("tests/fixtures/events/{event_type}.json"))
-        .expect("fixture");
+    let fixture =
+        std::fs::read(format!("tests/fixtures/events/{event_type}.json")).expect("fixture");
     let mut event: Value = serde_json::from_slice(&fixture).expect("json");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -118,7 +122,11 @@ async fn health_is_503_while_redis_is_stopped_or_paused_and_200_after() {
             ("ADMIN_ADDR", "127.0.0.1:0"),
         ],
     );
-    assert!(server.startup.contains("admin: http://"), "{}", server.startup);
+    assert!(
+        server.startup.contains("admin: http://"),
+        "{}",
+        server.startup
+    );
     let report = health_becomes(&server, StatusCode::OK).await;
     assert_eq!(report["ready"], true);
     assert_eq!(check(&report, "inbox store")["status"], "ok");
@@ -130,7 +138,10 @@ async fn health_is_503_while_redis_is_stopped_or_paused_and_200_after() {
     let store = check(&report, "inbox store");
     assert_eq!(store["status"], "unready");
     let reason = store["reason"].as_str().expect("a reason");
-    assert!(!reason.contains("redis://") && !reason.contains("127.0.0.1"), "{reason}");
+    assert!(
+        !reason.contains("redis://") && !reason.contains("127.0.0.1"),
+        "{reason}"
+    );
     assert_eq!(check(&report, "inbox worker")["status"], "ok");
     // Deliveries meanwhile: 503, as the report says.
     assert_eq!(
@@ -146,7 +157,10 @@ async fn health_is_503_while_redis_is_stopped_or_paused_and_200_after() {
     redis.cli(&["CLIENT", "PAUSE", "4000", "WRITE"]);
     let (status, report) = get(&server, "/health").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{report}");
-    assert!(check(&report, "inbox store")["reason"].is_string(), "{report}");
+    assert!(
+        check(&report, "inbox store")["reason"].is_string(),
+        "{report}"
+    );
     health_becomes(&server, StatusCode::OK).await;
 }
 
@@ -196,7 +210,11 @@ fn fill(path: &std::path::Path) {
         }
     }
     // The last bytes, smaller than a block.
-    while file.write_all(&[0; 512]).and_then(|()| file.sync_all()).is_ok() {}
+    while file
+        .write_all(&[0; 512])
+        .and_then(|()| file.sync_all())
+        .is_ok()
+    {}
 }
 
 #[tokio::test]
@@ -270,7 +288,10 @@ async fn live_inbox_counts_pages_and_redrives_dead_letters_of_a_running_server()
     assert_eq!(counts["dead"], 2, "{counts}");
     assert_eq!(counts["queued"], 0, "{counts}");
     assert_eq!(counts["in_flight"], 0, "{counts}");
-    assert!(counts["done"].is_u64() && counts["bytes"].as_u64() > Some(0), "{counts}");
+    assert!(
+        counts["done"].is_u64() && counts["bytes"].as_u64() > Some(0),
+        "{counts}"
+    );
 
     // Paged, one at a time: the cursor leads on, the last page says there is none after.
     let (status, first) = get(&server, "/inbox/dead?limit=1").await;
@@ -298,19 +319,39 @@ async fn live_inbox_counts_pages_and_redrives_dead_letters_of_a_running_server()
     for (method, path, expected) in [
         (Method::GET, "/nope", StatusCode::NOT_FOUND),
         (Method::GET, "/inbox/counts/", StatusCode::NOT_FOUND),
-        (Method::POST, "/inbox/dead/nope/redrive", StatusCode::NOT_FOUND),
+        (
+            Method::POST,
+            "/inbox/dead/nope/redrive",
+            StatusCode::NOT_FOUND,
+        ),
         (
             Method::POST,
             "/inbox/dead/dead-1/redrive?endpoint=/other",
             StatusCode::NOT_FOUND,
         ),
         (Method::GET, "/inbox/dead?limit=0", StatusCode::BAD_REQUEST),
-        (Method::GET, "/inbox/dead?limit=many", StatusCode::BAD_REQUEST),
+        (
+            Method::GET,
+            "/inbox/dead?limit=many",
+            StatusCode::BAD_REQUEST,
+        ),
         (Method::GET, "/inbox/dead?after=zz", StatusCode::BAD_REQUEST),
         (Method::GET, "/inbox/dead?page=2", StatusCode::BAD_REQUEST),
-        (Method::POST, "/inbox/counts", StatusCode::METHOD_NOT_ALLOWED),
-        (Method::DELETE, "/inbox/dead", StatusCode::METHOD_NOT_ALLOWED),
-        (Method::GET, "/inbox/dead/dead-1/redrive", StatusCode::METHOD_NOT_ALLOWED),
+        (
+            Method::POST,
+            "/inbox/counts",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::DELETE,
+            "/inbox/dead",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::GET,
+            "/inbox/dead/dead-1/redrive",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
     ] {
         let (status, allow, body) = call(method.clone(), &server.admin_url(path)).await;
         assert_eq!(status, expected, "{method} {path}: {body}");
@@ -333,11 +374,19 @@ async fn live_inbox_counts_pages_and_redrives_dead_letters_of_a_running_server()
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (_, first) = post_admin(&server, "/inbox/dead/redrive?limit=1").await;
-    assert_eq!(first["redriven"], serde_json::json!([{"endpoint": "/", "id": "dead-1"}]));
+    assert_eq!(
+        first["redriven"],
+        serde_json::json!([{"endpoint": "/", "id": "dead-1"}])
+    );
     assert_eq!(first["more"], true, "{first}");
     // dead-2, and dead-1 again if the handler has failed it once more meanwhile.
     let (_, rest) = post_admin(&server, "/inbox/dead/redrive?endpoint=%2F").await;
-    let ids: Vec<&Value> = rest["redriven"].as_array().into_iter().flatten().map(|key| &key["id"]).collect();
+    let ids: Vec<&Value> = rest["redriven"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|key| &key["id"])
+        .collect();
     assert!(ids.contains(&&Value::from("dead-2")), "{rest}");
     assert_eq!(rest["more"], false, "{rest}");
 }
@@ -398,8 +447,12 @@ async fn a_hung_store_is_not_ready_within_the_timeout_and_checks_run_side_by_sid
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok::<_, StoreError>(())
         })
-        .check_degraded("secrets", || Err("file unreadable: the last good secrets are kept"))
-        .check("panics", || -> Result<(), String> { panic!("a bug in a check") });
+        .check_degraded("secrets", || {
+            Err("file unreadable: the last good secrets are kept")
+        })
+        .check("panics", || -> Result<(), String> {
+            panic!("a bug in a check")
+        });
     let report = tokio::time::timeout(TIMEOUT, health.report())
         .await
         .expect("bounded by the timeout");
@@ -412,7 +465,11 @@ async fn a_hung_store_is_not_ready_within_the_timeout_and_checks_run_side_by_sid
     assert_eq!(
         statuses,
         [
-            ("inbox store", Status::Unready, Some("no answer within 300 ms")),
+            (
+                "inbox store",
+                Status::Unready,
+                Some("no answer within 300 ms")
+            ),
             ("slow", Status::Unready, Some("no answer within 300 ms")),
             (
                 "secrets",

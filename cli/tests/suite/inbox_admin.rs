@@ -54,10 +54,17 @@ fn counts_become(server: &Server, name: &str, value: &str) {
     loop {
         let output = inbox(server, &["counts"]);
         assert!(output.status.success(), "{output:?}");
-        if output.stdout.lines().any(|line| line == format!("{name}\t{value}")) {
+        if output
+            .stdout
+            .lines()
+            .any(|line| line == format!("{name}\t{value}"))
+        {
             return;
         }
-        assert!(Instant::now() < deadline, "{name} never {value}: {output:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{name} never {value}: {output:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -52,8 +52,8 @@ use rusqlite::{Connection, ErrorCode, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::store::{
-    Claimed, Counts, DeadLetter, EventKey, Failure, NewEvent, Store, StoreError, StoreErrorKind,
-    PROBE, StoreFuture, Stored, checkpoint_at, checkpoint_ms,
+    Claimed, Counts, DeadLetter, EventKey, Failure, NewEvent, PROBE, Store, StoreError,
+    StoreErrorKind, StoreFuture, Stored, checkpoint_at, checkpoint_ms,
 };
 
 /// States, as stored in the `state` column.
