@@ -130,12 +130,12 @@ struct RedriveArgs {
 /// Where the inbox is asked: its store, or a running server's admin service.
 enum Target {
     Store(Inbox),
-    Admin(Admin),
+    Admin(Box<Admin>),
 }
 
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let inbox = match &args.admin {
-        Some(url) => Target::Admin(Admin::new(url)?),
+        Some(url) => Target::Admin(Box::new(Admin::new(url)?)),
         None => Target::Store(open(&args)?),
     };
     let mut out = std::io::stdout().lock();

@@ -550,17 +550,19 @@ impl Health {
             #[cfg(feature = "catch-up")]
             Kind::CatchUp(status) => {
                 let check = match status.get() {
-                    (false, _) => {
-                        Check::new(&entry.name, Status::Unready, Some("not running".into()))
-                    }
-                    (true, None) => Check::new(&entry.name, Status::Ok, None),
+                    (false, _) => Check::new(
+                        entry.name.clone(),
+                        Status::Unready,
+                        Some("not running".into()),
+                    ),
+                    (true, None) => Check::new(entry.name.clone(), Status::Ok, None),
                     (true, Some(failed)) => {
                         let times = match failed.times {
                             1 => String::new(),
                             times => format!(" ({times} in a row)"),
                         };
                         let reason = format!("last pass failed{times}: {}", failed.message);
-                        Check::new(&entry.name, Status::Degraded, Some(reason))
+                        Check::new(entry.name.clone(), Status::Degraded, Some(reason))
                     }
                 };
                 return check;
@@ -568,18 +570,18 @@ impl Health {
             Kind::Custom { check, failing } => (failing, check()),
         };
         let status = match tokio::time::timeout(self.timeout, outcome).await {
-            Ok(Ok(())) => return Check::new(&entry.name, Status::Ok, None),
+            Ok(Ok(())) => return Check::new(entry.name.clone(), Status::Ok, None),
             Ok(Err(reason)) => reason,
             Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
         };
-        Check::new(&entry.name, failing, Some(status))
+        Check::new(entry.name.clone(), failing, Some(status))
     }
 }
 
 impl Check {
-    fn new(name: &Cow<'static, str>, status: Status, reason: Option<String>) -> Self {
+    fn new(name: Cow<'static, str>, status: Status, reason: Option<String>) -> Self {
         Self {
-            name: name.clone(),
+            name,
             status,
             reason,
         }
