@@ -46,12 +46,17 @@ mod budget;
 mod buffer;
 mod collect;
 mod envelope;
+// Public with the feature (its docs list every metric); without it, the same calls do
+// nothing.
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 #[cfg(any(feature = "inbox-postgres", feature = "replay-postgres"))]
 mod postgres;
 mod rejection;
 mod secret;
 pub mod sign_request;
 mod signature;
+mod span;
 #[cfg(any(feature = "replay", feature = "inbox"))]
 mod store_error;
 mod verified;
@@ -66,6 +71,9 @@ pub mod event;
 #[cfg(feature = "inbox")]
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox")))]
 pub mod inbox;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 #[cfg(feature = "replay")]
 #[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
 pub mod replay;

@@ -39,6 +39,9 @@ mod example_quickstart;
 ))]
 mod example_server;
 mod hostile;
+// Through the layers, replay protection and a SQLite inbox.
+#[cfg(all(feature = "metrics", feature = "replay", feature = "inbox-sqlite"))]
+mod metrics;
 // The hyper example, compiled in, reads the typed events.
 #[cfg(feature = "event")]
 mod hyper_stack;
