@@ -51,6 +51,9 @@ mod readme;
 #[cfg(feature = "replay")]
 mod replay;
 mod socket;
+// Through the layers and a SQLite inbox's worker.
+#[cfg(feature = "inbox-sqlite")]
+mod span;
 #[cfg(feature = "tracing")]
 mod tracing_log;
 mod verify;

@@ -13,10 +13,10 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
-use crate::common::{SECRET, TIMEOUT, TempDir, serve};
+use crate::common::{SECRET, TIMEOUT, TempDir, serve, stamped_event};
 use ::metrics::{
     Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
 };
@@ -89,7 +89,7 @@ async fn the_counts_match_what_was_sent_and_the_gauges_return_to_zero() {
         async move { crate::common::post(&url, &body, signature).await.0 }
     };
     let signed = |body: &[u8]| Some(sign(SECRET, body));
-    let created = event("user.created", "created-1");
+    let created = stamped_event("user.created", "created-1");
     // Valid, then the same delivery again: the first answer, given by replay protection.
     assert_eq!(
         send("/", created.clone(), signed(&created)).await,
@@ -101,14 +101,14 @@ async fn the_counts_match_what_was_sent_and_the_gauges_return_to_zero() {
     );
     // Two forgeries, one without a signature, one too large.
     for id in ["forged-1", "forged-2"] {
-        let body = event("user.created", id);
+        let body = stamped_event("user.created", id);
         let forged = Some(sign("not-the-secret", &body));
         assert_eq!(send("/", body, forged).await, StatusCode::UNAUTHORIZED);
     }
-    let unsigned = event("user.created", "unsigned");
+    let unsigned = stamped_event("user.created", "unsigned");
     assert_eq!(send("/", unsigned, None).await, StatusCode::UNAUTHORIZED);
     let mut large: serde_json::Value =
-        serde_json::from_slice(&event("user.created", "large")).expect("json");
+        serde_json::from_slice(&stamped_event("user.created", "large")).expect("json");
     large["padding"] = "x".repeat(70 * 1024).into();
     let large = serde_json::to_vec(&large).expect("json");
     assert_eq!(
@@ -116,7 +116,7 @@ async fn the_counts_match_what_was_sent_and_the_gauges_return_to_zero() {
         StatusCode::PAYLOAD_TOO_LARGE
     );
     // Twice where only the inbox sees it: stored, then a duplicate.
-    let twice = event("user.created", "twice");
+    let twice = stamped_event("user.created", "twice");
     for _ in 0..2 {
         assert_eq!(
             send("/plain", twice.clone(), signed(&twice)).await,
@@ -124,18 +124,18 @@ async fn the_counts_match_what_was_sent_and_the_gauges_return_to_zero() {
         );
     }
     // A blocking event: answered by the handler, never stored.
-    let blocking = event("user.pre_create", "blocking");
+    let blocking = stamped_event("user.pre_create", "blocking");
     assert_eq!(
         send("/", blocking.clone(), signed(&blocking)).await,
         StatusCode::OK
     );
     // Failed twice, then handled; and failed until dead.
-    let flaky = event("user.disabled", "flaky");
+    let flaky = stamped_event("user.disabled", "flaky");
     assert_eq!(
         send("/", flaky.clone(), signed(&flaky)).await,
         StatusCode::OK
     );
-    let doomed = event("user.deleted", "doomed");
+    let doomed = stamped_event("user.deleted", "doomed");
     assert_eq!(
         send("/", doomed.clone(), signed(&doomed)).await,
         StatusCode::OK
@@ -203,7 +203,7 @@ async fn an_event_recovered_from_the_audit_log_is_counted_as_such() {
     let _installed = ::metrics::set_default_local_recorder(&recorder);
     let dir = TempDir::new("metrics-recovered");
     let inbox = Inbox::new(SqliteStore::open(dir.path().join("inbox.sqlite3")).expect("open"));
-    let body = event("user.created", "recovered");
+    let body = stamped_event("user.created", "recovered");
     inbox
         .store()
         .store(authgear_webhook::inbox::NewEvent {
@@ -233,20 +233,6 @@ async fn an_event_recovered_from_the_audit_log_is_counted_as_such() {
         .await
         .expect("the worker stops")
         .expect("the worker ran");
-}
-
-/// A realistic delivery of `event_type` from `tests/fixtures/events/`, with `id`, stamped
-/// now (replay protection's window).
-fn event(event_type: &str, id: &str) -> Vec<u8> {
-    let mut event: serde_json::Value =
-        serde_json::from_slice(&crate::common::fixture_event(event_type)).expect("json");
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    event["context"]["timestamp"] = now.into();
-    event["id"] = id.into();
-    serde_json::to_vec(&event).expect("json")
 }
 
 /// Polls `condition` (on this thread, letting the runtime's tasks run) until it holds; fails
