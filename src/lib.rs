@@ -7,7 +7,8 @@
         feature = "replay",
         feature = "inbox-sqlite",
         feature = "inbox-postgres",
-        feature = "catch-up"
+        feature = "catch-up",
+        feature = "metrics"
     ),
     doc = include_str!("../README.md")
 )]
@@ -17,7 +18,8 @@
         feature = "replay",
         feature = "inbox-sqlite",
         feature = "inbox-postgres",
-        feature = "catch-up"
+        feature = "catch-up",
+        feature = "metrics"
     )),
     doc = "Receive Authgear webhooks in tower-based servers: [`VerifySignatureLayer`] lets \
            through only bodies Authgear signed. The README (built into these docs with \
@@ -29,7 +31,8 @@
         feature = "replay",
         feature = "inbox-sqlite",
         feature = "inbox-postgres",
-        feature = "catch-up"
+        feature = "catch-up",
+        feature = "metrics"
     ),
     doc = "\n## Where to start\n\n\
            [`VerifySignatureLayer`] (a tower layer) or [`Verifier`] (anywhere else) \

@@ -9,7 +9,7 @@
 //!
 //! | name | kind | labels | what |
 //! | --- | --- | --- | --- |
-//! | `authgear_webhook_deliveries_refused_total` | counter | `reason` | requests refused by the verifying layer, replay protection or the inbox; `reason` is the [`RejectionKind`](crate::RejectionKind) in snake_case ([`RejectionKind::as_str`](crate::RejectionKind::as_str)): `missing_signature`, `malformed_signature`, `invalid_signature`, `body_too_large`, `body_unreadable`, `body_deadline`, `budget_exhausted`, `stale`, `replayed`, `missing_replay_fields`, `store_unavailable`, `inbox_unavailable`, `unverified` |
+//! | `authgear_webhook_deliveries_refused_total` | counter | `reason` | requests refused by the verifying layer, replay protection or the inbox; `reason` is the [`RejectionKind`] in snake_case ([`RejectionKind::as_str`]): `missing_signature`, `malformed_signature`, `invalid_signature`, `body_too_large`, `body_unreadable`, `body_deadline`, `budget_exhausted`, `stale`, `replayed`, `missing_replay_fields`, `store_unavailable`, `inbox_unavailable`, `unverified` |
 //! | `authgear_webhook_deliveries_verified_total` | counter | | deliveries whose signature matched: handed to the inner service |
 //! | `authgear_webhook_deliveries_accepted_total` | counter | | verified deliveries answered with a 2xx (by the inbox, the handler, or replay protection giving the first answer again) |
 //! | `authgear_webhook_replay_repeated_total` | counter | | repeated deliveries answered with the first copy's answer, without calling the handler |
@@ -42,10 +42,30 @@
 //! [`Inbox::counts`]: crate::inbox::Inbox::counts
 //!
 //! ```
-//! // The application picks the exporter, e.g. metrics-exporter-prometheus:
-//! //     let handle = PrometheusBuilder::new().install_recorder()?;
-//! // then serves `handle.render()` on an address of its own.
+//! use authgear_webhook::{sign, VerifySignatureLayer, SIGNATURE_HEADER};
+//! use http::{Request, Response, StatusCode};
+//! use metrics_exporter_prometheus::PrometheusBuilder;
+//! use tower::{service_fn, Layer, ServiceExt};
+//! # use std::convert::Infallible;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The application's choice, once at start: here Prometheus's text format.
+//! let prometheus = PrometheusBuilder::new().install_recorder()?;
 //! authgear_webhook::metrics::describe();
+//!
+//! let service = VerifySignatureLayer::new("secret").layer(service_fn(|_: Request<_>| async {
+//!     Ok::<_, Infallible>(Response::new(String::new()))
+//! }));
+//! let forged = Request::post("/")
+//!     .header(SIGNATURE_HEADER, sign("not-the-secret", b"{}"))
+//!     .body(String::from("{}"))?;
+//! assert_eq!(service.oneshot(forged).await?.status(), StatusCode::UNAUTHORIZED);
+//!
+//! let text = prometheus.render();
+//! assert!(text.contains(r#"authgear_webhook_deliveries_refused_total{reason="invalid_signature"} 1"#));
+//! # Ok(())
+//! # }
 //! ```
 // Without the feature the module is private and its functions do nothing.
 #![cfg_attr(not(feature = "metrics"), allow(unreachable_pub, dead_code))]
