@@ -108,6 +108,19 @@ fn keyed() -> Hmac<Sha256> {
 // The servers
 
 fn serve(mode: &str) -> ExitCode {
+    // Built with `--features metrics`: every server counts into a Prometheus recorder, as
+    // an application with an exporter does (BENCHMARKS.md, section 12).
+    #[cfg(feature = "metrics")]
+    let _metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => {
+            authgear_webhook::metrics::describe();
+            handle
+        }
+        Err(error) => {
+            eprintln!("load: cannot install the metrics recorder: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let app = Router::new().route("/", post(handler));
     let app = match mode {
         "plain" => app,

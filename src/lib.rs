@@ -7,7 +7,8 @@
         feature = "replay",
         feature = "inbox-sqlite",
         feature = "inbox-postgres",
-        feature = "catch-up"
+        feature = "catch-up",
+        feature = "metrics"
     ),
     doc = include_str!("../README.md")
 )]
@@ -17,7 +18,8 @@
         feature = "replay",
         feature = "inbox-sqlite",
         feature = "inbox-postgres",
-        feature = "catch-up"
+        feature = "catch-up",
+        feature = "metrics"
     )),
     doc = "Receive Authgear webhooks in tower-based servers: [`VerifySignatureLayer`] lets \
            through only bodies Authgear signed. The README (built into these docs with \
@@ -29,7 +31,8 @@
         feature = "replay",
         feature = "inbox-sqlite",
         feature = "inbox-postgres",
-        feature = "catch-up"
+        feature = "catch-up",
+        feature = "metrics"
     ),
     doc = "\n## Where to start\n\n\
            [`VerifySignatureLayer`] (a tower layer) or [`Verifier`] (anywhere else) \
@@ -46,12 +49,17 @@ mod budget;
 mod buffer;
 mod collect;
 mod envelope;
+// Public with the feature (its docs list every metric); without it, the same calls do
+// nothing.
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 #[cfg(any(feature = "inbox-postgres", feature = "replay-postgres"))]
 mod postgres;
 mod rejection;
 mod secret;
 pub mod sign_request;
 mod signature;
+mod span;
 #[cfg(any(feature = "replay", feature = "inbox"))]
 mod store_error;
 mod verified;
@@ -69,6 +77,9 @@ pub mod event;
 #[cfg(feature = "inbox")]
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox")))]
 pub mod inbox;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 #[cfg(feature = "replay")]
 #[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
 pub mod replay;

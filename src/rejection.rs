@@ -77,6 +77,37 @@ pub enum RejectionKind {
     Unverified,
 }
 
+impl RejectionKind {
+    /// The kind's name in snake_case (`"invalid_signature"`, `"body_too_large"`, ...): the
+    /// `reason` label of the refusals counter (feature `metrics`), one value per kind.
+    ///
+    /// ```
+    /// use authgear_webhook::RejectionKind;
+    ///
+    /// assert_eq!(RejectionKind::InvalidSignature.as_str(), "invalid_signature");
+    /// assert_eq!(RejectionKind::BudgetExhausted.as_str(), "budget_exhausted");
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectionKind::MissingSignature => "missing_signature",
+            RejectionKind::MalformedSignature => "malformed_signature",
+            RejectionKind::InvalidSignature => "invalid_signature",
+            RejectionKind::BodyTooLarge => "body_too_large",
+            RejectionKind::BodyUnreadable => "body_unreadable",
+            RejectionKind::Stale => "stale",
+            RejectionKind::Replayed => "replayed",
+            RejectionKind::MissingReplayFields => "missing_replay_fields",
+            RejectionKind::StoreUnavailable => "store_unavailable",
+            RejectionKind::BodyDeadline => "body_deadline",
+            RejectionKind::BudgetExhausted => "budget_exhausted",
+            #[cfg(feature = "inbox")]
+            RejectionKind::InboxUnavailable => "inbox_unavailable",
+            #[cfg(any(feature = "replay", feature = "inbox"))]
+            RejectionKind::Unverified => "unverified",
+        }
+    }
+}
+
 impl Rejection {
     pub(crate) fn new(kind: RejectionKind) -> Self {
         Self { kind }
@@ -163,6 +194,7 @@ impl Rejection {
     pub(crate) fn into_response<B>(self, grpc: bool) -> Response<ResponseBody<B>> {
         #[cfg(feature = "tracing")]
         self.log();
+        crate::metrics::refused(self.kind);
         let message = Bytes::from_static(self.message().as_bytes());
         let mut response = Response::new(ResponseBody::full(match grpc {
             true => Bytes::new(),

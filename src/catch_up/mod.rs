@@ -376,6 +376,9 @@ impl CatchUp {
             })
             .await
             .map_err(CatchUpError::store)?;
+        if stored == Stored::Stored {
+            crate::metrics::catch_up_recovered();
+        }
         Ok(stored == Stored::Stored)
     }
 
@@ -473,6 +476,10 @@ impl CatchUp {
             self.status.passed(&pass);
             let wait = match pass {
                 Ok(pass) => {
+                    crate::metrics::catch_up_pass(match pass.skipped {
+                        true => "skipped",
+                        false => "ok",
+                    });
                     failures = 0;
                     if pass.recovered > 0 {
                         tracing::info!(
@@ -489,6 +496,7 @@ impl CatchUp {
                     }
                 }
                 Err(error) => {
+                    crate::metrics::catch_up_pass("failed");
                     failures = failures.saturating_add(1);
                     let backoff = Duration::from_secs(1 << failures.min(16).saturating_sub(1));
                     tracing::warn!(%error, kind = ?error.kind(), "catch-up: pass failed, retried");

@@ -12,7 +12,7 @@ use super::{
     Inbox,
     store::{EventKey, NewEvent, StoreFuture, Stored},
 };
-use crate::{Rejection, RejectionKind, ResponseBody, rejection::is_grpc};
+use crate::{Rejection, RejectionKind, ResponseBody, metrics, rejection::is_grpc};
 
 pin_project! {
     /// Response future of [`InboxService`](super::InboxService).
@@ -54,20 +54,25 @@ impl<F> ResponseFuture<F> {
             event_type: event.event_type.clone(),
             duplicate: false,
         });
+        let since = metrics::Timer::start();
         let stored = inbox.shared.store.store(event);
         let stored: StoreFuture<Stored> = Box::pin(async move {
             let result = stored.await;
-            match &result {
+            let outcome = match &result {
                 Ok(Stored::Stored) => {
-                    tracing::debug!(endpoint = %key.endpoint, id = %key.id, "inbox: stored")
+                    tracing::debug!(endpoint = %key.endpoint, id = %key.id, "inbox: stored");
+                    "stored"
                 }
                 Ok(Stored::Duplicate) => {
-                    tracing::debug!(endpoint = %key.endpoint, id = %key.id, "inbox: duplicate")
+                    tracing::debug!(endpoint = %key.endpoint, id = %key.id, "inbox: duplicate");
+                    "duplicate"
                 }
                 Err(error) => {
-                    tracing::error!(endpoint = %key.endpoint, id = %key.id, %error, "inbox: not stored")
+                    tracing::error!(endpoint = %key.endpoint, id = %key.id, %error, "inbox: not stored");
+                    "not_stored"
                 }
-            }
+            };
+            metrics::inbox_stored(outcome, since);
             result
         });
         Self {

@@ -357,6 +357,7 @@ impl Inbox {
         let requeued = self.shared.store.redrive(key).await?;
         if requeued {
             tracing::info!(endpoint = %key.endpoint, id = %key.id, "inbox: re-driven");
+            crate::metrics::redriven();
             self.shared.wake.notify_one();
         }
         Ok(requeued)

@@ -14,12 +14,13 @@ use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_service::Service;
+use tracing::{Instrument, Span};
 
 use super::{
     Backoff, Inbox,
     store::{Claimed, EventKey, Failure, Store},
 };
-use crate::event::Event;
+use crate::{event::Event, metrics};
 
 /// One stored event handed to the handler.
 ///
@@ -315,9 +316,18 @@ impl Worker {
         let config = Arc::new(self);
         let permits = Arc::new(Semaphore::new(config.concurrency));
         let tracker = TaskTracker::new();
-        // Handled events to the task that acks them in batches.
+        // The `queued` and `dead` gauges, read until this future ends or is dropped.
+        let gauges = metrics::InboxGauges::default();
+        let stop_gauges = shutdown.child_token();
+        tracker.spawn(
+            gauges
+                .clone()
+                .watch(config.inbox.clone(), stop_gauges.clone()),
+        );
+        let _stop_gauges = stop_gauges.drop_guard();
+        // Handled events (and their spans) to the task that acks them in batches.
         let (acks, handled) = mpsc::channel(config.concurrency.min(ACK_BATCH));
-        tracker.spawn(ack_handled(store.clone(), handled));
+        tracker.spawn(ack_handled(store.clone(), handled, gauges.clone()));
         // Cancelled when the grace period ends: handlers still running are dropped.
         let give_back = CancellationToken::new();
         let mut next_prune = tokio::time::Instant::now();
@@ -370,21 +380,37 @@ impl Worker {
                     continue;
                 };
                 let (store, handler, config) = (store.clone(), handler.clone(), config.clone());
-                let (give_back, acks) = (give_back.clone(), acks.clone());
-                tracker.spawn(async move {
-                    // The slot is free once the ack is queued, so that the next claim and
-                    // this ack can share a store round trip (and, on Redis with `appendfsync
-                    // always`, one sync). The queue is bounded: while it is full, the slot
-                    // stays taken.
-                    if let Some(claim) = config.handle(&*store, &*handler, claim, give_back).await
-                        && acks.send(claim).await.is_err()
-                    {
-                        tracing::warn!(
-                            "inbox: handled, but not recorded; it will be handed over again"
-                        );
+                let (give_back, acks, gauges) = (give_back.clone(), acks.clone(), gauges.clone());
+                let span = tracing::info_span!(
+                    "authgear_webhook.handle",
+                    id = %claim.key.id,
+                    event_type = %claim.event_type,
+                    endpoint = %claim.key.endpoint,
+                    attempt = claim.attempt,
+                    recovered = claim.recovered,
+                );
+                let in_flight = metrics::InFlight::start();
+                tracker.spawn(
+                    async move {
+                        // The slot is free once the ack is queued, so that the next claim
+                        // and this ack can share a store round trip (and, on Redis with
+                        // `appendfsync always`, one sync). The queue is bounded: while it is
+                        // full, the slot stays taken.
+                        match config.handle(&*store, &*handler, claim, give_back).await {
+                            Some(claim) => {
+                                if acks.send((claim, Span::current())).await.is_err() {
+                                    tracing::warn!(
+                                        "inbox: handled, but not recorded; it will be handed over again"
+                                    );
+                                }
+                            }
+                            None => gauges.changed(),
+                        }
+                        drop(in_flight);
+                        drop(permit);
                     }
-                    drop(permit);
-                });
+                    .instrument(span),
+                );
             }
             if full {
                 continue;
@@ -444,6 +470,7 @@ impl Worker {
             key: claim.key.clone(),
             token: claim.token.clone(),
         };
+        let since = metrics::Timer::start();
         let work = CatchUnwind(catch_unwind(AssertUnwindSafe(|| handler.handle(delivery))).ok());
         tokio::pin!(work);
         let beat = self.claim_for / 3;
@@ -467,10 +494,12 @@ impl Worker {
                 }
             }
         };
+        metrics::handler_ran(event_type, since);
         match outcome {
             Ok(()) => return Some(claim),
             Err(error) => match self.backoff.jittered(attempt) {
                 Some(delay) => {
+                    metrics::retried(event_type);
                     tracing::warn!(%endpoint, %id, %event_type, attempt, %error, retry_in = ?delay, "inbox: handler failed; retrying");
                     if let Err(error) = store.fail(&claim, Failure::RetryAfter(delay), &error).await
                     {
@@ -487,7 +516,8 @@ impl Worker {
         let (endpoint, id, attempt) = (&claim.key.endpoint, &claim.key.id, claim.attempt);
         match store.fail(claim, Failure::Dead, error).await {
             Ok(_) => {
-                tracing::error!(%endpoint, %id, event_type = %claim.event_type, attempt, %error, "inbox: dead-lettered")
+                tracing::error!(%endpoint, %id, event_type = %claim.event_type, attempt, %error, "inbox: dead-lettered");
+                metrics::dead_lettered(&claim.event_type);
             }
             Err(store_error) => {
                 tracing::warn!(%endpoint, %id, error = %store_error, "inbox: cannot dead-letter; retried when its claim expires")
@@ -497,32 +527,44 @@ impl Worker {
 }
 
 /// Acks handled events, all those waiting (up to [`ACK_BATCH`]) in one store call, so a
-/// fast handler costs a share of a round trip per event, not one each. Ends when every
-/// sender is gone (the worker's loop and its handlers).
-async fn ack_handled(store: Arc<dyn Store>, mut handled: mpsc::Receiver<Claimed>) {
-    let mut batch = Vec::with_capacity(ACK_BATCH);
+/// fast handler costs a share of a round trip per event, not one each; logs each in its
+/// handler's span. Ends when every sender is gone (the worker's loop and its handlers).
+async fn ack_handled(
+    store: Arc<dyn Store>,
+    mut handled: mpsc::Receiver<(Claimed, Span)>,
+    gauges: metrics::InboxGauges,
+) {
+    let (mut batch, mut spans) = (Vec::with_capacity(ACK_BATCH), Vec::with_capacity(ACK_BATCH));
     while let Some(first) = handled.recv().await {
-        batch.push(first);
+        let (claim, span) = first;
+        batch.push(claim);
+        spans.push(span);
         // The handlers of one claim tend to finish together: let them queue theirs first.
         tokio::task::yield_now().await;
         while batch.len() < ACK_BATCH {
             match handled.try_recv() {
-                Ok(more) => batch.push(more),
+                Ok((claim, span)) => {
+                    batch.push(claim);
+                    spans.push(span);
+                }
                 Err(_) => break,
             }
         }
         let acked = store.ack_many(&batch).await;
-        for claim in batch.drain(..) {
+        for (claim, span) in batch.drain(..).zip(spans.drain(..)) {
+            let _entered = span.enter();
             let (endpoint, id, attempt) = (&claim.key.endpoint, &claim.key.id, claim.attempt);
             match &acked {
                 Ok(_) => {
-                    tracing::info!(%endpoint, %id, event_type = %claim.event_type, attempt, "inbox: handled")
+                    tracing::info!(%endpoint, %id, event_type = %claim.event_type, attempt, "inbox: handled");
+                    metrics::handled(&claim.event_type, claim.recovered);
                 }
                 Err(error) => {
                     tracing::warn!(%endpoint, %id, %error, "inbox: handled, but not recorded; it will be handed over again")
                 }
             }
         }
+        gauges.changed();
     }
 }
 

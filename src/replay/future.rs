@@ -140,6 +140,7 @@ where
                                 status = answer.status().as_u16(),
                                 "authgear webhook delivery repeated: the first answer given again"
                             );
+                            crate::metrics::repeated();
                             State::Repeated {
                                 answer: Some(answer),
                             }

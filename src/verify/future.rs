@@ -17,6 +17,7 @@ use crate::{
     envelope::Endpoint,
     rejection::is_grpc,
     signature::Tag,
+    span::DeliverySpan,
 };
 
 pin_project! {
@@ -32,6 +33,8 @@ pin_project! {
         // The request's room in the body budget: returned when the future ends or is
         // dropped, whichever way (refused, answered, cancelled, unwound by a panic).
         room: BodyReservation,
+        // Entered on each poll: what the layers inside log is within the delivery's span.
+        span: DeliverySpan,
     }
 }
 
@@ -85,6 +88,7 @@ where
                 service: Some(service),
             },
             room,
+            span: DeliverySpan::new(),
         }
     }
 
@@ -93,6 +97,7 @@ where
         Self {
             state: State::rejected(kind, headers),
             room: BodyReservation::default(),
+            span: DeliverySpan::new(),
         }
     }
 }
@@ -126,12 +131,14 @@ where
 }
 
 /// The body has ended: checks the signature, and calls the inner service only if it
-/// matched, with the [`Verified`](crate::Verified) mark and the [`Envelope`].
+/// matched, with the [`Verified`](crate::Verified) mark and the [`Envelope`] (whose `id` and
+/// `type` the span records).
 fn body_ended<S, B>(
     collector: &mut Collector<Config>,
     tag: &Tag,
     mut parts: Parts,
     mut service: S,
+    span: &DeliverySpan,
 ) -> State<S, B>
 where
     S: Service<Request<VerifiedBody>>,
@@ -145,6 +152,8 @@ where
         None => Endpoint::Path(parts.uri.path_and_query().cloned()),
     };
     let envelope = Envelope::new(endpoint, body.bytes().clone());
+    span.record(&envelope);
+    crate::metrics::verified();
     parts.extensions.insert(verified);
     parts.extensions.insert(envelope);
     State::Calling {
@@ -162,6 +171,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let (mut state, room) = (this.state, this.room);
+        let _entered = this.span.enter();
         loop {
             match state.as_mut().project() {
                 StateProj::Collecting {
@@ -187,7 +197,7 @@ where
                     };
                     let refused = |kind| State::rejected(kind, &parts.headers);
                     let next = match read {
-                        Some(Ok(())) => body_ended(collector, tag, parts, service),
+                        Some(Ok(())) => body_ended(collector, tag, parts, service, this.span),
                         Some(Err(Stop::TooLarge)) => refused(RejectionKind::BodyTooLarge),
                         Some(Err(Stop::NoRoom(kind))) => refused(kind),
                         Some(Err(Stop::Unreadable(_))) => refused(RejectionKind::BodyUnreadable),
@@ -200,7 +210,9 @@ where
                         return Poll::Pending;
                     };
                     room.release();
-                    return Poll::Ready(Ok(response?.map(ResponseBody::new)));
+                    let response = response?;
+                    crate::metrics::answered(response.status());
+                    return Poll::Ready(Ok(response.map(ResponseBody::new)));
                 }
                 StateProj::Rejected { rejection, grpc } => {
                     let Some(rejection) = rejection.take() else {

@@ -225,6 +225,19 @@ pub fn fixture_event(event_type: &str) -> Vec<u8> {
     fixture(&format!("events/{event_type}.json"))
 }
 
+/// [`fixture_event`] with `id`, stamped now (within replay protection's window).
+pub fn stamped_event(event_type: &str, id: &str) -> Vec<u8> {
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&fixture_event(event_type)).expect("json");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    event["context"]["timestamp"] = now.into();
+    event["id"] = id.into();
+    serde_json::to_vec(&event).expect("json")
+}
+
 /// The file `tests/fixtures/{path}` of the repository, from the test of any package in it:
 /// this one, or an example's (`examples/*/`, whose tests run in their own directory).
 pub fn fixture(path: &str) -> Vec<u8> {

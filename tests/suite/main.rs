@@ -47,6 +47,9 @@ mod example_quickstart;
 ))]
 mod example_server;
 mod hostile;
+// Through the layers, replay protection and a SQLite inbox.
+#[cfg(all(feature = "metrics", feature = "replay", feature = "inbox-sqlite"))]
+mod metrics;
 // The hyper example, compiled in, reads the typed events.
 #[cfg(feature = "event")]
 mod hyper_stack;
@@ -56,6 +59,9 @@ mod readme;
 #[cfg(feature = "replay")]
 mod replay;
 mod socket;
+// Through the layers and a SQLite inbox's worker.
+#[cfg(feature = "inbox-sqlite")]
+mod span;
 #[cfg(feature = "tracing")]
 mod tracing_log;
 mod verify;
