@@ -69,12 +69,14 @@
 //!
 //! With `ADMIN_ADDR` (e.g. `127.0.0.1:9998`; unset or `off`: no admin listener, so several
 //! instances on one machine need no setting), a second listener on that address serves
-//! `authgear_webhook::admin::AdminService`: `GET /health` (200 when ready, 503 with the
-//! reasons: the inbox's store cannot take a write, the worker or the catch-up is not
-//! running; a catch-up whose last pass failed is `degraded`, still 200),
-//! `GET /inbox/counts`, `GET /inbox/dead` (JSON, paged: `?after=` the `next` of the
-//! previous page, `&limit=`), `POST /inbox/dead/{event id}/redrive` and
-//! `POST /inbox/dead/redrive` (all). With the inbox off, only `/health` (always ready). The
+//! `GET /metrics` (Prometheus's text format: every metric of `authgear_webhook::metrics`,
+//! through `metrics-exporter-prometheus`) and `authgear_webhook::admin::AdminService`:
+//! `GET /health` (200 when ready, 503 with the reasons: the inbox's store cannot take a
+//! write, the worker or the catch-up is not running; a catch-up whose last pass failed is
+//! `degraded`, still 200), `GET /inbox/counts`, `GET /inbox/dead` (JSON, paged: `?after=`
+//! the `next` of the previous page, `&limit=`), `POST /inbox/dead/{event id}/redrive` and
+//! `POST /inbox/dead/redrive` (all). With the inbox off, `/metrics` and `/health` (always
+//! ready). The
 //! startup line says `admin: http://ADDR,` (the address bound, so `127.0.0.1:0` works)
 //! or `admin: off,`. It has no authentication: keep it on loopback or a private network,
 //! never where the webhook is public. `authgear-webhook inbox --admin http://ADDR ...`
@@ -134,6 +136,7 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::{
     net::{TcpListener, TcpSocket},
     sync::Semaphore,
@@ -186,6 +189,16 @@ async fn main() -> ExitCode {
     };
     let (replay, replay_name) = match open_replay(database.as_ref()).await {
         Ok(replay) => replay,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    // The metrics' exporter, before anything is counted: Prometheus's text on the admin
+    // listener's `/metrics`.
+    let prometheus = match admin_enabled().then(install_prometheus).transpose() {
+        Ok(prometheus) => prometheus,
         Err(error) => {
             eprintln!("{error}");
             return ExitCode::FAILURE;
@@ -292,7 +305,8 @@ async fn main() -> ExitCode {
     };
     let admin_name = match admin {
         Some((listener, local)) => {
-            let router = admin_router(inbox.as_ref().map(|(inbox, _)| inbox.clone()), health);
+            let inbox = inbox.as_ref().map(|(inbox, _)| inbox.clone());
+            let router = admin_router(inbox, health, prometheus);
             tokio::spawn(serve(listener, router));
             format!("http://{local}")
         }
@@ -313,13 +327,35 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Whether `ADMIN_ADDR` asks for an admin listener: set, and neither empty nor `off`.
+fn admin_enabled() -> bool {
+    env::var("ADMIN_ADDR").is_ok_and(|addr| !addr.is_empty() && addr != "off")
+}
+
+/// Installs Prometheus's recorder (the crate only emits through the `metrics` facade; the
+/// application picks the exporter) and keeps its histograms trimmed.
+fn install_prometheus() -> Result<PrometheusHandle, String> {
+    let prometheus = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|error| format!("cannot install the metrics recorder: {error}"))?;
+    authgear_webhook::metrics::describe();
+    let upkeep = prometheus.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(prometheus)
+}
+
 /// The admin listener on `ADMIN_ADDR` and the address it is bound to; `None` when it is
 /// unset, empty or `off`.
 async fn listen_admin() -> Result<Option<(TcpListener, String)>, String> {
-    let addr = match env::var("ADMIN_ADDR") {
-        Ok(addr) if !addr.is_empty() && addr != "off" => addr,
-        _ => return Ok(None),
-    };
+    if !admin_enabled() {
+        return Ok(None);
+    }
+    let addr = env::var("ADMIN_ADDR").unwrap_or_default();
     let listener = listen(&addr)
         .await
         .map_err(|error| format!("ADMIN_ADDR: cannot listen on {addr}: {error}"))?;
@@ -329,11 +365,27 @@ async fn listen_admin() -> Result<Option<(TcpListener, String)>, String> {
     Ok(Some((listener, local)))
 }
 
-/// What the admin listener serves: the admin service (health and the live inbox) as the
-/// fallback, so that routes of their own (`/metrics`) go beside it here. Without an inbox,
-/// only `/health`.
-fn admin_router(inbox: Option<Inbox>, health: Health) -> Router {
-    let router = Router::new();
+/// What the admin listener serves: `GET /metrics` (Prometheus's text), and the admin
+/// service (health and the live inbox) as the fallback. Without an inbox, only `/health`
+/// beside `/metrics`.
+fn admin_router(
+    inbox: Option<Inbox>,
+    health: Health,
+    prometheus: Option<PrometheusHandle>,
+) -> Router {
+    let mut router = Router::new();
+    if let Some(prometheus) = prometheus {
+        router = router.route(
+            "/metrics",
+            get(move || {
+                let text = prometheus.render();
+                async move {
+                    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+                    ([(axum::http::header::CONTENT_TYPE, content_type)], text)
+                }
+            }),
+        );
+    }
     match inbox {
         Some(inbox) => router.fallback_service(AdminService::new(inbox).health(health)),
         None => router.route(

@@ -480,3 +480,182 @@ async fn a_hung_store_is_not_ready_within_the_timeout_and_checks_run_side_by_sid
         ]
     );
 }
+
+/// The Prometheus text of `/metrics`: each sample's `name{labels}` and value.
+async fn scrape(server: &Server) -> std::collections::HashMap<String, f64> {
+    let url = server.admin_url("/metrics");
+    let request = Request::get(url)
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let response = tokio::time::timeout(TIMEOUT, crate::common::client(false).request(request))
+        .await
+        .expect("answered in time")
+        .expect("a response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let text = std::str::from_utf8(&text).expect("utf-8");
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (sample, value) = line.rsplit_once(' ').expect("a sample");
+            (sample.to_owned(), value.parse().expect("a number"))
+        })
+        .collect()
+}
+
+/// Scrapes until every `(sample, value)` of `expected` is there; the last scrape. Fails
+/// after `TIMEOUT`, showing what differs.
+async fn metrics_become(
+    server: &Server,
+    expected: &[(&str, f64)],
+) -> std::collections::HashMap<String, f64> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let samples = scrape(server).await;
+        let differ: Vec<_> = expected
+            .iter()
+            .filter(|(sample, value)| samples.get(*sample) != Some(value))
+            .map(|(sample, value)| format!("{sample}: {:?}, not {value}", samples.get(*sample)))
+            .collect();
+        if differ.is_empty() {
+            return samples;
+        }
+        assert!(Instant::now() < deadline, "{differ:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn metrics_scraped_from_the_running_example_match_what_was_sent() {
+    let dir = TempDir::new("admin-metrics");
+    let file = dir.path().join("inbox.sqlite3");
+    let inbox = file.to_str().expect("utf-8");
+    let mut server = Server::start(
+        "axum_server",
+        &[
+            ("AUTHGEAR_WEBHOOK_INBOX", inbox),
+            ("ADMIN_ADDR", "127.0.0.1:0"),
+            ("FAIL_EVENT_TYPES", "user.disabled"),
+            ("AUTHGEAR_WEBHOOK_MAX_ATTEMPTS", "2"),
+        ],
+    );
+    // Valid: two handled, one failing until it is a dead letter (after its retry).
+    for id in ["metrics-1", "metrics-2"] {
+        assert_eq!(deliver(&server, "user.created", id).await, StatusCode::OK);
+    }
+    assert_eq!(
+        deliver(&server, "user.disabled", "metrics-dead").await,
+        StatusCode::OK
+    );
+    // Repeated: the same body again gets the first answer, the handler does not run.
+    let fixture = std::fs::read("tests/fixtures/events/user.created.json").expect("fixture");
+    let mut event: Value = serde_json::from_slice(&fixture).expect("json");
+    event["context"]["timestamp"] = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        .into();
+    event["id"] = "metrics-repeated".into();
+    let body = serde_json::to_vec(&event).expect("json");
+    for _ in 0..2 {
+        let (status, _, _) = server.post(&body, Some(sign(SECRET, &body))).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // Forged, unsigned, oversized.
+    let (status, _, _) = server
+        .post(&body, Some(sign("not-the-secret", &body)))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = server.post(&body, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let large = vec![b' '; 2 * 1024 * 1024];
+    let (status, _, _) = server.post(&large, Some(sign(SECRET, &large))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    wait_failed(&server, "user.disabled", "metrics-dead", 2);
+
+    let refused = "authgear_webhook_deliveries_refused_total";
+    let samples = metrics_become(
+        &server,
+        &[
+            (&format!(r#"{refused}{{reason="invalid_signature"}}"#), 1.0),
+            (&format!(r#"{refused}{{reason="missing_signature"}}"#), 1.0),
+            (&format!(r#"{refused}{{reason="body_too_large"}}"#), 1.0),
+            // metrics-1, metrics-2, metrics-dead, metrics-repeated twice.
+            ("authgear_webhook_deliveries_verified_total", 5.0),
+            ("authgear_webhook_deliveries_accepted_total", 5.0),
+            ("authgear_webhook_replay_repeated_total", 1.0),
+            (
+                r#"authgear_webhook_inbox_deliveries_total{outcome="stored"}"#,
+                4.0,
+            ),
+            ("authgear_webhook_inbox_store_seconds_count", 4.0),
+            (
+                r#"authgear_webhook_worker_handled_total{event_type="user.created"}"#,
+                3.0,
+            ),
+            (
+                r#"authgear_webhook_worker_handler_seconds_count{event_type="user.created"}"#,
+                3.0,
+            ),
+            (
+                r#"authgear_webhook_worker_retried_total{event_type="user.disabled"}"#,
+                1.0,
+            ),
+            (
+                r#"authgear_webhook_worker_dead_lettered_total{event_type="user.disabled"}"#,
+                1.0,
+            ),
+            ("authgear_webhook_inbox_queued", 0.0),
+            ("authgear_webhook_inbox_dead", 1.0),
+            ("authgear_webhook_worker_in_flight", 0.0),
+        ],
+    )
+    .await;
+    // Nothing else was refused, nor handled.
+    let others: Vec<_> = samples
+        .iter()
+        .filter(|(sample, value)| {
+            (sample.starts_with(refused)
+                && !sample.contains("_signature")
+                && !sample.contains("too_large"))
+                || (sample.starts_with("authgear_webhook_worker_handled_total")
+                    && !sample.contains("user.created")
+                    && **value != 0.0)
+        })
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    assert_eq!(server.terminate().code(), Some(0));
+
+    // The same file without the failing handler: the dead letter re-driven and handled,
+    // and every gauge back to 0.
+    let server = Server::start(
+        "axum_server",
+        &[
+            ("AUTHGEAR_WEBHOOK_INBOX", inbox),
+            ("ADMIN_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    metrics_become(&server, &[("authgear_webhook_inbox_dead", 1.0)]).await;
+    let (status, _) = post_admin(&server, "/inbox/dead/metrics-dead/redrive").await;
+    assert_eq!(status, StatusCode::OK);
+    metrics_become(
+        &server,
+        &[
+            ("authgear_webhook_inbox_redriven_total", 1.0),
+            (
+                r#"authgear_webhook_worker_handled_total{event_type="user.disabled"}"#,
+                1.0,
+            ),
+            ("authgear_webhook_inbox_queued", 0.0),
+            ("authgear_webhook_inbox_dead", 0.0),
+            ("authgear_webhook_worker_in_flight", 0.0),
+        ],
+    )
+    .await;
+    assert_eq!(server.handled_ids("user.disabled"), ["metrics-dead"]);
+}
