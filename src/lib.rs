@@ -50,6 +50,7 @@ mod envelope;
 mod postgres;
 mod rejection;
 mod secret;
+mod secrets;
 pub mod sign_request;
 mod signature;
 #[cfg(any(feature = "replay", feature = "inbox"))]
@@ -96,6 +97,7 @@ pub use self::{
     envelope::Envelope,
     rejection::{Rejection, RejectionKind},
     secret::{FromEnvError, Secret},
+    secrets::{EmptySecretsError, SecretFileError, SecretFileErrorKind, SecretSource, Secrets},
     signature::{SIGNATURE_HEADER, Verification, Verifier, sign},
     verified::Verified,
 };

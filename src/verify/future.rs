@@ -9,7 +9,7 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{config::Config, deadline::Deadline};
+use super::{config::Snapshot, deadline::Deadline};
 use crate::{
     BodyReservation, Envelope, Rejection, RejectionKind, VerifiedBody,
     body::ResponseBody,
@@ -46,7 +46,7 @@ pin_project! {
         Collecting {
             #[pin]
             body: B,
-            collector: Collector<Config>,
+            collector: Collector<Snapshot>,
             tag: Tag,
             deadline: Deadline,
             parts: Option<Parts>,
@@ -70,7 +70,7 @@ where
     pub(super) fn collecting(
         parts: Parts,
         body: B,
-        collector: Collector<Config>,
+        collector: Collector<Snapshot>,
         tag: Tag,
         service: S,
         room: BodyReservation,
@@ -128,7 +128,7 @@ where
 /// The body has ended: checks the signature, and calls the inner service only if it
 /// matched, with the [`Verified`](crate::Verified) mark and the [`Envelope`].
 fn body_ended<S, B>(
-    collector: &mut Collector<Config>,
+    collector: &mut Collector<Snapshot>,
     tag: &Tag,
     mut parts: Parts,
     mut service: S,
@@ -140,7 +140,7 @@ where
         Ok(verified) => verified,
         Err(kind) => return State::rejected(kind, &parts.headers),
     };
-    let endpoint = match &collector.config().endpoint {
+    let endpoint = match &collector.config().settings().endpoint {
         Some(name) => Endpoint::Named(name.clone()),
         None => Endpoint::Path(parts.uri.path_and_query().cloned()),
     };
@@ -176,7 +176,7 @@ where
                         Poll::Ready(read) => Some(read),
                         // The body makes us wait: within its deadline only.
                         Poll::Pending => {
-                            if !deadline.expired(collector.config().body_deadline, cx) {
+                            if !deadline.expired(collector.config().settings().body_deadline, cx) {
                                 return Poll::Pending;
                             }
                             None
