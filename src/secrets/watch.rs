@@ -32,10 +32,15 @@ pub(super) fn spawn(
     digest: [u8; 32],
 ) -> Result<(), SecretFileError> {
     let mut watch = Watch::new(digest);
+    // The thread logs where the code that started it would: to its subscriber.
+    #[cfg(feature = "tracing")]
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
     let thread = thread::Builder::new().name("authgear-webhook-secrets".to_owned());
     let spawned = thread.spawn({
         let path = path.clone();
         move || {
+            #[cfg(feature = "tracing")]
+            let _logging = tracing::dispatcher::set_default(&dispatch);
             loop {
                 thread::sleep(POLL);
                 let Some(shared) = shared.upgrade() else {

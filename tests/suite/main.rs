@@ -47,6 +47,7 @@ mod inbox;
 mod readme;
 #[cfg(feature = "replay")]
 mod replay;
+mod secrets;
 mod socket;
 #[cfg(feature = "tracing")]
 mod tracing_log;
