@@ -30,6 +30,14 @@ mod event_parse;
 // Runs `quickstart`.
 #[cfg(feature = "axum")]
 mod example_quickstart;
+// Runs `axum_server` with a file of secrets.
+#[cfg(all(
+    feature = "axum",
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
+))]
+mod example_secrets;
 // Runs `axum_server`.
 #[cfg(all(
     feature = "axum",
