@@ -46,7 +46,7 @@ use super::Secrets;
 ///         .body(Body::from("{}"))
 ///         .unwrap()
 /// };
-/// let status = |request| async { app.clone().oneshot(request).await.unwrap().status() };
+/// let status = |request: Request<Body>| async { app.clone().oneshot(request).await.unwrap().status() };
 /// assert_eq!(status(delivery("/hooks/shop", "shop-secret")).await, StatusCode::OK);
 /// assert_eq!(status(delivery("/hooks/blog", "blog-secret")).await, StatusCode::OK);
 /// // Another project's secret, and a project without secrets: refused.

@@ -53,7 +53,7 @@ impl VerifySignatureLayer {
     ///         .body(Body::from("{}"))
     ///         .unwrap()
     /// };
-    /// let status = |request| async { app.clone().oneshot(request).await.unwrap().status() };
+    /// let status = |request: Request<Body>| async { app.clone().oneshot(request).await.unwrap().status() };
     ///
     /// assert_eq!(status(delivery("new-secret")).await, StatusCode::UNAUTHORIZED);
     /// secrets.set(["new-secret"]).unwrap();

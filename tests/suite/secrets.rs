@@ -244,11 +244,9 @@ fn write(path: &Path, content: impl AsRef<[u8]>) {
 async fn problem_within(secrets: &Secrets, kind: SecretFileErrorKind) {
     let deadline = Instant::now() + FILE_CHANGE;
     loop {
-        if let Some(problem) = secrets.problem() {
-            if problem.kind() == kind {
-                assert_eq!(problem.path(), secrets.file().expect("a file"));
-                return;
-            }
+        if let Some(problem) = secrets.problem().filter(|problem| problem.kind() == kind) {
+            assert_eq!(problem.path(), secrets.file().expect("a file"));
+            return;
         }
         assert!(Instant::now() < deadline, "no {kind:?} reported");
         tokio::time::sleep(Duration::from_millis(50)).await;
