@@ -186,7 +186,7 @@ impl Secrets {
     /// Reads the secrets from the file at `path`, one per line, the first the current
     /// one, and re-reads it when it changes: a new content is in use within about two
     /// seconds (it is read once a second, and taken once two reads in a row agree, so a
-    /// file caught half-written is never taken).
+    /// file caught half-written by a writer that pauses less than a second is never taken).
     ///
     /// Spaces, tabs and `\r` around a line are not part of its secret; blank lines are
     /// skipped. A file that later becomes empty, unreadable (removed, replaced by a
@@ -194,8 +194,9 @@ impl Secrets {
     /// warning (feature `tracing`) and is reported by [`problem`](Self::problem) until it
     /// can be used again.
     ///
-    /// A thread reads the file; it ends once every clone of the handle is dropped. Write
-    /// the file in one go, or better, write another and rename it over this one.
+    /// A thread reads the file; it ends at its next read once every clone of the handle is
+    /// dropped. Write the file in one go, or better, write another and rename it over this
+    /// one (as Kubernetes does for a secret volume): then no read sees it half-written.
     ///
     /// ```
     /// use authgear_webhook::{sign, Secrets};
