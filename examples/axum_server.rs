@@ -3,7 +3,18 @@
 //!
 //! ```sh
 //! AUTHGEAR_WEBHOOK_SECRET=... cargo run --all-features --example axum_server
+//! AUTHGEAR_WEBHOOK_SECRET_FILE=/run/secrets/authgear-webhook cargo run --all-features --example axum_server
 //! ```
+//!
+//! The secret comes from `AUTHGEAR_WEBHOOK_SECRET`, or from the file named by
+//! `AUTHGEAR_WEBHOOK_SECRET_FILE` (which wins when both are set): one secret per line, the
+//! first the current one, every one accepted. The file is re-read when it changes, and a new
+//! content is in use within about 2 s without a restart: to rotate, list the new secret
+//! first and the old one after it, change the secret in Authgear's portal, then remove the
+//! old line. A file that becomes empty, unreadable or not text keeps the last good secrets
+//! (one line on stderr says so, and another when it is usable again; `/health` on
+//! `ADMIN_ADDR` reports it as `degraded`, still 200); a file that cannot be used at start
+//! stops the server with one line naming it.
 //!
 //! Listens on `ADDR` (default `127.0.0.1:9999`). Blocking events are allowed
 //! (`{"is_allowed":true}`), except:
@@ -112,7 +123,7 @@ use std::{
 };
 
 use authgear_webhook::{
-    Rejection, Secret, VerifySignatureLayer,
+    Rejection, Secret, Secrets, VerifySignatureLayer,
     admin::{AdminService, Health},
     catch_up::{AdminApi, AdminApiKey, CatchUp, CatchUpErrorKind},
     event::{Answer, Event, EventRejection, Payload},
@@ -168,16 +179,19 @@ const CLAIM: (&str, &str) = ("https://authgear-webhook.example/plan", "free");
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let secret = match Secret::from_env("AUTHGEAR_WEBHOOK_SECRET") {
-        Ok(secret) => secret,
+    let secrets = match secrets() {
+        Ok(secrets) => secrets,
         Err(error) => {
-            eprintln!("{error}: set it to your Authgear project's webhook signing secret");
+            eprintln!("{error}");
             return ExitCode::FAILURE;
         }
     };
     let addr = env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:9999".to_owned());
 
-    let verify = VerifySignatureLayer::new(secret);
+    let verify = VerifySignatureLayer::with_secrets(secrets.clone());
+    if secrets.file().is_some() {
+        tokio::spawn(report_secrets_file(secrets.clone()));
+    }
     // One pool for replay protection and the inbox; none without `DATABASE_URL`.
     let database = match env::var("DATABASE_URL").ok().map(|url| postgres_pool(&url)) {
         None => None,
@@ -262,10 +276,10 @@ async fn main() -> ExitCode {
         }
     };
     let shutdown = CancellationToken::new();
-    let mut health = match &inbox {
-        Some((inbox, _)) => Health::new().inbox(inbox),
-        None => Health::new(),
-    };
+    let mut health = Health::new().secrets(&secrets);
+    if let Some((inbox, _)) = &inbox {
+        health = health.inbox(inbox);
+    }
     let catch_up_name = match catch_up {
         Some((catch_up, interval)) => {
             health = health.catch_up(&catch_up);
@@ -406,6 +420,40 @@ fn admin_router(
                 }
             }),
         ),
+    }
+}
+
+/// The webhook's secrets: those listed in the file at `AUTHGEAR_WEBHOOK_SECRET_FILE`, re-read
+/// when it changes, or else the one in `AUTHGEAR_WEBHOOK_SECRET`.
+fn secrets() -> Result<Secrets, String> {
+    match env::var_os("AUTHGEAR_WEBHOOK_SECRET_FILE").filter(|path| !path.is_empty()) {
+        Some(path) => Secrets::from_file(path)
+            .map_err(|error| format!("AUTHGEAR_WEBHOOK_SECRET_FILE: {error}")),
+        None => Secret::from_env("AUTHGEAR_WEBHOOK_SECRET")
+            .map(Secrets::new)
+            .map_err(|error| {
+                format!(
+                    "{error}: set it to your Authgear project's webhook signing secret \
+                     (or AUTHGEAR_WEBHOOK_SECRET_FILE to a file of secrets)"
+                )
+            }),
+    }
+}
+
+/// Says on stderr when the secrets file stops being usable (the last good secrets stay in
+/// use) and when it is usable again.
+async fn report_secrets_file(secrets: Secrets) {
+    let mut reported = None;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let problem = secrets.problem().map(|problem| problem.to_string());
+        if problem != reported {
+            match &problem {
+                Some(problem) => eprintln!("{problem}: the last good secrets are kept"),
+                None => eprintln!("secrets file usable again"),
+            }
+            reported = problem;
+        }
     }
 }
 

@@ -32,6 +32,13 @@ pub(crate) trait Keyed {
     fn keys(&self) -> &Keys;
 }
 
+impl<C: Keyed> Keyed for Arc<C> {
+    #[inline]
+    fn keys(&self) -> &Keys {
+        C::keys(self)
+    }
+}
+
 /// Why the collector stopped before the body's end.
 pub(crate) enum Stop<E, F = Infallible> {
     /// The body went past the limit.
@@ -76,7 +83,8 @@ impl Room for Unbounded {
 }
 
 pub(crate) struct Collector<C> {
-    config: Arc<C>,
+    /// The settings, with the keyed MACs.
+    config: C,
     /// The MACs, copied from the config once the first run is hashed: a body that ends
     /// before (one frame, or a few small ones) is hashed in one go at the end. Boxed: the
     /// collector lives in every request's future, which moves a few times.
@@ -88,7 +96,7 @@ impl<C: Keyed> Collector<C> {
     /// A collector for a body of at most `limit` bytes, which announced `expected` (see
     /// [`declared_length`]).
     #[inline]
-    pub(crate) fn new(config: Arc<C>, limit: usize, expected: u64) -> Self {
+    pub(crate) fn new(config: C, limit: usize, expected: u64) -> Self {
         Self {
             config,
             macs: None,

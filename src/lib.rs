@@ -57,6 +57,7 @@ mod metrics;
 mod postgres;
 mod rejection;
 mod secret;
+mod secrets;
 pub mod sign_request;
 mod signature;
 mod span;
@@ -110,6 +111,7 @@ pub use self::{
     envelope::Envelope,
     rejection::{Rejection, RejectionKind},
     secret::{FromEnvError, Secret},
+    secrets::{EmptySecretsError, SecretFileError, SecretFileErrorKind, SecretSource, Secrets},
     signature::{SIGNATURE_HEADER, Verification, Verifier, sign},
     verified::Verified,
 };

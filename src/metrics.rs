@@ -9,7 +9,7 @@
 //!
 //! | name | kind | labels | what |
 //! | --- | --- | --- | --- |
-//! | `authgear_webhook_deliveries_refused_total` | counter | `reason` | requests refused by the verifying layer, replay protection or the inbox; `reason` is the [`RejectionKind`] in snake_case ([`RejectionKind::as_str`]): `missing_signature`, `malformed_signature`, `invalid_signature`, `body_too_large`, `body_unreadable`, `body_deadline`, `budget_exhausted`, `stale`, `replayed`, `missing_replay_fields`, `store_unavailable`, `inbox_unavailable`, `unverified` |
+//! | `authgear_webhook_deliveries_refused_total` | counter | `reason` | requests refused by the verifying layer, replay protection or the inbox; `reason` is the [`RejectionKind`] in snake_case ([`RejectionKind::as_str`]): `missing_signature`, `malformed_signature`, `invalid_signature`, `no_secrets`, `body_too_large`, `body_unreadable`, `body_deadline`, `budget_exhausted`, `stale`, `replayed`, `missing_replay_fields`, `store_unavailable`, `inbox_unavailable`, `unverified` |
 //! | `authgear_webhook_deliveries_verified_total` | counter | | deliveries whose signature matched: handed to the inner service |
 //! | `authgear_webhook_deliveries_accepted_total` | counter | | verified deliveries answered with a 2xx (by the inbox, the handler, or replay protection giving the first answer again) |
 //! | `authgear_webhook_replay_repeated_total` | counter | | repeated deliveries answered with the first copy's answer, without calling the handler |

@@ -66,6 +66,11 @@ pub enum RejectionKind {
     /// The [body budget](crate::BodyBudget) shared by all requests in flight had no room for
     /// this body (503, with `Retry-After`); answered at once, never queued.
     BudgetExhausted,
+    /// The layer's [`SecretSource`](crate::SecretSource) has no secrets for this request
+    /// (an unknown project or route) (401). Refused before the body is read. The client is
+    /// told what a wrong signature is told (`invalid signature`), so a probe cannot tell
+    /// which projects exist; the log says which it was.
+    NoSecrets,
     /// Inbox: the event could not be stored (store full, unwritable or busy) (503).
     #[cfg(feature = "inbox")]
     InboxUnavailable,
@@ -92,6 +97,7 @@ impl RejectionKind {
             RejectionKind::MissingSignature => "missing_signature",
             RejectionKind::MalformedSignature => "malformed_signature",
             RejectionKind::InvalidSignature => "invalid_signature",
+            RejectionKind::NoSecrets => "no_secrets",
             RejectionKind::BodyTooLarge => "body_too_large",
             RejectionKind::BodyUnreadable => "body_unreadable",
             RejectionKind::Stale => "stale",
@@ -138,6 +144,7 @@ impl Rejection {
             RejectionKind::MissingSignature
             | RejectionKind::MalformedSignature
             | RejectionKind::InvalidSignature
+            | RejectionKind::NoSecrets
             | RejectionKind::Stale
             | RejectionKind::Replayed
             | RejectionKind::MissingReplayFields => StatusCode::UNAUTHORIZED,
@@ -158,7 +165,7 @@ impl Rejection {
         match self.kind {
             RejectionKind::MissingSignature => "missing x-authgear-body-signature header",
             RejectionKind::MalformedSignature => "malformed x-authgear-body-signature header",
-            RejectionKind::InvalidSignature => "invalid signature",
+            RejectionKind::InvalidSignature | RejectionKind::NoSecrets => "invalid signature",
             RejectionKind::BodyTooLarge => "request body too large",
             RejectionKind::BodyUnreadable => "request body could not be read",
             RejectionKind::Stale => "stale delivery",
@@ -231,7 +238,11 @@ impl Rejection {
     /// client breaking off or too slow is `debug`, an unavailable store is `error`, a full
     /// body budget `warn` (under a flood, or too small for the load).
     fn log(&self) {
-        let (reason, status) = (self.message(), self.status().as_u16());
+        let reason = match self.kind {
+            RejectionKind::NoSecrets => "no secrets for this request",
+            _ => self.message(),
+        };
+        let status = self.status().as_u16();
         match self.kind {
             RejectionKind::BodyUnreadable | RejectionKind::BodyDeadline => {
                 tracing::debug!(reason, status, "authgear webhook refused")

@@ -129,6 +129,15 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
+    /// No MAC: matches nothing.
+    pub(crate) fn none() -> &'static Self {
+        static NONE: Keys = Keys {
+            first: None,
+            others: Vec::new(),
+        };
+        &NONE
+    }
+
     /// One MAC keyed with `key` (signing: any key, the empty one included).
     pub(crate) fn one(key: &[u8]) -> Self {
         Self {
@@ -308,6 +317,15 @@ impl Verifier {
     pub fn also_accept(mut self, secret: impl Into<Secret>) -> Self {
         self.accept(secret.into());
         self
+    }
+
+    /// Accepts `secrets`, in order; `None` if there are none.
+    pub(crate) fn from_secrets(
+        secrets: impl IntoIterator<Item = impl Into<Secret>>,
+    ) -> Option<Self> {
+        let mut secrets = secrets.into_iter();
+        let verifier = Self::new(secrets.next()?);
+        Some(secrets.fold(verifier, Self::also_accept))
     }
 
     /// Adds a secret. An empty one is counted but matches nothing.

@@ -28,7 +28,9 @@ impl Verified {
     /// Which secret the signature matched: `0` for the one given to
     /// [`VerifySignatureLayer::new`](crate::VerifySignatureLayer::new) (or
     /// [`Verifier::new`](crate::Verifier::new)), then `1`, `2`, ... for those given to
-    /// [`also_accept`](crate::VerifySignatureLayer::also_accept), in order.
+    /// [`also_accept`](crate::VerifySignatureLayer::also_accept), in order. With
+    /// [`Secrets`](crate::Secrets), the secret's place in the set the request was verified
+    /// with.
     ///
     /// Useful during a secret rotation, to see when the old secret stops being used.
     ///

@@ -364,6 +364,31 @@ impl Health {
         self.push("catch-up", Kind::CatchUp(catch_up.status.clone()))
     }
 
+    /// Check `webhook secrets`: degraded while the file of a
+    /// [`Secrets::from_file`](crate::Secrets::from_file) cannot be used (empty, unreadable,
+    /// not text) and the last good secrets are kept, with
+    /// [`Secrets::problem`](crate::Secrets::problem)'s message (the path and what is wrong,
+    /// never a secret); ok otherwise, and always for secrets not read from a file. Still
+    /// ready: the webhook keeps verifying with the last good secrets.
+    ///
+    /// ```
+    /// use authgear_webhook::{Secrets, admin::{Health, Status}};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let secrets = Secrets::new("my-webhook-secret");
+    /// let report = Health::new().secrets(&secrets).report().await;
+    /// assert_eq!(report.checks()[0].name(), "webhook secrets");
+    /// assert_eq!(report.checks()[0].status(), Status::Ok);
+    /// # }
+    /// ```
+    pub fn secrets(self, secrets: &crate::Secrets) -> Self {
+        let secrets = secrets.clone();
+        self.check_degraded("webhook secrets", move || match secrets.problem() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        })
+    }
+
     /// The application's check `name`: `check` returns `Err(reason)` when the process
     /// cannot do its work ([`Status::Unready`]). Called on each report, on the task
     /// answering it: keep it quick (read a flag, not the network: see

@@ -1,6 +1,7 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -39,7 +40,7 @@ pin_project! {
         Collecting {
             #[pin]
             body: B,
-            collector: Collector<Config>,
+            collector: Collector<Arc<Config>>,
             parts: Option<Parts>,
             service: Option<S>,
         },
@@ -60,7 +61,7 @@ where
     pub(super) fn collecting(
         parts: Parts,
         body: B,
-        collector: Collector<Config>,
+        collector: Collector<Arc<Config>>,
         service: S,
     ) -> Self {
         Self {

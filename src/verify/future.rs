@@ -9,7 +9,7 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{config::Config, deadline::Deadline};
+use super::{config::Snapshot, deadline::Deadline};
 use crate::{
     BodyReservation, Envelope, Rejection, RejectionKind, VerifiedBody,
     body::ResponseBody,
@@ -49,7 +49,7 @@ pin_project! {
         Collecting {
             #[pin]
             body: B,
-            collector: Collector<Config>,
+            collector: Collector<Snapshot>,
             tag: Tag,
             deadline: Deadline,
             parts: Option<Parts>,
@@ -73,7 +73,7 @@ where
     pub(super) fn collecting(
         parts: Parts,
         body: B,
-        collector: Collector<Config>,
+        collector: Collector<Snapshot>,
         tag: Tag,
         service: S,
         room: BodyReservation,
@@ -134,7 +134,7 @@ where
 /// matched, with the [`Verified`](crate::Verified) mark and the [`Envelope`] (whose `id` and
 /// `type` the span records).
 fn body_ended<S, B>(
-    collector: &mut Collector<Config>,
+    collector: &mut Collector<Snapshot>,
     tag: &Tag,
     mut parts: Parts,
     mut service: S,
@@ -147,7 +147,7 @@ where
         Ok(verified) => verified,
         Err(kind) => return State::rejected(kind, &parts.headers),
     };
-    let endpoint = match &collector.config().endpoint {
+    let endpoint = match &collector.config().settings().endpoint {
         Some(name) => Endpoint::Named(name.clone()),
         None => Endpoint::Path(parts.uri.path_and_query().cloned()),
     };
@@ -186,7 +186,7 @@ where
                         Poll::Ready(read) => Some(read),
                         // The body makes us wait: within its deadline only.
                         Poll::Pending => {
-                            if !deadline.expired(collector.config().body_deadline, cx) {
+                            if !deadline.expired(collector.config().settings().body_deadline, cx) {
                                 return Poll::Pending;
                             }
                             None

@@ -2,8 +2,11 @@ use std::{sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
-use super::{VerifySignature, config::Config};
-use crate::{BodyBudget, Secret};
+use super::{
+    VerifySignature,
+    config::{Config, Source},
+};
+use crate::{BodyBudget, Secret, SecretSource, Secrets, Verifier};
 
 /// Layer that applies [`VerifySignature`]: see the [module docs](crate::verify).
 #[derive(Debug, Clone)]
@@ -24,13 +27,80 @@ impl VerifySignatureLayer {
     /// let layer = VerifySignatureLayer::new(Secret::from(b"raw bytes".to_vec()));
     /// ```
     pub fn new(secret: impl Into<Secret>) -> Self {
+        Self::from_source(Source::Fixed(Verifier::new(secret)))
+    }
+
+    /// Accepts bodies signed with the secrets `secrets` holds when each request arrives: a
+    /// handle the application changes (or a file re-read) while the server runs, to rotate
+    /// the secret without a restart. A request keeps the secrets of its arrival for its
+    /// whole body, so none in flight is refused for a change. Keep a clone of the handle
+    /// to change it; the layer's clones share it.
+    ///
+    /// ```
+    /// use authgear_webhook::{sign, Secrets, VerifySignatureLayer, SIGNATURE_HEADER};
+    /// use axum::{body::Body, http::{Request, StatusCode}, routing::post, Router};
+    /// use tower::ServiceExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let secrets = Secrets::new("old-secret");
+    /// let app = Router::new()
+    ///     .route("/webhook", post(|| async { "ok" }))
+    ///     .layer(VerifySignatureLayer::with_secrets(secrets.clone()));
+    /// let delivery = |secret: &str| {
+    ///     Request::post("/webhook")
+    ///         .header(SIGNATURE_HEADER, sign(secret, b"{}"))
+    ///         .body(Body::from("{}"))
+    ///         .unwrap()
+    /// };
+    /// let status = |request: Request<Body>| async { app.clone().oneshot(request).await.unwrap().status() };
+    ///
+    /// assert_eq!(status(delivery("new-secret")).await, StatusCode::UNAUTHORIZED);
+    /// secrets.set(["new-secret"]).unwrap();
+    /// assert_eq!(status(delivery("new-secret")).await, StatusCode::OK);
+    /// assert_eq!(status(delivery("old-secret")).await, StatusCode::UNAUTHORIZED);
+    /// # }
+    /// ```
+    pub fn with_secrets(secrets: Secrets) -> Self {
+        Self::from_source(Source::Shared(secrets))
+    }
+
+    /// Accepts bodies signed with the secrets `source` picks for each request, from its
+    /// method, URI, headers or extensions: different secrets per route or per Authgear
+    /// project on one server. A request the source has no secrets for is refused (401,
+    /// [`RejectionKind::NoSecrets`](crate::RejectionKind::NoSecrets)) before its body is
+    /// read. See [`SecretSource`] for a multi-tenant example.
+    ///
+    /// ```
+    /// use authgear_webhook::{Secrets, VerifySignatureLayer};
+    /// use http::request::Parts;
+    ///
+    /// let production = Secrets::new("production-secret");
+    /// let staging = Secrets::new("staging-secret");
+    /// let layer = VerifySignatureLayer::with_source(move |request: &Parts| {
+    ///     match request.headers.get("x-environment")?.as_bytes() {
+    ///         b"production" => Some(production.clone()),
+    ///         b"staging" => Some(staging.clone()),
+    ///         _ => None,
+    ///     }
+    /// });
+    /// ```
+    pub fn with_source(source: impl SecretSource) -> Self {
+        Self::from_source(Source::PerRequest(Arc::new(source)))
+    }
+
+    fn from_source(source: Source) -> Self {
         Self {
-            config: Arc::new(Config::new(secret.into())),
+            config: Arc::new(Config::new(source)),
         }
     }
 
     /// Also accepts bodies signed with `secret`. Call it once per extra secret, e.g. to
     /// accept the old and the new secret while rotating.
+    ///
+    /// For a layer built with [`new`](Self::new). One built from [`Secrets`] or a
+    /// [`SecretSource`] accepts what they hold, and this does nothing: accept the secret
+    /// there ([`Secrets::also_accept`], [`Secrets::set`]).
     ///
     /// ```
     /// use authgear_webhook::VerifySignatureLayer;
@@ -38,9 +108,9 @@ impl VerifySignatureLayer {
     /// let layer = VerifySignatureLayer::new("new-secret").also_accept("old-secret");
     /// ```
     pub fn also_accept(mut self, secret: impl Into<Secret>) -> Self {
-        Arc::make_mut(&mut self.config)
-            .verifier
-            .accept(secret.into());
+        if let Source::Fixed(verifier) = &mut Arc::make_mut(&mut self.config).source {
+            verifier.accept(secret.into());
+        }
         self
     }
 

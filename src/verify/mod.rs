@@ -13,7 +13,11 @@
 //!    the [body budget](crate::BodyBudget) shared by all requests in flight (32 MiB) has no room
 //!    for what the buffer would hold with the next frame;
 //! 4. compares the signature with the HMAC under each accepted secret, in constant time, and
-//!    refuses with 401 if none matches (the same code as [`Verifier`](crate::Verifier));
+//!    refuses with 401 if none matches (the same code as [`Verifier`](crate::Verifier)).
+//!    The accepted secrets are fixed when the layer is built, or, from
+//!    [`Secrets`](crate::Secrets) or a [`SecretSource`](crate::SecretSource), those in use
+//!    when the request arrived (taken before step 3, a source with none refusing with 401):
+//!    a change never affects a request in flight;
 //! 5. calls the inner service with the same method, URI, headers and extensions, a
 //!    [`Verified`](crate::Verified) mark, an [`Envelope`](crate::Envelope) (the signed bytes,
 //!    the [endpoint](VerifySignatureLayer::endpoint), and the envelope's `id`, `type` and

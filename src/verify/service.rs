@@ -7,9 +7,13 @@ use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
-use super::{VerifySignatureLayer, config::Config, future::ResponseFuture};
+use super::{
+    VerifySignatureLayer,
+    config::{Config, Source},
+    future::ResponseFuture,
+};
 use crate::{
-    BodyBudget, RejectionKind, Secret, VerifiedBody,
+    BodyBudget, RejectionKind, Secret, VerifiedBody, Verifier,
     body::ResponseBody,
     collect::{Collector, declared_length},
     signature,
@@ -40,7 +44,10 @@ impl<S> VerifySignature<S> {
     /// );
     /// ```
     pub fn new(inner: S, secret: impl Into<Secret>) -> Self {
-        Self::from_config(inner, Arc::new(Config::new(secret.into())))
+        Self::from_config(
+            inner,
+            Arc::new(Config::new(Source::Fixed(Verifier::new(secret)))),
+        )
     }
 
     pub(crate) fn from_config(inner: S, config: Arc<Config>) -> Self {
@@ -88,19 +95,24 @@ where
         if declared > limit as u64 {
             return rejected(RejectionKind::BodyTooLarge);
         }
+        let (parts, body) = request.into_parts();
+        // The secrets in use now, for the whole body.
+        let snapshot = match self.config.snapshot(&parts) {
+            Ok(snapshot) => snapshot,
+            Err(kind) => return ResponseFuture::rejected(kind, &parts.headers),
+        };
 
         // The inner service was made ready by `poll_ready`: take that one into the future
         // and leave a clone behind, which will be made ready by the next `poll_ready`.
         let not_ready = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, not_ready);
-        let (parts, body) = request.into_parts();
         let room = self
             .config
             .body_budget
             .as_ref()
             .map(BodyBudget::reserve)
             .unwrap_or_default();
-        let collector = Collector::new(self.config.clone(), limit, declared);
+        let collector = Collector::new(snapshot, limit, declared);
         ResponseFuture::collecting(parts, body, collector, tag, ready, room)
     }
 }

@@ -38,6 +38,14 @@ mod event_parse;
 // Runs `quickstart`.
 #[cfg(feature = "axum")]
 mod example_quickstart;
+// Runs `axum_server` with a file of secrets.
+#[cfg(all(
+    feature = "axum",
+    feature = "replay-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-redis"
+))]
+mod example_secrets;
 // Runs `axum_server`.
 #[cfg(all(
     feature = "axum",
@@ -58,6 +66,7 @@ mod inbox;
 mod readme;
 #[cfg(feature = "replay")]
 mod replay;
+mod secrets;
 mod socket;
 // Through the layers and a SQLite inbox's worker.
 #[cfg(feature = "inbox-sqlite")]

@@ -80,3 +80,51 @@ async fn refusals_are_logged_with_their_reason_only() {
     }
     assert_eq!(recorder.calls(), 1);
 }
+
+#[test]
+fn a_secrets_file_that_cannot_be_used_is_logged_without_a_secret() {
+    use authgear_webhook::Secrets;
+    use std::time::{Duration, Instant};
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The watching thread logs to the subscriber of the code that started it.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = crate::common::TempDir::new("secrets-log");
+    let path = dir.path().join("webhook-secrets");
+    std::fs::write(&path, "hunter2hunter2\n").expect("write");
+    let secrets = Secrets::from_file(&path).expect("a good file");
+    let wait_for = |text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = String::new();
+        while !seen.contains(text) {
+            assert!(Instant::now() < deadline, "no {text:?} in {seen}");
+            // Another test's watching thread, with no subscriber, may have been the first
+            // to reach the watcher's events: with one subscriber registered, tracing then
+            // caches "never" for them from that thread's view. Computed again from here.
+            tracing::callsite::rebuild_interest_cache();
+            std::thread::sleep(Duration::from_millis(50));
+            seen.push_str(&captured.take());
+        }
+        seen
+    };
+
+    std::fs::write(&path, "\0hunter3hunter3\n").expect("write");
+    let logged = wait_for("unusable");
+    assert!(logged.contains("WARN"), "{logged}");
+    assert!(logged.contains(&*path.to_string_lossy()), "{logged}");
+    assert!(logged.contains("is not text"), "{logged}");
+    assert!(secrets.problem().is_some());
+
+    std::fs::write(&path, "hunter4hunter4\nhunter2hunter2\n").expect("write");
+    let logged = logged + &wait_for("reloaded");
+    assert!(logged.contains("secrets=2"), "{logged}");
+    assert!(!logged.contains("hunter"), "{logged}");
+    assert!(secrets.problem().is_none());
+}
