@@ -109,8 +109,11 @@ pub const CATCH_UP_PASSES: &str = "authgear_webhook_catch_up_passes_total";
 /// Events the catch-up stored.
 pub const CATCH_UP_RECOVERED: &str = "authgear_webhook_catch_up_recovered_total";
 
-/// Gives the installed recorder each metric's unit and help text. Call it once, after
-/// installing the recorder (a recorder installed later knows nothing of it).
+/// Gives the installed recorder each metric's unit and help text, and registers the
+/// counters without labels (and the inbox's outcomes) at 0, so that a scrape before the
+/// first delivery shows them, as Prometheus advises, rather than series that appear later.
+/// Call it once, after installing the recorder (a recorder installed later knows nothing of
+/// it).
 ///
 /// ```
 /// authgear_webhook::metrics::describe();
@@ -188,6 +191,19 @@ pub fn describe() {
             Unit::Count,
             "Events the catch-up stored that the webhook never brought."
         );
+        for name in [
+            DELIVERIES_VERIFIED,
+            DELIVERIES_ACCEPTED,
+            REPLAY_REPEATED,
+            INBOX_REDRIVEN,
+            WORKER_RECOVERED,
+            CATCH_UP_RECOVERED,
+        ] {
+            ::metrics::counter!(name).increment(0);
+        }
+        for outcome in ["stored", "duplicate", "not_stored"] {
+            ::metrics::counter!(INBOX_DELIVERIES, "outcome" => outcome).increment(0);
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod example;
 pub mod postgres;
 pub mod redis_server;
+pub mod small_disk;
 pub mod wire;
 
 // Unused in a build without the features of the Redis tests.

@@ -4,10 +4,7 @@
 //! re-drive and bad requests; and, in process, a store that hangs answers "not ready" within
 //! the timeout.
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use authgear_webhook::{
     StoreError,
@@ -22,7 +19,9 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use serde_json::Value;
 
-use crate::common::{RedisServer, SECRET, TIMEOUT, TempDir, example::Server};
+use crate::common::{
+    RedisServer, SECRET, TIMEOUT, TempDir, example::Server, small_disk::SmallDisk,
+};
 
 /// `method` `url` over a real connection: the status, the `Allow` header and the JSON.
 async fn call(method: Method, url: &str) -> (StatusCode, Option<String>, Value) {
@@ -164,40 +163,6 @@ async fn health_is_503_while_redis_is_stopped_or_paused_and_200_after() {
     health_becomes(&server, StatusCode::OK).await;
 }
 
-/// A tmpfs mounted at a directory (root only), unmounted on drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    /// `None`, with a message, where mounting is not allowed (not root, no
-    /// `CAP_SYS_ADMIN`).
-    fn mount(dir: &std::path::Path, size: &str) -> Option<Self> {
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output();
-        match mounted {
-            Ok(output) if output.status.success() => Some(Self(dir.to_owned())),
-            Ok(output) => {
-                eprintln!(
-                    "skipping: cannot mount a tmpfs (root needed): {}",
-                    String::from_utf8_lossy(&output.stderr).trim()
-                );
-                None
-            }
-            Err(error) => {
-                eprintln!("skipping: cannot run mount: {error}");
-                None
-            }
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 /// Writes zeros to `path` until the file system is full.
 fn fill(path: &std::path::Path) {
     use std::io::Write;
@@ -219,11 +184,10 @@ fn fill(path: &std::path::Path) {
 
 #[tokio::test]
 async fn health_is_503_while_the_sqlite_disk_is_full_and_200_after() {
-    let dir = TempDir::new("admin-full");
-    let Some(_tmpfs) = Tmpfs::mount(dir.path(), "2m") else {
+    let Some(disk) = SmallDisk::mount("admin-full", "2m") else {
         return;
     };
-    let file = dir.path().join("inbox.sqlite3");
+    let file = disk.path().join("inbox.sqlite3");
     let server = Server::start(
         "axum_server",
         &[
@@ -233,7 +197,7 @@ async fn health_is_503_while_the_sqlite_disk_is_full_and_200_after() {
     );
     health_becomes(&server, StatusCode::OK).await;
 
-    let filler = dir.path().join("filler");
+    let filler = disk.path().join("filler");
     fill(&filler);
     let report = health_becomes(&server, StatusCode::SERVICE_UNAVAILABLE).await;
     let store = check(&report, "inbox store");

@@ -5,9 +5,9 @@
 //! answers 503 and, restarted, hands over every acknowledged event; Postgres read-only or
 //! cancelling statements (statement timeout) answers 503, and the store recovers.
 
+use std::collections::HashSet;
 #[cfg(feature = "inbox-redis")]
 use std::time::{Duration, Instant, SystemTime};
-use std::{collections::HashSet, process::Command};
 
 use super::{Harness, counts, handled_ids, padded_event};
 #[cfg(feature = "inbox-redis")]
@@ -18,7 +18,9 @@ use super::{event, new_event, pg_store};
 use crate::common::PostgresServer;
 #[cfg(any(feature = "inbox-redis", feature = "inbox-postgres"))]
 use crate::common::TIMEOUT;
+#[cfg(feature = "inbox-postgres")]
 use crate::common::TempDir;
+use crate::common::small_disk::SmallDisk;
 use authgear_webhook::inbox::SqliteStore;
 #[cfg(feature = "inbox-postgres")]
 use authgear_webhook::inbox::{Inbox, PostgresStore, StoreError};
@@ -54,50 +56,15 @@ async fn a_full_store_answers_503_and_keeps_what_it_acknowledged() {
     assert!(size > 0);
 }
 
-/// A tmpfs of `size` mounted on a fresh directory, unmounted (lazily: the store may still
-/// hold its file open) when dropped. `None` when not running as root (mounting needs it),
-/// except under CI (`.ci/run` sets `CI`, and runs as root), where that fails the test.
-struct SmallDisk {
-    dir: TempDir,
-}
-
-impl SmallDisk {
-    fn mount(name: &str, size: &str) -> Option<Self> {
-        let uid = Command::new("id").arg("-u").output().expect("id -u");
-        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-            assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-            eprintln!("skipped: mounting a tmpfs needs root");
-            return None;
-        }
-        let dir = TempDir::new(name);
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("mount");
-        assert!(status.success(), "mount a tmpfs as root");
-        Some(Self { dir })
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 #[tokio::test]
 async fn a_full_disk_answers_503_keeps_what_it_acknowledged_and_recovers() {
     let Some(disk) = SmallDisk::mount("disk-full", "2m") else {
         return;
     };
     // Most of the disk taken by another file, so the inbox fills it after a few dozen events.
-    let filler = disk.dir.path().join("filler");
+    let filler = disk.path().join("filler");
     std::fs::write(&filler, vec![0u8; 1536 * 1024]).expect("filler");
-    let file = disk.dir.path().join("inbox.sqlite3");
+    let file = disk.path().join("inbox.sqlite3");
     let harness =
         Harness::with_store("disk-full", |_| SqliteStore::open(file).expect("open")).await;
     let (mut acknowledged, refused) = harness.fill("disk").await;
