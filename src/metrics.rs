@@ -35,6 +35,9 @@
 //! [`Worker`](crate::inbox::Worker) every 10 s and within a second of each change it
 //! makes, so on a store shared by several instances they are the whole store's (take the
 //! maximum over instances, not the sum). `in_flight` is this process's alone (sum it).
+//! One inbox per process: the gauges carry no label, so the workers of two inboxes in one
+//! process would set them in turn. A read that fails leaves them as they were (logged at
+//! `debug`; the store's failure shows in the refusals and in health).
 //!
 //! [`describe`] gives the exporter each metric's unit and help text (Prometheus's `# HELP`
 //! lines).
@@ -395,9 +398,21 @@ impl InboxGauges {
     pub(crate) async fn watch(self, inbox: Inbox, shutdown: CancellationToken) {
         #[cfg(feature = "metrics")]
         loop {
-            if let Ok(counts) = inbox.counts().await {
-                ::metrics::gauge!(INBOX_QUEUED).set(counts.queued as f64);
-                ::metrics::gauge!(INBOX_DEAD).set(counts.dead as f64);
+            // Raced with the shutdown: a store that hangs must not hold the worker's end.
+            let counts = tokio::select! {
+                () = shutdown.cancelled() => return,
+                counts = inbox.counts() => counts,
+            };
+            match counts {
+                Ok(counts) => {
+                    ::metrics::gauge!(INBOX_QUEUED).set(counts.queued as f64);
+                    ::metrics::gauge!(INBOX_DEAD).set(counts.dead as f64);
+                }
+                // The gauges keep their last values; the store's failure shows elsewhere
+                // (refusals, health).
+                Err(error) => {
+                    tracing::debug!(%error, "inbox: cannot read the counts for the gauges")
+                }
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,

@@ -319,13 +319,15 @@ impl Verifier {
         self
     }
 
-    /// Accepts `secrets`, in order; `None` if there are none.
+    /// Accepts `secrets`, in order; `None` if there are none, or only empty ones (a set
+    /// that would match nothing).
     pub(crate) fn from_secrets(
         secrets: impl IntoIterator<Item = impl Into<Secret>>,
     ) -> Option<Self> {
         let mut secrets = secrets.into_iter();
         let verifier = Self::new(secrets.next()?);
-        Some(secrets.fold(verifier, Self::also_accept))
+        let verifier = secrets.fold(verifier, Self::also_accept);
+        verifier.keys.first.is_some().then_some(verifier)
     }
 
     /// Adds a secret. An empty one is counted but matches nothing.

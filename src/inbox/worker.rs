@@ -515,9 +515,12 @@ impl Worker {
     async fn dead(&self, store: &dyn Store, claim: &Claimed, error: &str) {
         let (endpoint, id, attempt) = (&claim.key.endpoint, &claim.key.id, claim.attempt);
         match store.fail(claim, Failure::Dead, error).await {
-            Ok(_) => {
+            Ok(true) => {
                 tracing::error!(%endpoint, %id, event_type = %claim.event_type, attempt, %error, "inbox: dead-lettered");
                 metrics::dead_lettered(&claim.event_type);
+            }
+            Ok(false) => {
+                tracing::warn!(%endpoint, %id, %error, "inbox: failed for the last time, but its claim was lost; another worker has it")
             }
             Err(store_error) => {
                 tracing::warn!(%endpoint, %id, error = %store_error, "inbox: cannot dead-letter; retried when its claim expires")
@@ -551,13 +554,16 @@ async fn ack_handled(
             }
         }
         let acked = store.ack_many(&batch).await;
-        for (claim, span) in batch.drain(..).zip(spans.drain(..)) {
+        for (index, (claim, span)) in batch.drain(..).zip(spans.drain(..)).enumerate() {
             let _entered = span.enter();
             let (endpoint, id, attempt) = (&claim.key.endpoint, &claim.key.id, claim.attempt);
             match &acked {
-                Ok(_) => {
+                Ok(acked) if acked.get(index).copied().unwrap_or(false) => {
                     tracing::info!(%endpoint, %id, event_type = %claim.event_type, attempt, "inbox: handled");
                     metrics::handled(&claim.event_type, claim.recovered);
+                }
+                Ok(_) => {
+                    tracing::warn!(%endpoint, %id, "inbox: handled, but its claim was lost; another worker has it and may handle it again")
                 }
                 Err(error) => {
                     tracing::warn!(%endpoint, %id, %error, "inbox: handled, but not recorded; it will be handed over again")

@@ -29,9 +29,9 @@ use crate::{Secret, Verifier};
 /// flight is never refused for a change. Or read the secrets from a file that is re-read
 /// when it changes: [`from_file`](Self::from_file).
 ///
-/// The set is never empty: [`set`](Self::set) refuses an empty one, and a file that lists
-/// none keeps the last good secrets. An empty secret in a set matches nothing, as with
-/// [`Verifier`].
+/// The set is never empty: [`set`](Self::set) refuses a set with no secret, or only empty
+/// ones (which would match nothing), and a file that lists none keeps the last good
+/// secrets. An empty secret beside others matches nothing, as with [`Verifier`].
 ///
 /// ```
 /// use authgear_webhook::{sign, Secrets};
@@ -154,7 +154,8 @@ impl Secrets {
     ///
     /// # Errors
     ///
-    /// [`EmptySecretsError`] when `secrets` is empty: the set in use is left as it was.
+    /// [`EmptySecretsError`] when `secrets` is empty, or all of them are: the set in use is
+    /// left as it was.
     pub fn set(
         &self,
         secrets: impl IntoIterator<Item = impl Into<Secret>>,
@@ -273,14 +274,14 @@ impl fmt::Debug for Secrets {
 /// ```
 /// let secrets = authgear_webhook::Secrets::new("my-webhook-secret");
 /// let err = secrets.set(Vec::<&str>::new()).unwrap_err();
-/// assert_eq!(err.to_string(), "no secret given: the secrets in use are kept");
+/// assert_eq!(err.to_string(), "no secret given (or only empty ones): the secrets in use are kept");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmptySecretsError(());
 
 impl fmt::Display for EmptySecretsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("no secret given: the secrets in use are kept")
+        f.write_str("no secret given (or only empty ones): the secrets in use are kept")
     }
 }
 
@@ -314,10 +315,16 @@ mod tests {
         );
         let kept = sign("kept", b"{}");
         assert!(secrets.verifier().verify(kept.as_bytes(), b"{}").is_ok());
-        secrets.set([""]).expect("one secret, empty");
+        // Only empty secrets would match nothing: refused too, the set kept.
+        assert_eq!(secrets.set(["", ""]), Err(EmptySecretsError(())));
+        assert!(secrets.verifier().verify(kept.as_bytes(), b"{}").is_ok());
+        // An empty one beside another matches nothing.
+        secrets.set(["", "next"]).expect("one secret not empty");
         let empty = sign("", b"{}");
         assert!(secrets.verifier().verify(empty.as_bytes(), b"{}").is_err());
         assert!(secrets.verifier().verify(kept.as_bytes(), b"{}").is_err());
+        let next = sign("next", b"{}");
+        assert!(secrets.verifier().verify(next.as_bytes(), b"{}").is_ok());
     }
 
     #[test]

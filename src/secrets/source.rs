@@ -18,6 +18,11 @@ use super::Secrets;
 /// for every request). Each project's handle can change on its own, read from its own file
 /// or [`set`](Secrets::set) by the application.
 ///
+/// The source runs for every request: build each project's handle once (at start, or when
+/// a project is added) and only look it up here. [`Secrets::new`] keys the MACs and
+/// [`Secrets::from_file`] starts a thread of its own, neither of which belongs on the
+/// request path; cloning a handle is one reference count.
+///
 /// ```
 /// use std::{collections::HashMap, sync::Arc};
 ///

@@ -98,18 +98,29 @@ impl VerifySignatureLayer {
     /// Also accepts bodies signed with `secret`. Call it once per extra secret, e.g. to
     /// accept the old and the new secret while rotating.
     ///
-    /// For a layer built with [`new`](Self::new). One built from [`Secrets`] or a
-    /// [`SecretSource`] accepts what they hold, and this does nothing: accept the secret
-    /// there ([`Secrets::also_accept`], [`Secrets::set`]).
+    /// On a layer built [`with_secrets`](Self::with_secrets), the secret is added to that
+    /// handle, as [`Secrets::also_accept`] does: every clone of the handle accepts it too,
+    /// until its next [`set`](Secrets::set) or file change. A layer built
+    /// [`with_source`](Self::with_source) takes every request's secrets from its source,
+    /// and has none of its own to add to: there this does nothing; add the secret to the
+    /// [`Secrets`] the source gives.
     ///
     /// ```
-    /// use authgear_webhook::VerifySignatureLayer;
+    /// use authgear_webhook::{sign, Secrets, VerifySignatureLayer};
     ///
     /// let layer = VerifySignatureLayer::new("new-secret").also_accept("old-secret");
+    /// let secrets = Secrets::new("new-secret");
+    /// let layer = VerifySignatureLayer::with_secrets(secrets.clone()).also_accept("old-secret");
+    /// let old = sign("old-secret", b"{}");
+    /// assert!(secrets.verifier().verify(old.as_bytes(), b"{}").is_ok());
     /// ```
     pub fn also_accept(mut self, secret: impl Into<Secret>) -> Self {
-        if let Source::Fixed(verifier) = &mut Arc::make_mut(&mut self.config).source {
-            verifier.accept(secret.into());
+        match &mut Arc::make_mut(&mut self.config).source {
+            Source::Fixed(verifier) => verifier.accept(secret.into()),
+            Source::Shared(secrets) => {
+                let _ = secrets.clone().also_accept(secret);
+            }
+            Source::PerRequest(_) => {}
         }
         self
     }

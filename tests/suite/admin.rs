@@ -445,6 +445,68 @@ async fn a_hung_store_is_not_ready_within_the_timeout_and_checks_run_side_by_sid
     );
 }
 
+/// A SQLite store whose counts never come (the worker's gauges read them).
+#[cfg(feature = "metrics")]
+struct CountsHang(authgear_webhook::inbox::SqliteStore);
+
+#[cfg(feature = "metrics")]
+impl Store for CountsHang {
+    fn store(&self, event: NewEvent) -> StoreFuture<Stored> {
+        self.0.store(event)
+    }
+    fn claim(&self, max: usize, claim_for: Duration) -> StoreFuture<Vec<Claimed>> {
+        self.0.claim(max, claim_for)
+    }
+    fn extend(&self, claim: &Claimed, claim_for: Duration) -> StoreFuture<bool> {
+        self.0.extend(claim, claim_for)
+    }
+    fn ack(&self, claim: &Claimed) -> StoreFuture<bool> {
+        self.0.ack(claim)
+    }
+    fn fail(&self, claim: &Claimed, failure: Failure, error: &str) -> StoreFuture<bool> {
+        self.0.fail(claim, failure, error)
+    }
+    fn release(&self, claim: &Claimed) -> StoreFuture<bool> {
+        self.0.release(claim)
+    }
+    fn dead(&self, after: Option<EventKey>, max: usize) -> StoreFuture<Vec<DeadLetter>> {
+        self.0.dead(after, max)
+    }
+    fn redrive(&self, key: &EventKey) -> StoreFuture<bool> {
+        self.0.redrive(key)
+    }
+    fn counts(&self) -> StoreFuture<Counts> {
+        hang()
+    }
+    fn prune(&self, before: std::time::SystemTime, max: usize) -> StoreFuture<u64> {
+        self.0.prune(before, max)
+    }
+    fn size(&self) -> StoreFuture<u64> {
+        self.0.size()
+    }
+}
+
+/// The worker's gauges read the inbox's counts: a store that never gives them must not
+/// hold up the worker's end at shutdown.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn a_worker_whose_store_never_gives_its_counts_still_stops_at_shutdown() {
+    use authgear_webhook::inbox::{CancellationToken, Delivery, SqliteStore, Worker};
+    let dir = TempDir::new("admin-counts-hang");
+    let store = SqliteStore::open(dir.path().join("inbox.sqlite3")).expect("open");
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(Worker::new(Inbox::new(CountsHang(store))).run(
+        |_: Delivery| async { Ok::<_, std::convert::Infallible>(()) },
+        shutdown.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    shutdown.cancel();
+    tokio::time::timeout(TIMEOUT, worker)
+        .await
+        .expect("the worker stops")
+        .expect("no panic");
+}
+
 /// The Prometheus text of `/metrics`: each sample's `name{labels}` and value.
 async fn scrape(server: &Server) -> std::collections::HashMap<String, f64> {
     let url = server.admin_url("/metrics");
