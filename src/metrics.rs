@@ -44,7 +44,9 @@
 //!
 //! [`Inbox::counts`]: crate::inbox::Inbox::counts
 //!
-//! ```
+// Without the feature the module is private, but its examples are still doctests.
+#![cfg_attr(feature = "metrics", doc = "```")]
+#![cfg_attr(not(feature = "metrics"), doc = "```ignore")]
 //! use authgear_webhook::{sign, VerifySignatureLayer, SIGNATURE_HEADER};
 //! use http::{Request, Response, StatusCode};
 //! use metrics_exporter_prometheus::PrometheusBuilder;
@@ -118,7 +120,8 @@ pub const CATCH_UP_RECOVERED: &str = "authgear_webhook_catch_up_recovered_total"
 /// Call it once, after installing the recorder (a recorder installed later knows nothing of
 /// it).
 ///
-/// ```
+#[cfg_attr(feature = "metrics", doc = "```")]
+#[cfg_attr(not(feature = "metrics"), doc = "```ignore")]
 /// authgear_webhook::metrics::describe();
 /// ```
 pub fn describe() {
