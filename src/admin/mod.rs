@@ -13,8 +13,10 @@
 //!
 //! Statuses: 404 for an unknown route or dead letter, 405 (with `Allow`) for another
 //! method, 400 for a bad query (an unknown parameter, a `limit` out of range, a cursor this
-//! service did not give), 503 with a short `error` when the store cannot answer. Every
-//! error body is `{"error":"..."}`; nothing is cached (`Cache-Control: no-store`).
+//! service did not give), 503 with a short `error` when the store cannot answer: it fails, or
+//! a call to it takes longer than the service's [`timeout`](AdminService::timeout) (5 s by
+//! default; `/health`: the [`Health::timeout`]). Every error body is `{"error":"..."}`;
+//! nothing is cached (`Cache-Control: no-store`).
 //!
 //! # Security
 //!

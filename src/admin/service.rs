@@ -7,7 +7,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
@@ -26,6 +26,8 @@ const DEFAULT_LIMIT: usize = 100;
 const SCAN: usize = 500;
 /// The longest `last_error` shown, in characters: the handler's own words, cut.
 const MAX_ERROR: usize = 500;
+/// How long one store call may take by default: [`AdminService::timeout`].
+const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A tower service answering the readiness check and the live inbox as JSON: see the
 /// [module docs](super) for its routes. Mount it on a private address, never beside the
@@ -61,7 +63,9 @@ pub struct AdminService {
 }
 
 struct Shared {
+    /// The inbox, each store call bounded by the service's [`timeout`](AdminService::timeout).
     inbox: Inbox,
+    timeout: Duration,
     health: Health,
 }
 
@@ -77,7 +81,34 @@ impl AdminService {
     pub fn new(inbox: Inbox) -> Self {
         let health = Health::new().inbox(&inbox);
         Self {
-            shared: Arc::new(Shared { inbox, health }),
+            shared: Arc::new(Shared {
+                inbox: inbox.bounded(STORE_TIMEOUT),
+                timeout: STORE_TIMEOUT,
+                health,
+            }),
+        }
+    }
+
+    /// How long each call to the inbox's store may take (default 5 s): a store that does
+    /// not answer in time (down, unreachable, hung) makes the `/inbox/...` routes answer
+    /// 503 `{"error":"inbox store did not answer in time"}` instead of waiting for it.
+    /// One route may call the store several times (a re-drive, once per dead letter): each
+    /// call has this long. `GET /health` is bounded by its [`Health::timeout`] instead.
+    ///
+    /// ```no_run
+    /// # fn f(inbox: authgear_webhook::inbox::Inbox) {
+    /// use std::time::Duration;
+    /// let admin = authgear_webhook::admin::AdminService::new(inbox).timeout(Duration::from_secs(2));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                inbox: self.shared.inbox.bounded(timeout),
+                timeout,
+                health: self.shared.health.clone(),
+            }),
         }
     }
 
@@ -93,9 +124,12 @@ impl AdminService {
     /// ```
     #[must_use]
     pub fn health(self, health: Health) -> Self {
-        let inbox = self.shared.inbox.clone();
         Self {
-            shared: Arc::new(Shared { inbox, health }),
+            shared: Arc::new(Shared {
+                inbox: self.shared.inbox.clone(),
+                timeout: self.shared.timeout,
+                health,
+            }),
         }
     }
 }
@@ -104,6 +138,7 @@ impl fmt::Debug for AdminService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdminService")
             .field("inbox", &self.shared.inbox)
+            .field("timeout", &self.shared.timeout)
             .field("health", &self.shared.health)
             .finish()
     }

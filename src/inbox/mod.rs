@@ -145,6 +145,7 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
+    time::Duration,
 };
 
 use tokio::sync::Notify;
@@ -192,6 +193,9 @@ pub use tokio_util::sync::CancellationToken;
 #[derive(Clone)]
 pub struct Inbox {
     shared: Arc<Shared>,
+    /// How long each store call of the methods that read and re-drive may take (`None`:
+    /// as long as the store takes): the admin service's clone, [`Inbox::bounded`].
+    bound: Option<Duration>,
 }
 
 struct Shared {
@@ -233,7 +237,33 @@ impl Inbox {
                 wake: Notify::new(),
                 workers: AtomicUsize::new(0),
             }),
+            bound: None,
         }
+    }
+
+    /// This inbox (the same store, workers and wake-ups), each store call of
+    /// [`counts`](Self::counts), [`size`](Self::size), [`dead_letters`](Self::dead_letters)
+    /// and the re-drives given up after `bound`: an error of kind
+    /// [`StoreErrorKind::Unavailable`], `inbox store did not answer in time`.
+    pub(crate) fn bounded(&self, bound: Duration) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            bound: Some(bound),
+        }
+    }
+
+    /// `call`'s answer, within the [`bound`](Self::bounded) if there is one.
+    async fn call<T>(&self, call: StoreFuture<T>) -> Result<T, StoreError> {
+        let Some(bound) = self.bound else {
+            return call.await;
+        };
+        tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
+            Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "inbox store did not answer in time",
+                None,
+            ))
+        })
     }
 
     /// The layer that stores deliveries in this inbox: [`InboxLayer::new`].
@@ -280,7 +310,7 @@ impl Inbox {
     /// Cancel safe: each store call is atomic, so a dropped future leaves the store as it
     /// was or as the call left it.
     pub async fn counts(&self) -> Result<Counts, StoreError> {
-        self.shared.store.counts().await
+        self.call(self.shared.store.counts()).await
     }
 
     /// How many bytes the store takes.
@@ -302,7 +332,7 @@ impl Inbox {
     /// Cancel safe: each store call is atomic, so a dropped future leaves the store as it
     /// was or as the call left it.
     pub async fn size(&self) -> Result<u64, StoreError> {
-        self.shared.store.size().await
+        self.call(self.shared.store.size()).await
     }
 
     /// Up to `max` dead letters, in key order, after `after` (`None` for the first page).
@@ -330,7 +360,7 @@ impl Inbox {
         after: Option<EventKey>,
         max: usize,
     ) -> Result<Vec<DeadLetter>, StoreError> {
-        self.shared.store.dead(after, max).await
+        self.call(self.shared.store.dead(after, max)).await
     }
 
     /// Queues the dead letter `key` again, its attempts reset; `false` if it is not a dead
@@ -354,7 +384,7 @@ impl Inbox {
     /// Cancel safe: each store call is atomic, so a dropped future leaves the store as it
     /// was or as the call left it.
     pub async fn redrive(&self, key: &EventKey) -> Result<bool, StoreError> {
-        let requeued = self.shared.store.redrive(key).await?;
+        let requeued = self.call(self.shared.store.redrive(key)).await?;
         if requeued {
             tracing::info!(endpoint = %key.endpoint, id = %key.id, "inbox: re-driven");
             crate::metrics::redriven();
@@ -402,7 +432,7 @@ impl Inbox {
     pub async fn redrive_all(&self) -> Result<u64, StoreError> {
         let (mut after, mut requeued) = (None, 0);
         loop {
-            let page = self.shared.store.dead(after, 500).await?;
+            let page = self.call(self.shared.store.dead(after, 500)).await?;
             let Some(last) = page.last() else {
                 return Ok(requeued);
             };

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use authgear_webhook::{
     StoreError,
-    admin::{Health, Status},
+    admin::{AdminService, Health, Status},
     inbox::{
         Claimed, Counts, DeadLetter, EventKey, Failure, Inbox, NewEvent, Store, StoreFuture, Stored,
     },
@@ -18,6 +18,7 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use serde_json::Value;
+use tower::ServiceExt;
 
 use crate::common::{
     RedisServer, SECRET, TIMEOUT, TempDir, example::Server, small_disk::SmallDisk,
@@ -443,6 +444,47 @@ async fn a_hung_store_is_not_ready_within_the_timeout_and_checks_run_side_by_sid
             ("panics", Status::Unready, Some("check panicked")),
         ]
     );
+}
+
+/// `method` `path` through `admin` in process: the status and the JSON.
+async fn ask(admin: &AdminService, method: Method, path: &str) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let response = tokio::time::timeout(TIMEOUT, admin.clone().oneshot(request))
+        .await
+        .unwrap_or_else(|_| panic!("{path}: no answer within {TIMEOUT:?}"))
+        .expect("infallible");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, serde_json::from_slice(&body).expect("json"))
+}
+
+#[tokio::test]
+async fn a_hung_store_makes_every_inbox_route_503_within_the_timeout() {
+    let admin = AdminService::new(Inbox::new(Hung)).timeout(Duration::from_millis(300));
+    for (method, path) in [
+        (Method::GET, "/inbox/counts"),
+        (Method::GET, "/inbox/dead"),
+        (Method::POST, "/inbox/dead/redrive"),
+        (Method::POST, "/inbox/dead/0001/redrive"),
+        (Method::POST, "/inbox/dead/0001/redrive?endpoint=%2F"),
+    ] {
+        let (status, body) = ask(&admin, method.clone(), path).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{method} {path}");
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "inbox store did not answer in time"}),
+            "{method} {path}"
+        );
+    }
 }
 
 /// The Prometheus text of `/metrics`: each sample's `name{labels}` and value.
