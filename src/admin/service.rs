@@ -234,6 +234,7 @@ async fn counts(inbox: &Inbox) -> Result<Value, StoreError> {
 async fn dead(inbox: &Inbox, query: Query) -> Result<Value, StoreError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     let page = inbox.dead_letters(query.after, limit).await?;
+    // A page is full unless no dead letter is left after it (`Inbox::dead_letters`).
     let next = page
         .last()
         .filter(|_| page.len() == limit)

@@ -335,7 +335,10 @@ impl Inbox {
         self.call(self.shared.store.size()).await
     }
 
-    /// Up to `max` dead letters, in key order, after `after` (`None` for the first page).
+    /// Up to `max` dead letters, in key order, after `after` (`None` for the first page):
+    /// fewer only when no more are left. A store may answer with fewer
+    /// ([`Store::dead`]; the Redis store lists at most 1,000 at a time): this asks it again,
+    /// after the last one it gave, until it has `max` or the store has none left.
     ///
     /// ```no_run
     /// # async fn f(inbox: authgear_webhook::inbox::Inbox) -> Result<(), authgear_webhook::inbox::StoreError> {
@@ -360,7 +363,17 @@ impl Inbox {
         after: Option<EventKey>,
         max: usize,
     ) -> Result<Vec<DeadLetter>, StoreError> {
-        self.call(self.shared.store.dead(after, max)).await
+        let (mut after, mut page) = (after, Vec::new());
+        while page.len() < max {
+            let mut more = self
+                .call(self.shared.store.dead(after.take(), max - page.len()))
+                .await?;
+            more.truncate(max - page.len());
+            let Some(last) = more.last() else { break };
+            after = Some(last.key.clone());
+            page.append(&mut more);
+        }
+        Ok(page)
     }
 
     /// Queues the dead letter `key` again, its attempts reset; `false` if it is not a dead

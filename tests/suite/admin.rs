@@ -4,7 +4,11 @@
 //! re-drive and bad requests; and, in process, a store that hangs answers "not ready" within
 //! the timeout.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use authgear_webhook::{
     StoreError,
@@ -485,6 +489,124 @@ async fn a_hung_store_makes_every_inbox_route_503_within_the_timeout() {
             "{method} {path}"
         );
     }
+}
+
+/// Dead letters in memory: a store whose `dead` answers at most `cap` at a time (as a
+/// store may), and whose re-driven events, with `undying`, die again at once (a handler
+/// that fails them on their first attempt, as fast as they are re-driven). Its other calls
+/// hang: the service makes none.
+struct Graveyard {
+    dead: Mutex<BTreeMap<EventKey, DeadLetter>>,
+    cap: usize,
+    undying: bool,
+    redriven: Mutex<Vec<EventKey>>,
+}
+
+impl Graveyard {
+    fn new(keys: impl IntoIterator<Item = (String, String)>, cap: usize, undying: bool) -> Arc<Self> {
+        let dead = keys
+            .into_iter()
+            .map(|(endpoint, id)| {
+                let key = EventKey::new(endpoint, id);
+                let letter = DeadLetter {
+                    key: key.clone(),
+                    event_type: "user.created".into(),
+                    attempts: 1,
+                    died_at: std::time::UNIX_EPOCH,
+                    last_error: Some("handler failed".into()),
+                };
+                (key, letter)
+            })
+            .collect();
+        Arc::new(Self {
+            dead: Mutex::new(dead),
+            cap,
+            undying,
+            redriven: Mutex::default(),
+        })
+    }
+}
+
+impl Store for Graveyard {
+    fn store(&self, _: NewEvent) -> StoreFuture<Stored> {
+        hang()
+    }
+    fn claim(&self, _: usize, _: Duration) -> StoreFuture<Vec<Claimed>> {
+        hang()
+    }
+    fn extend(&self, _: &Claimed, _: Duration) -> StoreFuture<bool> {
+        hang()
+    }
+    fn ack(&self, _: &Claimed) -> StoreFuture<bool> {
+        hang()
+    }
+    fn fail(&self, _: &Claimed, _: Failure, _: &str) -> StoreFuture<bool> {
+        hang()
+    }
+    fn release(&self, _: &Claimed) -> StoreFuture<bool> {
+        hang()
+    }
+    fn dead(&self, after: Option<EventKey>, max: usize) -> StoreFuture<Vec<DeadLetter>> {
+        let page = self
+            .dead
+            .lock()
+            .expect("lock")
+            .values()
+            .filter(|dead| after.as_ref().is_none_or(|after| dead.key > *after))
+            .take(max.min(self.cap))
+            .cloned()
+            .collect();
+        Box::pin(std::future::ready(Ok(page)))
+    }
+    fn redrive(&self, key: &EventKey) -> StoreFuture<bool> {
+        let mut dead = self.dead.lock().expect("lock");
+        let found = match self.undying {
+            true => dead.contains_key(key),
+            false => dead.remove(key).is_some(),
+        };
+        if found {
+            self.redriven.lock().expect("lock").push(key.clone());
+        }
+        Box::pin(std::future::ready(Ok(found)))
+    }
+    fn counts(&self) -> StoreFuture<Counts> {
+        hang()
+    }
+    fn prune(&self, _: std::time::SystemTime, _: usize) -> StoreFuture<u64> {
+        hang()
+    }
+    fn size(&self) -> StoreFuture<u64> {
+        hang()
+    }
+}
+
+/// `n` dead letters on endpoint `/`, ids `0000`, `0001`, ...
+fn ids(n: usize) -> impl Iterator<Item = (String, String)> {
+    (0..n).map(|i| ("/".to_owned(), format!("{i:04}")))
+}
+
+#[tokio::test]
+async fn pages_are_full_though_the_store_answers_one_at_a_time() {
+    let admin = AdminService::new(Inbox::from_arc(Graveyard::new(ids(5), 1, false)));
+    let mut listed = Vec::new();
+    let mut path = "/inbox/dead?limit=2".to_owned();
+    loop {
+        let (status, page) = ask(&admin, Method::GET, &path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let dead = page["dead"].as_array().expect("dead letters");
+        listed.extend(dead.iter().map(|dead| dead["id"].clone()));
+        match page["next"].as_str() {
+            Some(next) => {
+                assert_eq!(dead.len(), 2, "a page with a next is full: {page}");
+                path = format!("/inbox/dead?limit=2&after={next}");
+            }
+            None => {
+                assert!(dead.len() < 2, "the last page: {page}");
+                break;
+            }
+        }
+    }
+    assert_eq!(listed, ["0000", "0001", "0002", "0003", "0004"]);
 }
 
 /// The Prometheus text of `/metrics`: each sample's `name{labels}` and value.
