@@ -150,24 +150,36 @@ impl Admin {
             .unwrap_or_else(|| EventKey::new(endpoint.unwrap_or_default(), id)))
     }
 
-    /// Re-drives every dead letter (of `endpoint`, if given), a thousand per request;
-    /// `each` is called with each key re-driven.
+    /// Re-drives every dead letter (of `endpoint`, if given), a thousand looked at per
+    /// request, once through: each request starts after the last one's `next`, and the
+    /// last has none. `each` is called with each key re-driven.
     pub(crate) async fn redrive_all(
         &self,
         endpoint: Option<&str>,
         mut each: impl FnMut(&EventKey) -> Result<(), Failure>,
     ) -> Result<(), Failure> {
-        let path = match endpoint {
-            Some(endpoint) => format!("/inbox/dead/redrive?endpoint={}", encode(endpoint)),
-            None => "/inbox/dead/redrive".to_owned(),
-        };
+        let mut path = "/inbox/dead/redrive".to_owned();
+        if let Some(endpoint) = endpoint {
+            path.push_str(&format!("?endpoint={}", encode(endpoint)));
+        }
+        let mut after: Option<String> = None;
         loop {
+            let path = match &after {
+                Some(after) if endpoint.is_some() => format!("{path}&after={}", encode(after)),
+                Some(after) => format!("{path}?after={}", encode(after)),
+                None => path.clone(),
+            };
             let answer = self.ok(Method::POST, &path).await?;
             for key in keys(&answer) {
                 each(&key)?;
             }
-            if answer["more"] != Value::Bool(true) {
-                return Ok(());
+            match &answer["next"] {
+                Value::Null => return Ok(()),
+                // A service that does not move on would be asked forever.
+                Value::String(next) if after.as_ref() != Some(next) => {
+                    after = Some(next.clone());
+                }
+                _ => return Err(self.unexpected("a re-drive's next is not a new cursor")),
             }
         }
     }

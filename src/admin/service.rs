@@ -22,8 +22,6 @@ use crate::inbox::{DeadLetter, EventKey, Inbox, StoreError};
 
 /// Dead letters listed by default on a page.
 const DEFAULT_LIMIT: usize = 100;
-/// Dead letters read at a time while looking for one id, or re-driving them all.
-const SCAN: usize = 500;
 /// The longest `last_error` shown, in characters: the handler's own words, cut.
 const MAX_ERROR: usize = 500;
 /// How long one store call may take by default: [`AdminService::timeout`].
@@ -245,32 +243,17 @@ async fn dead(inbox: &Inbox, query: Query) -> Result<Value, StoreError> {
     }))
 }
 
-/// Re-drives up to `limit` dead letters (of `endpoint`, if given), in key order.
+/// Looks at up to `limit` dead letters after `after` and re-drives those of `endpoint`
+/// (all, if not given): [`Inbox::redrive_dead`].
 async fn redrive_all(inbox: &Inbox, query: Query) -> Result<Value, StoreError> {
     let limit = query.limit.unwrap_or(MAX_LIMIT);
-    let (mut after, mut redriven, mut more) = (None, Vec::new(), false);
-    'pages: loop {
-        let page = inbox.dead_letters(after.take(), SCAN).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.key.clone());
-        for dead in page {
-            if query
-                .endpoint
-                .as_ref()
-                .is_some_and(|endpoint| *endpoint != dead.key.endpoint)
-            {
-                continue;
-            }
-            if redriven.len() == limit {
-                more = true;
-                break 'pages;
-            }
-            if inbox.redrive(&dead.key).await? {
-                redriven.push(key_json(&dead.key));
-            }
-        }
-    }
-    Ok(json!({ "redriven": redriven, "more": more }))
+    let step = inbox
+        .redrive_dead(query.endpoint.as_deref(), query.after, limit)
+        .await?;
+    Ok(json!({
+        "redriven": step.keys.iter().map(key_json).collect::<Vec<_>>(),
+        "next": step.next.as_ref().map(cursor),
+    }))
 }
 
 /// Re-drives the dead letter `id` of `endpoint`, or of the one endpoint it is dead on.
@@ -280,7 +263,7 @@ async fn redrive(inbox: &Inbox, id: String, endpoint: Option<String>) -> Respons
     let key = match endpoint {
         Some(endpoint) => EventKey::new(endpoint, id),
         None => {
-            let mut found = match find(inbox, &id).await {
+            let mut found = match inbox.find_dead(&id).await {
                 Ok(found) => found,
                 Err(store) => return unavailable(store),
             };
@@ -302,27 +285,10 @@ async fn redrive(inbox: &Inbox, id: String, endpoint: Option<String>) -> Respons
     match inbox.redrive(&key).await {
         Ok(true) => json_response(
             StatusCode::OK,
-            json!({ "redriven": [key_json(&key)], "more": false }).to_string(),
+            json!({ "redriven": [key_json(&key)], "next": null }).to_string(),
         ),
         Ok(false) => error(StatusCode::NOT_FOUND, "no such dead letter"),
         Err(store) => unavailable(store),
-    }
-}
-
-/// The keys of the dead letters with this `id`, on every endpoint.
-async fn find(inbox: &Inbox, id: &str) -> Result<Vec<EventKey>, StoreError> {
-    let (mut after, mut found) = (None, Vec::new());
-    loop {
-        let page = inbox.dead_letters(after.take(), SCAN).await?;
-        let Some(last) = page.last() else {
-            return Ok(found);
-        };
-        after = Some(last.key.clone());
-        found.extend(
-            page.into_iter()
-                .map(|dead| dead.key)
-                .filter(|key| key.id == id),
-        );
     }
 }
 

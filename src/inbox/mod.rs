@@ -133,6 +133,7 @@ mod layer;
 mod postgres;
 #[cfg(feature = "inbox-redis")]
 mod redis;
+mod redrive;
 mod service;
 #[cfg(feature = "inbox-sqlite")]
 mod sqlite;
@@ -163,6 +164,7 @@ pub use self::{
     backoff::Backoff,
     future::{Receipt, ResponseFuture},
     layer::InboxLayer,
+    redrive::Redriven,
     service::InboxService,
     store::{
         Claimed, Counts, DeadLetter, EventKey, Failure, NewEvent, Store, StoreError,
@@ -422,38 +424,6 @@ impl Inbox {
     #[cfg(feature = "catch-up")]
     pub(crate) fn wake(&self) {
         self.shared.wake.notify_one();
-    }
-
-    /// Queues every dead letter again; resolves to how many.
-    ///
-    /// ```no_run
-    /// # async fn f(inbox: authgear_webhook::inbox::Inbox) -> Result<(), authgear_webhook::inbox::StoreError> {
-    /// let requeued = inbox.redrive_all().await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// A [`StoreError`] when the store cannot answer; the dead letters re-driven before it
-    /// stay queued.
-    ///
-    /// # Cancel safety
-    ///
-    /// Not atomic as a whole: a dropped future leaves the dead letters re-driven so far
-    /// queued and the others dead; call it again to re-drive the rest.
-    pub async fn redrive_all(&self) -> Result<u64, StoreError> {
-        let (mut after, mut requeued) = (None, 0);
-        loop {
-            let page = self.call(self.shared.store.dead(after, 500)).await?;
-            let Some(last) = page.last() else {
-                return Ok(requeued);
-            };
-            after = Some(last.key.clone());
-            for dead in &page {
-                requeued += u64::from(self.redrive(&dead.key).await?);
-            }
-        }
     }
 }
 
