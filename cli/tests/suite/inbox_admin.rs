@@ -186,6 +186,19 @@ fn inbox_admin_that_does_not_answer_is_one_clear_line() {
         2,
         "--admin: no answer from",
     );
+    // A user or password in the URL: refused, and not repeated.
+    for with_password in [
+        format!("http://admin:hunter2-secret@127.0.0.1:{port}"),
+        format!("http://hunter2-secret@127.0.0.1:{port}/admin"),
+        "hunter2-secret:x@127.0.0.1".to_owned(),
+    ] {
+        let output = run(&["inbox", "--admin", &with_password, "counts"]);
+        assert_fails(&output, 2, "--admin: the URL has a user or password");
+        assert!(
+            !output.stderr.contains("hunter2") && !output.stdout.contains("hunter2"),
+            "{output:?}"
+        );
+    }
     let output = run(&["inbox", "--admin", &url, "--file", "x", "counts"]);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
 }
