@@ -42,7 +42,17 @@ pub(crate) struct Admin {
 impl Admin {
     /// The service at `url` (`http://127.0.0.1:9998`, or under a prefix:
     /// `http://host/admin`).
+    ///
+    /// A URL with a user or password (`http://user:pass@host`) is refused, never repeated:
+    /// the tool sends no credential, and the URL is printed in its errors.
     pub(crate) fn new(url: &str) -> Result<Self, Failure> {
+        if has_userinfo(url) {
+            return Err(Failure::Input(
+                "--admin: the URL has a user or password (before an @): the admin service \
+                 takes none; give it without them"
+                    .to_owned(),
+            ));
+        }
         let base = url.trim_end_matches('/').to_owned();
         let uri: Uri = base
             .parse()
@@ -150,24 +160,36 @@ impl Admin {
             .unwrap_or_else(|| EventKey::new(endpoint.unwrap_or_default(), id)))
     }
 
-    /// Re-drives every dead letter (of `endpoint`, if given), a thousand per request;
-    /// `each` is called with each key re-driven.
+    /// Re-drives every dead letter (of `endpoint`, if given), a thousand looked at per
+    /// request, once through: each request starts after the last one's `next`, and the
+    /// last has none. `each` is called with each key re-driven.
     pub(crate) async fn redrive_all(
         &self,
         endpoint: Option<&str>,
         mut each: impl FnMut(&EventKey) -> Result<(), Failure>,
     ) -> Result<(), Failure> {
-        let path = match endpoint {
-            Some(endpoint) => format!("/inbox/dead/redrive?endpoint={}", encode(endpoint)),
-            None => "/inbox/dead/redrive".to_owned(),
-        };
+        let mut path = "/inbox/dead/redrive".to_owned();
+        if let Some(endpoint) = endpoint {
+            path.push_str(&format!("?endpoint={}", encode(endpoint)));
+        }
+        let mut after: Option<String> = None;
         loop {
+            let path = match &after {
+                Some(after) if endpoint.is_some() => format!("{path}&after={}", encode(after)),
+                Some(after) => format!("{path}?after={}", encode(after)),
+                None => path.clone(),
+            };
             let answer = self.ok(Method::POST, &path).await?;
             for key in keys(&answer) {
                 each(&key)?;
             }
-            if answer["more"] != Value::Bool(true) {
-                return Ok(());
+            match &answer["next"] {
+                Value::Null => return Ok(()),
+                // A service that does not move on would be asked forever.
+                Value::String(next) if after.as_ref() != Some(next) => {
+                    after = Some(next.clone());
+                }
+                _ => return Err(self.unexpected("a re-drive's next is not a new cursor")),
             }
         }
     }
@@ -233,6 +255,17 @@ impl Admin {
     }
 }
 
+/// Whether `url` has a user or password: an `@` in its authority (after `scheme://`, up
+/// to the first `/`, `?` or `#`), or anywhere when there is no scheme to tell where that is.
+fn has_userinfo(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return url.contains('@');
+    };
+    rest.split(['/', '?', '#'])
+        .next()
+        .is_some_and(|authority| authority.contains('@'))
+}
+
 /// The keys of a re-drive's answer.
 fn keys(answer: &Value) -> Vec<EventKey> {
     answer["redriven"]
@@ -281,5 +314,20 @@ mod tests {
         assert_eq!(encode("/hooks a+b"), "%2Fhooks%20a%2Bb");
         assert_eq!(encode("0001-x_y.z~"), "0001-x_y.z~");
         assert_eq!(cursor(&EventKey::new("/", "01")), "2f.3031");
+        for url in [
+            "http://user:pass@127.0.0.1:9998",
+            "https://user@host/admin",
+            "http://:pass@host",
+            "user:pass@host",
+        ] {
+            assert!(has_userinfo(url), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1:9998",
+            "http://host/admin?x=a@b",
+            "http://host/a@b",
+        ] {
+            assert!(!has_userinfo(url), "{url}");
+        }
     }
 }

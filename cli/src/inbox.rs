@@ -25,7 +25,7 @@ const DEFAULT_FILE: &str = "authgear-webhook-inbox.sqlite3";
 /// for milliseconds.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Dead letters read per call when re-driving them all or looking up an id.
+/// Dead letters looked at per step when re-driving them all.
 const PAGE: usize = 500;
 
 /// See and re-drive a receiver's inbox: counts, dead letters
@@ -300,7 +300,8 @@ async fn redrive(
 ) -> Result<(), Failure> {
     let inbox = match inbox {
         Target::Store(inbox) => inbox,
-        // The service looks the id up and re-drives, one request; or a thousand at a time.
+        // The service looks the id up and re-drives, one request; or a thousand at a time,
+        // following its `next`.
         Target::Admin(admin) => {
             return match args.id {
                 Some(id) => {
@@ -318,25 +319,22 @@ async fn redrive(
     let keys = match (args.id, args.endpoint) {
         (Some(id), Some(endpoint)) => vec![EventKey::new(endpoint, id)],
         (Some(id), None) => vec![find(inbox, &id).await?],
-        // `--all`: page by page (a re-driven event is no longer dead, so `after` moves on).
+        // `--all`: a page at a time, once through (`Inbox::redrive_dead`).
         (None, endpoint) => {
             let mut after = None;
             loop {
-                let page = inbox
-                    .dead_letters(after.take(), PAGE)
+                let step = inbox
+                    .redrive_dead(endpoint.as_deref(), after, PAGE)
                     .await
                     .map_err(store_error)?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.key.clone());
-                for dead in &page {
-                    if endpoint.as_ref().is_none_or(|e| *e == dead.key.endpoint)
-                        && inbox.redrive(&dead.key).await.map_err(store_error)?
-                    {
-                        print_key(out, &dead.key, json)?;
-                    }
+                for key in &step.keys {
+                    print_key(out, key, json)?;
+                }
+                match step.next {
+                    Some(next) => after = Some(next),
+                    None => return Ok(()),
                 }
             }
-            return Ok(());
         }
     };
     for key in keys {
@@ -353,20 +351,7 @@ async fn redrive(
 
 /// The key of the dead letter `id`, on whichever endpoint it is dead.
 async fn find(inbox: &Inbox, id: &str) -> Result<EventKey, Failure> {
-    let (mut after, mut found) = (None, Vec::new());
-    loop {
-        let page = inbox
-            .dead_letters(after.take(), PAGE)
-            .await
-            .map_err(store_error)?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.key.clone());
-        found.extend(
-            page.into_iter()
-                .map(|dead| dead.key)
-                .filter(|key| key.id == id),
-        );
-    }
+    let mut found = inbox.find_dead(id).await.map_err(store_error)?;
     match found.len() {
         0 => Err(Failure::Failed(format!("no dead letter with id {id}"))),
         1 => Ok(found.remove(0)),

@@ -215,7 +215,9 @@ struct Entry {
 }
 
 /// A readiness check, for a load balancer or an orchestrator: [`report`](Self::report)
-/// runs every check added, at once, each bounded by the [`timeout`](Self::timeout).
+/// runs every check added, at once, each bounded by the [`timeout`](Self::timeout), but for
+/// the synchronous closures of [`check`](Self::check) and
+/// [`check_degraded`](Self::check_degraded), which run to their end first.
 /// [`AdminService`](super::AdminService) answers it on `GET /health`.
 ///
 /// - [`store`](Self::store): the inbox's store takes a write now
@@ -293,8 +295,9 @@ impl Health {
         }
     }
 
-    /// How long one check may take (default 1 s); one that takes longer, a store that
-    /// hangs, is its failing status ([`Status::Unready`] for the built-in ones) with the
+    /// How long one check may take (default 1 s), the closures of [`check`](Self::check)
+    /// and [`check_degraded`](Self::check_degraded) aside (they run inline, to their end);
+    /// one that takes longer, a store that hangs, is its failing status ([`Status::Unready`] for the built-in ones) with the
     /// reason `no answer within ...`. The checks run at once, so a report takes about this
     /// long at most.
     ///
@@ -390,9 +393,11 @@ impl Health {
     }
 
     /// The application's check `name`: `check` returns `Err(reason)` when the process
-    /// cannot do its work ([`Status::Unready`]). Called on each report, on the task
-    /// answering it: keep it quick (read a flag, not the network: see
-    /// [`check_async`](Self::check_async)). A panic is `Unready`, `check panicked`.
+    /// cannot do its work ([`Status::Unready`]). Called on each report, inline, on the task
+    /// answering it, before the [`timeout`](Self::timeout) applies: the timeout cannot cut
+    /// it short, and while it runs the report (and that task) waits. Keep it quick (read a
+    /// flag, not the network, a lock or a file); use [`check_async`](Self::check_async)
+    /// for anything that can block. A panic is `Unready`, `check panicked`.
     ///
     /// The reason is shown as it is, to whoever can reach the health route: never put a
     /// secret, a URL with a password or a body in it.
@@ -425,7 +430,9 @@ impl Health {
 
     /// As [`check`](Self::check), but a failure is [`Status::Degraded`]: reported, still
     /// ready. For a problem the process works around, such as a secret file that cannot be
-    /// read while the last good secrets are kept.
+    /// read while the last good secrets are kept. Run inline as `check`'s closure, not
+    /// bounded by the [`timeout`](Self::timeout): keep it quick, or use
+    /// [`check_async`](Self::check_async).
     ///
     /// ```
     /// use authgear_webhook::admin::{Health, Status};
@@ -509,7 +516,9 @@ impl Health {
         self
     }
 
-    /// Runs every check, at once, each within the [`timeout`](Self::timeout).
+    /// Runs every check, at once, each within the [`timeout`](Self::timeout) (the
+    /// synchronous closures of [`check`](Self::check) and
+    /// [`check_degraded`](Self::check_degraded) first, inline, unbounded).
     ///
     /// ```
     /// # use authgear_webhook::admin::Health;

@@ -7,14 +7,16 @@
 //! | --- | --- |
 //! | `GET /health` | 200 `{"ready":true,"status":"ok","checks":[...]}` when ready, 503 with each failing check's `reason` when not ([`Health`]) |
 //! | `GET /inbox/counts` | `{"queued":0,"in_flight":0,"dead":1,"done":7,"bytes":24576}` ([`Inbox::counts`](crate::inbox::Inbox::counts), [`Inbox::size`](crate::inbox::Inbox::size)) |
-//! | `GET /inbox/dead?after=CURSOR&limit=N` | `{"dead":[{"endpoint":"/","id":"0001","type":"user.created","attempts":30,"died_at":"2026-01-02T03:04:05.678Z","last_error":"..."}],"next":CURSOR}`: up to `limit` (default 100, at most 1000) dead letters in key order (endpoint, then id); `next` is `null` on the last page, else the `after` of the next (the last key's endpoint and id, each hex-encoded, joined by a dot: `2f.30303031` after `/`, `0001`) |
-//! | `POST /inbox/dead/{id}/redrive?endpoint=E` | queues the dead letter `id` (percent-encoded) of endpoint `E` again, its attempts reset: `{"redriven":[{"endpoint":"/","id":"0001"}],"more":false}`; without `endpoint`, the one endpoint `id` is dead on (409 with the `endpoints` if several) |
-//! | `POST /inbox/dead/redrive?endpoint=E&limit=N` | queues up to `limit` (default and at most 1000) dead letters again (of `E` only, if given); `more` is `true` while others are left: call again |
+//! | `GET /inbox/dead?after=CURSOR&limit=N` | `{"dead":[{"endpoint":"/","id":"0001","type":"user.created","attempts":30,"died_at":"2026-01-02T03:04:05.678Z","last_error":"..."}],"next":CURSOR}`: up to `limit` (default 100, at most 1000) dead letters in key order (endpoint, then id); a page is full (`limit`) unless it is the last; `next` is `null` on the last page, else the `after` of the next (the last key's endpoint and id, each hex-encoded, joined by a dot: `2f.30303031` after `/`, `0001`) |
+//! | `POST /inbox/dead/{id}/redrive?endpoint=E` | queues the dead letter `id` (percent-encoded) of endpoint `E` again, its attempts reset: `{"redriven":[{"endpoint":"/","id":"0001"}],"next":null}`; without `endpoint`, the one endpoint `id` is dead on (409 with the `endpoints` if several) |
+//! | `POST /inbox/dead/redrive?endpoint=E&after=CURSOR&limit=N` | looks at up to `limit` (default and at most 1000) dead letters after `after`, as a page of `/inbox/dead`, and queues those of `E` (every one, without it) again ([`Inbox::redrive_dead`](crate::inbox::Inbox::redrive_dead)): `{"redriven":[...],"next":CURSOR}`, `next` as `/inbox/dead`'s. To re-drive them all, call again with `after` set to `next` until it is `null`: once through, even while a failing handler kills the re-driven ones again at once (they sort before `next`) |
 //!
 //! Statuses: 404 for an unknown route or dead letter, 405 (with `Allow`) for another
 //! method, 400 for a bad query (an unknown parameter, a `limit` out of range, a cursor this
-//! service did not give), 503 with a short `error` when the store cannot answer. Every
-//! error body is `{"error":"..."}`; nothing is cached (`Cache-Control: no-store`).
+//! service did not give), 503 with a short `error` when the store cannot answer: it fails, or
+//! a call to it takes longer than the service's [`timeout`](AdminService::timeout) (5 s by
+//! default; `/health`: the [`Health::timeout`]). Every error body is `{"error":"..."}`;
+//! nothing is cached (`Cache-Control: no-store`).
 //!
 //! # Security
 //!

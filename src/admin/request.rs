@@ -46,7 +46,7 @@ impl Route {
         match self {
             Self::Health | Self::Counts => &[],
             Self::Dead => &["after", "limit"],
-            Self::RedriveAll => &["endpoint", "limit"],
+            Self::RedriveAll => &["endpoint", "after", "limit"],
             Self::Redrive(_) => &["endpoint"],
         }
     }
@@ -60,7 +60,7 @@ pub(super) struct Query {
     pub(super) endpoint: Option<String>,
 }
 
-/// The most dead letters one page lists, or one `POST /inbox/dead/redrive` re-drives.
+/// The most dead letters one page lists, or one `POST /inbox/dead/redrive` looks at.
 pub(super) const MAX_LIMIT: usize = 1000;
 
 impl Query {
@@ -183,6 +183,13 @@ mod tests {
         assert_eq!(parsed.after, Some(key));
         assert_eq!(parsed.limit, Some(5));
         let parsed = Query::parse(&Route::Redrive("1".into()), Some("endpoint=%2Fa+b")).unwrap();
+        assert_eq!(parsed.endpoint.as_deref(), Some("/a b"));
+        let all = format!("endpoint=%2Fa+b&{after}&limit=2");
+        let parsed = Query::parse(&Route::RedriveAll, Some(&all)).unwrap();
+        assert_eq!(
+            parsed.after.as_ref().map(|key| key.id.as_str()),
+            Some("é 1")
+        );
         assert_eq!(parsed.endpoint.as_deref(), Some("/a b"));
         assert_eq!(Query::parse(&Route::Dead, None).unwrap(), Query::default());
         assert_eq!(

@@ -7,7 +7,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
@@ -22,10 +22,10 @@ use crate::inbox::{DeadLetter, EventKey, Inbox, StoreError};
 
 /// Dead letters listed by default on a page.
 const DEFAULT_LIMIT: usize = 100;
-/// Dead letters read at a time while looking for one id, or re-driving them all.
-const SCAN: usize = 500;
 /// The longest `last_error` shown, in characters: the handler's own words, cut.
 const MAX_ERROR: usize = 500;
+/// How long one store call may take by default: [`AdminService::timeout`].
+const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A tower service answering the readiness check and the live inbox as JSON: see the
 /// [module docs](super) for its routes. Mount it on a private address, never beside the
@@ -61,7 +61,9 @@ pub struct AdminService {
 }
 
 struct Shared {
+    /// The inbox, each store call bounded by the service's [`timeout`](AdminService::timeout).
     inbox: Inbox,
+    timeout: Duration,
     health: Health,
 }
 
@@ -77,7 +79,34 @@ impl AdminService {
     pub fn new(inbox: Inbox) -> Self {
         let health = Health::new().inbox(&inbox);
         Self {
-            shared: Arc::new(Shared { inbox, health }),
+            shared: Arc::new(Shared {
+                inbox: inbox.bounded(STORE_TIMEOUT),
+                timeout: STORE_TIMEOUT,
+                health,
+            }),
+        }
+    }
+
+    /// How long each call to the inbox's store may take (default 5 s): a store that does
+    /// not answer in time (down, unreachable, hung) makes the `/inbox/...` routes answer
+    /// 503 `{"error":"inbox store did not answer in time"}` instead of waiting for it.
+    /// One route may call the store several times (a re-drive, once per dead letter): each
+    /// call has this long. `GET /health` is bounded by its [`Health::timeout`] instead.
+    ///
+    /// ```no_run
+    /// # fn f(inbox: authgear_webhook::inbox::Inbox) {
+    /// use std::time::Duration;
+    /// let admin = authgear_webhook::admin::AdminService::new(inbox).timeout(Duration::from_secs(2));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                inbox: self.shared.inbox.bounded(timeout),
+                timeout,
+                health: self.shared.health.clone(),
+            }),
         }
     }
 
@@ -93,9 +122,12 @@ impl AdminService {
     /// ```
     #[must_use]
     pub fn health(self, health: Health) -> Self {
-        let inbox = self.shared.inbox.clone();
         Self {
-            shared: Arc::new(Shared { inbox, health }),
+            shared: Arc::new(Shared {
+                inbox: self.shared.inbox.clone(),
+                timeout: self.shared.timeout,
+                health,
+            }),
         }
     }
 }
@@ -104,6 +136,7 @@ impl fmt::Debug for AdminService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdminService")
             .field("inbox", &self.shared.inbox)
+            .field("timeout", &self.shared.timeout)
             .field("health", &self.shared.health)
             .finish()
     }
@@ -199,6 +232,7 @@ async fn counts(inbox: &Inbox) -> Result<Value, StoreError> {
 async fn dead(inbox: &Inbox, query: Query) -> Result<Value, StoreError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     let page = inbox.dead_letters(query.after, limit).await?;
+    // A page is full unless no dead letter is left after it (`Inbox::dead_letters`).
     let next = page
         .last()
         .filter(|_| page.len() == limit)
@@ -209,32 +243,17 @@ async fn dead(inbox: &Inbox, query: Query) -> Result<Value, StoreError> {
     }))
 }
 
-/// Re-drives up to `limit` dead letters (of `endpoint`, if given), in key order.
+/// Looks at up to `limit` dead letters after `after` and re-drives those of `endpoint`
+/// (all, if not given): [`Inbox::redrive_dead`].
 async fn redrive_all(inbox: &Inbox, query: Query) -> Result<Value, StoreError> {
     let limit = query.limit.unwrap_or(MAX_LIMIT);
-    let (mut after, mut redriven, mut more) = (None, Vec::new(), false);
-    'pages: loop {
-        let page = inbox.dead_letters(after.take(), SCAN).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.key.clone());
-        for dead in page {
-            if query
-                .endpoint
-                .as_ref()
-                .is_some_and(|endpoint| *endpoint != dead.key.endpoint)
-            {
-                continue;
-            }
-            if redriven.len() == limit {
-                more = true;
-                break 'pages;
-            }
-            if inbox.redrive(&dead.key).await? {
-                redriven.push(key_json(&dead.key));
-            }
-        }
-    }
-    Ok(json!({ "redriven": redriven, "more": more }))
+    let step = inbox
+        .redrive_dead(query.endpoint.as_deref(), query.after, limit)
+        .await?;
+    Ok(json!({
+        "redriven": step.keys.iter().map(key_json).collect::<Vec<_>>(),
+        "next": step.next.as_ref().map(cursor),
+    }))
 }
 
 /// Re-drives the dead letter `id` of `endpoint`, or of the one endpoint it is dead on.
@@ -244,7 +263,7 @@ async fn redrive(inbox: &Inbox, id: String, endpoint: Option<String>) -> Respons
     let key = match endpoint {
         Some(endpoint) => EventKey::new(endpoint, id),
         None => {
-            let mut found = match find(inbox, &id).await {
+            let mut found = match inbox.find_dead(&id).await {
                 Ok(found) => found,
                 Err(store) => return unavailable(store),
             };
@@ -266,27 +285,10 @@ async fn redrive(inbox: &Inbox, id: String, endpoint: Option<String>) -> Respons
     match inbox.redrive(&key).await {
         Ok(true) => json_response(
             StatusCode::OK,
-            json!({ "redriven": [key_json(&key)], "more": false }).to_string(),
+            json!({ "redriven": [key_json(&key)], "next": null }).to_string(),
         ),
         Ok(false) => error(StatusCode::NOT_FOUND, "no such dead letter"),
         Err(store) => unavailable(store),
-    }
-}
-
-/// The keys of the dead letters with this `id`, on every endpoint.
-async fn find(inbox: &Inbox, id: &str) -> Result<Vec<EventKey>, StoreError> {
-    let (mut after, mut found) = (None, Vec::new());
-    loop {
-        let page = inbox.dead_letters(after.take(), SCAN).await?;
-        let Some(last) = page.last() else {
-            return Ok(found);
-        };
-        after = Some(last.key.clone());
-        found.extend(
-            page.into_iter()
-                .map(|dead| dead.key)
-                .filter(|key| key.id == id),
-        );
     }
 }
 

@@ -133,6 +133,7 @@ mod layer;
 mod postgres;
 #[cfg(feature = "inbox-redis")]
 mod redis;
+mod redrive;
 mod service;
 #[cfg(feature = "inbox-sqlite")]
 mod sqlite;
@@ -145,6 +146,7 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
+    time::Duration,
 };
 
 use tokio::sync::Notify;
@@ -162,6 +164,7 @@ pub use self::{
     backoff::Backoff,
     future::{Receipt, ResponseFuture},
     layer::InboxLayer,
+    redrive::Redriven,
     service::InboxService,
     store::{
         Claimed, Counts, DeadLetter, EventKey, Failure, NewEvent, Store, StoreError,
@@ -192,6 +195,9 @@ pub use tokio_util::sync::CancellationToken;
 #[derive(Clone)]
 pub struct Inbox {
     shared: Arc<Shared>,
+    /// How long each store call of the methods that read and re-drive may take (`None`:
+    /// as long as the store takes): the admin service's clone, [`Inbox::bounded`].
+    bound: Option<Duration>,
 }
 
 struct Shared {
@@ -233,7 +239,33 @@ impl Inbox {
                 wake: Notify::new(),
                 workers: AtomicUsize::new(0),
             }),
+            bound: None,
         }
+    }
+
+    /// This inbox (the same store, workers and wake-ups), each store call of
+    /// [`counts`](Self::counts), [`size`](Self::size), [`dead_letters`](Self::dead_letters)
+    /// and the re-drives given up after `bound`: an error of kind
+    /// [`StoreErrorKind::Unavailable`], `inbox store did not answer in time`.
+    pub(crate) fn bounded(&self, bound: Duration) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            bound: Some(bound),
+        }
+    }
+
+    /// `call`'s answer, within the [`bound`](Self::bounded) if there is one.
+    async fn call<T>(&self, call: StoreFuture<T>) -> Result<T, StoreError> {
+        let Some(bound) = self.bound else {
+            return call.await;
+        };
+        tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
+            Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "inbox store did not answer in time",
+                None,
+            ))
+        })
     }
 
     /// The layer that stores deliveries in this inbox: [`InboxLayer::new`].
@@ -280,7 +312,7 @@ impl Inbox {
     /// Cancel safe: each store call is atomic, so a dropped future leaves the store as it
     /// was or as the call left it.
     pub async fn counts(&self) -> Result<Counts, StoreError> {
-        self.shared.store.counts().await
+        self.call(self.shared.store.counts()).await
     }
 
     /// How many bytes the store takes.
@@ -302,10 +334,13 @@ impl Inbox {
     /// Cancel safe: each store call is atomic, so a dropped future leaves the store as it
     /// was or as the call left it.
     pub async fn size(&self) -> Result<u64, StoreError> {
-        self.shared.store.size().await
+        self.call(self.shared.store.size()).await
     }
 
-    /// Up to `max` dead letters, in key order, after `after` (`None` for the first page).
+    /// Up to `max` dead letters, in key order, after `after` (`None` for the first page):
+    /// fewer only when no more are left. A store may answer with fewer
+    /// ([`Store::dead`]; the Redis store lists at most 1,000 at a time): this asks it again,
+    /// after the last one it gave, until it has `max` or the store has none left.
     ///
     /// ```no_run
     /// # async fn f(inbox: authgear_webhook::inbox::Inbox) -> Result<(), authgear_webhook::inbox::StoreError> {
@@ -330,7 +365,17 @@ impl Inbox {
         after: Option<EventKey>,
         max: usize,
     ) -> Result<Vec<DeadLetter>, StoreError> {
-        self.shared.store.dead(after, max).await
+        let (mut after, mut page) = (after, Vec::new());
+        while page.len() < max {
+            let mut more = self
+                .call(self.shared.store.dead(after.take(), max - page.len()))
+                .await?;
+            more.truncate(max - page.len());
+            let Some(last) = more.last() else { break };
+            after = Some(last.key.clone());
+            page.append(&mut more);
+        }
+        Ok(page)
     }
 
     /// Queues the dead letter `key` again, its attempts reset; `false` if it is not a dead
@@ -354,7 +399,7 @@ impl Inbox {
     /// Cancel safe: each store call is atomic, so a dropped future leaves the store as it
     /// was or as the call left it.
     pub async fn redrive(&self, key: &EventKey) -> Result<bool, StoreError> {
-        let requeued = self.shared.store.redrive(key).await?;
+        let requeued = self.call(self.shared.store.redrive(key)).await?;
         if requeued {
             tracing::info!(endpoint = %key.endpoint, id = %key.id, "inbox: re-driven");
             crate::metrics::redriven();
@@ -379,38 +424,6 @@ impl Inbox {
     #[cfg(feature = "catch-up")]
     pub(crate) fn wake(&self) {
         self.shared.wake.notify_one();
-    }
-
-    /// Queues every dead letter again; resolves to how many.
-    ///
-    /// ```no_run
-    /// # async fn f(inbox: authgear_webhook::inbox::Inbox) -> Result<(), authgear_webhook::inbox::StoreError> {
-    /// let requeued = inbox.redrive_all().await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// A [`StoreError`] when the store cannot answer; the dead letters re-driven before it
-    /// stay queued.
-    ///
-    /// # Cancel safety
-    ///
-    /// Not atomic as a whole: a dropped future leaves the dead letters re-driven so far
-    /// queued and the others dead; call it again to re-drive the rest.
-    pub async fn redrive_all(&self) -> Result<u64, StoreError> {
-        let (mut after, mut requeued) = (None, 0);
-        loop {
-            let page = self.shared.store.dead(after, 500).await?;
-            let Some(last) = page.last() else {
-                return Ok(requeued);
-            };
-            after = Some(last.key.clone());
-            for dead in &page {
-                requeued += u64::from(self.redrive(&dead.key).await?);
-            }
-        }
     }
 }
 

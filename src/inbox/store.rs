@@ -246,7 +246,10 @@ pub trait Store: Send + Sync + 'static {
     fn release(&self, claim: &Claimed) -> StoreFuture<bool>;
 
     /// Up to `max` dead letters in key order (endpoint, then id), from the one after
-    /// `after` (the last key of the previous page; `None` for the first page).
+    /// `after` (the last key of the previous page; `None` for the first page). Fewer than
+    /// `max` does not mean none are left (a store may cap its pages): only an empty answer
+    /// does. [`Inbox::dead_letters`](super::Inbox::dead_letters) asks again until its page
+    /// is full or the store has none left.
     fn dead(&self, after: Option<EventKey>, max: usize) -> StoreFuture<Vec<DeadLetter>>;
 
     /// Queues the dead letter `key` again, due now, with its attempts reset to 0. Resolves

@@ -4,11 +4,15 @@
 //! re-drive and bad requests; and, in process, a store that hangs answers "not ready" within
 //! the timeout.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use authgear_webhook::{
     StoreError,
-    admin::{Health, Status},
+    admin::{AdminService, Health, Status},
     inbox::{
         Claimed, Counts, DeadLetter, EventKey, Failure, Inbox, NewEvent, Store, StoreFuture, Stored,
     },
@@ -18,6 +22,7 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use serde_json::Value;
+use tower::ServiceExt;
 
 use crate::common::{
     RedisServer, SECRET, TIMEOUT, TempDir, example::Server, small_disk::SmallDisk,
@@ -331,7 +336,7 @@ async fn live_inbox_counts_pages_and_redrives_dead_letters_of_a_running_server()
     assert_eq!(redriven["redriven"][0]["id"], "dead-1");
     assert_eq!(redriven["redriven"][0]["endpoint"], "/");
     wait_failed(&server, "user.created", "dead-1", 1);
-    // All, one of them per request: `more` until none is left.
+    // All, one of them per request: `next` until none is left.
     let deadline = Instant::now() + TIMEOUT;
     while get(&server, "/inbox/counts").await.1["dead"] != 2 {
         assert!(Instant::now() < deadline, "dead-1 dead again");
@@ -342,17 +347,19 @@ async fn live_inbox_counts_pages_and_redrives_dead_letters_of_a_running_server()
         first["redriven"],
         serde_json::json!([{"endpoint": "/", "id": "dead-1"}])
     );
-    assert_eq!(first["more"], true, "{first}");
-    // dead-2, and dead-1 again if the handler has failed it once more meanwhile.
-    let (_, rest) = post_admin(&server, "/inbox/dead/redrive?endpoint=%2F").await;
-    let ids: Vec<&Value> = rest["redriven"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|key| &key["id"])
-        .collect();
-    assert!(ids.contains(&&Value::from("dead-2")), "{rest}");
-    assert_eq!(rest["more"], false, "{rest}");
+    let next = first["next"].as_str().expect("a cursor");
+    // dead-2 only: dead-1, if the handler has failed it once more meanwhile, is before it.
+    let (_, rest) = post_admin(
+        &server,
+        &format!("/inbox/dead/redrive?endpoint=%2F&after={next}"),
+    )
+    .await;
+    assert_eq!(
+        rest["redriven"],
+        serde_json::json!([{"endpoint": "/", "id": "dead-2"}]),
+        "{rest}"
+    );
+    assert_eq!(rest["next"], Value::Null, "{rest}");
 }
 
 /// A store whose every call hangs, as a store behind a dead network path would.
@@ -443,6 +450,238 @@ async fn a_hung_store_is_not_ready_within_the_timeout_and_checks_run_side_by_sid
             ("panics", Status::Unready, Some("check panicked")),
         ]
     );
+}
+
+/// `method` `path` through `admin` in process: the status and the JSON.
+async fn ask(admin: &AdminService, method: Method, path: &str) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let response = tokio::time::timeout(TIMEOUT, admin.clone().oneshot(request))
+        .await
+        .unwrap_or_else(|_| panic!("{path}: no answer within {TIMEOUT:?}"))
+        .expect("infallible");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, serde_json::from_slice(&body).expect("json"))
+}
+
+#[tokio::test]
+async fn a_hung_store_makes_every_inbox_route_503_within_the_timeout() {
+    let admin = AdminService::new(Inbox::new(Hung)).timeout(Duration::from_millis(300));
+    for (method, path) in [
+        (Method::GET, "/inbox/counts"),
+        (Method::GET, "/inbox/dead"),
+        (Method::POST, "/inbox/dead/redrive"),
+        (Method::POST, "/inbox/dead/0001/redrive"),
+        (Method::POST, "/inbox/dead/0001/redrive?endpoint=%2F"),
+    ] {
+        let (status, body) = ask(&admin, method.clone(), path).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{method} {path}");
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "inbox store did not answer in time"}),
+            "{method} {path}"
+        );
+    }
+}
+
+/// Dead letters in memory: a store whose `dead` answers at most `cap` at a time (as a
+/// store may), and whose re-driven events, with `undying`, die again at once (a handler
+/// that fails them on their first attempt, as fast as they are re-driven). Its other calls
+/// hang: the service makes none.
+struct Graveyard {
+    dead: Mutex<BTreeMap<EventKey, DeadLetter>>,
+    cap: usize,
+    undying: bool,
+    redriven: Mutex<Vec<EventKey>>,
+}
+
+impl Graveyard {
+    fn new(
+        keys: impl IntoIterator<Item = (String, String)>,
+        cap: usize,
+        undying: bool,
+    ) -> Arc<Self> {
+        let dead = keys
+            .into_iter()
+            .map(|(endpoint, id)| {
+                let key = EventKey::new(endpoint, id);
+                let letter = DeadLetter {
+                    key: key.clone(),
+                    event_type: "user.created".into(),
+                    attempts: 1,
+                    died_at: std::time::UNIX_EPOCH,
+                    last_error: Some("handler failed".into()),
+                };
+                (key, letter)
+            })
+            .collect();
+        Arc::new(Self {
+            dead: Mutex::new(dead),
+            cap,
+            undying,
+            redriven: Mutex::default(),
+        })
+    }
+}
+
+impl Store for Graveyard {
+    fn store(&self, _: NewEvent) -> StoreFuture<Stored> {
+        hang()
+    }
+    fn claim(&self, _: usize, _: Duration) -> StoreFuture<Vec<Claimed>> {
+        hang()
+    }
+    fn extend(&self, _: &Claimed, _: Duration) -> StoreFuture<bool> {
+        hang()
+    }
+    fn ack(&self, _: &Claimed) -> StoreFuture<bool> {
+        hang()
+    }
+    fn fail(&self, _: &Claimed, _: Failure, _: &str) -> StoreFuture<bool> {
+        hang()
+    }
+    fn release(&self, _: &Claimed) -> StoreFuture<bool> {
+        hang()
+    }
+    fn dead(&self, after: Option<EventKey>, max: usize) -> StoreFuture<Vec<DeadLetter>> {
+        let page = self
+            .dead
+            .lock()
+            .expect("lock")
+            .values()
+            .filter(|dead| after.as_ref().is_none_or(|after| dead.key > *after))
+            .take(max.min(self.cap))
+            .cloned()
+            .collect();
+        Box::pin(std::future::ready(Ok(page)))
+    }
+    fn redrive(&self, key: &EventKey) -> StoreFuture<bool> {
+        let mut dead = self.dead.lock().expect("lock");
+        let found = match self.undying {
+            true => dead.contains_key(key),
+            false => dead.remove(key).is_some(),
+        };
+        if found {
+            self.redriven.lock().expect("lock").push(key.clone());
+        }
+        Box::pin(std::future::ready(Ok(found)))
+    }
+    fn counts(&self) -> StoreFuture<Counts> {
+        hang()
+    }
+    fn prune(&self, _: std::time::SystemTime, _: usize) -> StoreFuture<u64> {
+        hang()
+    }
+    fn size(&self) -> StoreFuture<u64> {
+        hang()
+    }
+}
+
+/// `n` dead letters on endpoint `/`, ids `0000`, `0001`, ...
+fn ids(n: usize) -> impl Iterator<Item = (String, String)> {
+    (0..n).map(|i| ("/".to_owned(), format!("{i:04}")))
+}
+
+#[tokio::test]
+async fn pages_are_full_though_the_store_answers_one_at_a_time() {
+    let admin = AdminService::new(Inbox::from_arc(Graveyard::new(ids(5), 1, false)));
+    let mut listed = Vec::new();
+    let mut path = "/inbox/dead?limit=2".to_owned();
+    loop {
+        let (status, page) = ask(&admin, Method::GET, &path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let dead = page["dead"].as_array().expect("dead letters");
+        listed.extend(dead.iter().map(|dead| dead["id"].clone()));
+        match page["next"].as_str() {
+            Some(next) => {
+                assert_eq!(dead.len(), 2, "a page with a next is full: {page}");
+                path = format!("/inbox/dead?limit=2&after={next}");
+            }
+            None => {
+                assert!(dead.len() < 2, "the last page: {page}");
+                break;
+            }
+        }
+    }
+    assert_eq!(listed, ["0000", "0001", "0002", "0003", "0004"]);
+}
+
+/// Re-drives every dead letter through `admin`, `limit` looked at per request (`query`
+/// added), following `next`: the keys re-driven, in order. Fails after 20 requests.
+async fn redrive_through(admin: &AdminService, query: &str) -> Vec<(String, String)> {
+    let (mut redriven, mut after) = (Vec::new(), None::<String>);
+    for _ in 0..20 {
+        let path = match &after {
+            Some(after) => format!("/inbox/dead/redrive?{query}&after={after}"),
+            None => format!("/inbox/dead/redrive?{query}"),
+        };
+        let (status, answer) = ask(admin, Method::POST, &path).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        redriven.extend(
+            answer["redriven"]
+                .as_array()
+                .expect("keys")
+                .iter()
+                .map(|key| {
+                    let text = |name: &str| key[name].as_str().expect("text").to_owned();
+                    (text("endpoint"), text("id"))
+                }),
+        );
+        match answer["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => return redriven,
+        }
+    }
+    panic!(
+        "still re-driving after 20 requests: {} so far",
+        redriven.len()
+    );
+}
+
+#[tokio::test]
+async fn redriving_all_goes_through_once_while_the_handler_kills_them_again() {
+    // More than a request looks at (1000), each dead again as soon as it is re-driven.
+    let all: Vec<_> = ids(2500).collect();
+    let graveyard = Graveyard::new(all.clone(), 700, true);
+    let admin = AdminService::new(Inbox::from_arc(graveyard.clone()));
+    assert_eq!(redrive_through(&admin, "").await, all);
+    let keys = |pairs: &[(String, String)]| -> Vec<EventKey> {
+        pairs
+            .iter()
+            .map(|(endpoint, id)| EventKey::new(endpoint.as_str(), id.as_str()))
+            .collect()
+    };
+    assert_eq!(*graveyard.redriven.lock().expect("lock"), keys(&all));
+
+    // Of one endpoint, a few at a time.
+    let mixed: Vec<_> = ["/a", "/b"]
+        .into_iter()
+        .flat_map(|endpoint| (0..5).map(move |i| (endpoint.to_owned(), format!("{i}"))))
+        .collect();
+    let graveyard = Graveyard::new(mixed.clone(), 1000, true);
+    let admin = AdminService::new(Inbox::from_arc(graveyard.clone()));
+    let of_b: Vec<_> = mixed.iter().filter(|(e, _)| e == "/b").cloned().collect();
+    assert_eq!(redrive_through(&admin, "endpoint=%2Fb&limit=2").await, of_b);
+    assert_eq!(*graveyard.redriven.lock().expect("lock"), keys(&of_b));
+
+    // `Inbox::redrive_all` is the same walk.
+    let graveyard = Graveyard::new(all.clone(), 700, true);
+    let inbox = Inbox::from_arc(graveyard.clone());
+    let requeued = tokio::time::timeout(TIMEOUT, inbox.redrive_all())
+        .await
+        .expect("ends")
+        .expect("redriven");
+    assert_eq!(requeued, 2500);
+    assert_eq!(*graveyard.redriven.lock().expect("lock"), keys(&all));
 }
 
 /// A SQLite store whose counts never come (the worker's gauges read them).
