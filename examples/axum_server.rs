@@ -400,27 +400,11 @@ fn admin_router(
             }),
         );
     }
-    match inbox {
-        Some(inbox) => router.fallback_service(AdminService::new(inbox).health(health)),
-        None => router.route(
-            "/health",
-            get(move || {
-                let health = health.clone();
-                async move {
-                    let report = health.report().await;
-                    let status = match report.ready() {
-                        true => StatusCode::OK,
-                        false => StatusCode::SERVICE_UNAVAILABLE,
-                    };
-                    (
-                        status,
-                        [(axum::http::header::CONTENT_TYPE, "application/json")],
-                        report.to_json(),
-                    )
-                }
-            }),
-        ),
-    }
+    let admin = match inbox {
+        Some(inbox) => AdminService::new(inbox).health(health),
+        None => AdminService::health_only(health),
+    };
+    router.fallback_service(admin)
 }
 
 /// The webhook's secrets: those listed in the file at `AUTHGEAR_WEBHOOK_SECRET_FILE`, re-read

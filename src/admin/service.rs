@@ -61,8 +61,9 @@ pub struct AdminService {
 }
 
 struct Shared {
-    /// The inbox, each store call bounded by the service's [`timeout`](AdminService::timeout).
-    inbox: Inbox,
+    /// The inbox, each store call bounded by the service's [`timeout`](AdminService::timeout);
+    /// `None`: only `/health` is served.
+    inbox: Option<Inbox>,
     timeout: Duration,
     health: Health,
 }
@@ -80,7 +81,35 @@ impl AdminService {
         let health = Health::new().inbox(&inbox);
         Self {
             shared: Arc::new(Shared {
-                inbox: inbox.bounded(STORE_TIMEOUT),
+                inbox: Some(inbox.bounded(STORE_TIMEOUT)),
+                timeout: STORE_TIMEOUT,
+                health,
+            }),
+        }
+    }
+
+    /// The service of a process without an inbox: `GET /health` answers `health`, and
+    /// the `/inbox/...` routes 404.
+    ///
+    /// ```
+    /// use authgear_webhook::{Secrets, admin::{AdminService, Health}};
+    /// use http::{Request, StatusCode};
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let secrets = Secrets::new("my-webhook-secret");
+    /// let admin = AdminService::health_only(Health::new().secrets(&secrets));
+    /// let health = Request::get("/health").body(String::new())?;
+    /// assert_eq!(admin.clone().oneshot(health).await?.status(), StatusCode::OK);
+    /// let counts = Request::get("/inbox/counts").body(String::new())?;
+    /// assert_eq!(admin.oneshot(counts).await?.status(), StatusCode::NOT_FOUND);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn health_only(health: Health) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                inbox: None,
                 timeout: STORE_TIMEOUT,
                 health,
             }),
@@ -103,7 +132,11 @@ impl AdminService {
     pub fn timeout(self, timeout: Duration) -> Self {
         Self {
             shared: Arc::new(Shared {
-                inbox: self.shared.inbox.bounded(timeout),
+                inbox: self
+                    .shared
+                    .inbox
+                    .as_ref()
+                    .map(|inbox| inbox.bounded(timeout)),
                 timeout,
                 health: self.shared.health.clone(),
             }),
@@ -196,9 +229,8 @@ async fn answer(shared: &Shared, method: &Method, uri: &Uri) -> Response<AdminBo
         Ok(query) => query,
         Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
     };
-    let inbox = &shared.inbox;
-    let answered = match route {
-        Route::Health => {
+    let answered = match (route, &shared.inbox) {
+        (Route::Health, _) => {
             let report = shared.health.report().await;
             let status = match report.ready() {
                 true => StatusCode::OK,
@@ -206,10 +238,12 @@ async fn answer(shared: &Shared, method: &Method, uri: &Uri) -> Response<AdminBo
             };
             return json_response(status, report.to_json());
         }
-        Route::Counts => counts(inbox).await,
-        Route::Dead => dead(inbox, query).await,
-        Route::RedriveAll => redrive_all(inbox, query).await,
-        Route::Redrive(id) => return redrive(inbox, id, query.endpoint).await,
+        // Without an inbox, only `/health`.
+        (_, None) => return error(StatusCode::NOT_FOUND, "no such route"),
+        (Route::Counts, Some(inbox)) => counts(inbox).await,
+        (Route::Dead, Some(inbox)) => dead(inbox, query).await,
+        (Route::RedriveAll, Some(inbox)) => redrive_all(inbox, query).await,
+        (Route::Redrive(id), Some(inbox)) => return redrive(inbox, id, query.endpoint).await,
     };
     match answered {
         Ok(body) => json_response(StatusCode::OK, body.to_string()),
