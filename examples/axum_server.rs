@@ -93,6 +93,14 @@
 //! never where the webhook is public. `authgear-webhook inbox --admin http://ADDR ...`
 //! (the command-line tool) reads and re-drives the inbox of a running server through it.
 //!
+//! `AUTHGEAR_WEBHOOK_LOG=info` (or `error`, `warn`, `debug`, `trace`) writes the crate's log
+//! on stderr, each line with the spans it is in: `authgear_webhook.delivery{id=..
+//! event_type=..}` while a delivery is answered, `authgear_webhook.handle{id=..
+//! event_type=.. attempt=..}` while the worker's handler runs it, so an event is followed
+//! from its 200 to its handler by its id (`info`: each event handled, and the dead letters,
+//! retries and refusals; `debug`: each delivery stored too). Unset: no log, stdout keeps
+//! its one line per request.
+//!
 //! To watch retries and dead letters: `FAIL_EVENT_TYPES` (comma-separated, e.g.
 //! `FAIL_EVENT_TYPES=user.created`) makes the worker's handler fail every event of those
 //! types (the line `failed {type} {id} (attempt N)`), and `AUTHGEAR_WEBHOOK_MAX_ATTEMPTS`
@@ -179,6 +187,10 @@ const CLAIM: (&str, &str) = ("https://authgear-webhook.example/plan", "free");
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if let Err(error) = install_log() {
+        eprintln!("{error}");
+        return ExitCode::FAILURE;
+    }
     let secrets = match secrets() {
         Ok(secrets) => secrets,
         Err(error) => {
@@ -339,6 +351,25 @@ async fn main() -> ExitCode {
         let _ = worker.await;
     }
     ExitCode::SUCCESS
+}
+
+/// The crate's log on stderr at the level `AUTHGEAR_WEBHOOK_LOG` names (`error` to
+/// `trace`; unset, empty or `off`: none), each line with the spans it is in: the delivery's
+/// `authgear_webhook.delivery{id=.. event_type=..}`, the handler run's
+/// `authgear_webhook.handle{..}`. An exporter for OpenTelemetry would go here.
+fn install_log() -> Result<(), String> {
+    let level = match env::var("AUTHGEAR_WEBHOOK_LOG") {
+        Ok(level) if !level.is_empty() && level != "off" => level,
+        _ => return Ok(()),
+    };
+    let level: tracing_subscriber::filter::LevelFilter = level
+        .parse()
+        .map_err(|_| "AUTHGEAR_WEBHOOK_LOG: one of error, warn, info, debug, trace or off")?;
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|error| format!("cannot install the log: {error}"))
 }
 
 /// Whether `ADMIN_ADDR` asks for an admin listener: set, and neither empty nor `off`.

@@ -95,3 +95,78 @@ async fn a_delivery_and_its_handler_run_each_in_a_span_with_the_event_id_and_typ
         assert!(!ran.contains("authgear_webhook.delivery"), "{ran}");
     }
 }
+
+/// The example server's log (`AUTHGEAR_WEBHOOK_LOG`): the delivery's lines and its
+/// handler's carry the event's id in their spans, so the one is followed to the other.
+#[cfg(all(feature = "axum", feature = "replay-redis", feature = "inbox-redis"))]
+#[test]
+fn the_example_logs_a_delivery_and_its_handler_run_in_spans_with_the_event_id() {
+    use std::{
+        io::{BufRead, BufReader, Read},
+        process::{Command, Stdio},
+    };
+    let dir = TempDir::new("example-log");
+    let inbox = dir.path().join("inbox.sqlite3");
+    let mut child = Command::new(crate::common::example::path("axum_server"))
+        .env("AUTHGEAR_WEBHOOK_SECRET", SECRET)
+        .env("ADDR", "127.0.0.1:0")
+        .env("AUTHGEAR_WEBHOOK_INBOX", &inbox)
+        .env("AUTHGEAR_WEBHOOK_LOG", "debug")
+        .env_remove("REDIS_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("ADMIN_ADDR")
+        .env_remove("AUTHGEAR_WEBHOOK_SECRET_FILE")
+        .env_remove("AUTHGEAR_ADMIN_API_ENDPOINT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the example runs");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let first = stdout.next().expect("a line").expect("utf-8");
+    let addr = first
+        .strip_prefix("listening on http://")
+        .and_then(|rest| rest.split(' ').next())
+        .expect("a listening line")
+        .to_owned();
+    let body = stamped_event("user.created", "log-0001");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (status, _, _) = runtime.block_on(crate::common::post(
+        &format!("http://{addr}/"),
+        &body,
+        Some(sign(SECRET, &body)),
+    ));
+    assert_eq!(status, StatusCode::OK);
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let line = stdout.next().expect("a line").expect("utf-8");
+        if line == "handled user.created log-0001" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no handled line");
+    }
+    // The handler's "handled" log line is written after its stdout line: give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut log)
+        .expect("utf-8");
+    let delivery = log
+        .lines()
+        .find(|line| line.contains("authgear_webhook.delivery{") && line.contains("log-0001"))
+        .unwrap_or_else(|| panic!("no delivery span with the id in:\n{log}"));
+    assert!(delivery.contains("user.created"), "{delivery}");
+    let handled = log
+        .lines()
+        .find(|line| line.contains("authgear_webhook.handle{") && line.contains("inbox: handled"))
+        .unwrap_or_else(|| panic!("no handler span in:\n{log}"));
+    assert!(handled.contains("log-0001"), "{handled}");
+    assert!(!log.contains(SECRET), "the log shows no secret");
+}
