@@ -1,6 +1,6 @@
 //! The admin service through the example `axum_server` as a real process, on its
 //! `ADMIN_ADDR`: `/health` turns 503 when the inbox's store cannot write (Redis stopped or
-//! paused, a full disk under SQLite) and 200 again after; the live inbox's JSON, paging,
+//! paused, Postgres stopped, a full disk under SQLite) and 200 again after; the live inbox's JSON, paging,
 //! re-drive and bad requests; and, in process, a store that hangs answers "not ready" within
 //! the timeout.
 
@@ -166,6 +166,42 @@ async fn health_is_503_while_redis_is_stopped_or_paused_and_200_after() {
         "{report}"
     );
     health_becomes(&server, StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn health_is_503_while_postgres_is_stopped_and_200_after() {
+    let Some(mut postgres) = crate::common::PostgresServer::start().await else {
+        return;
+    };
+    let server = Server::start(
+        "axum_server",
+        &[
+            ("DATABASE_URL", postgres.url.as_str()),
+            ("AUTHGEAR_WEBHOOK_INBOX", ""),
+            ("ADMIN_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    let report = health_becomes(&server, StatusCode::OK).await;
+    assert_eq!(check(&report, "inbox store")["status"], "ok", "{report}");
+
+    postgres.stop();
+    let report = health_becomes(&server, StatusCode::SERVICE_UNAVAILABLE).await;
+    let store = check(&report, "inbox store");
+    assert_eq!(store["status"], "unready", "{report}");
+    let reason = store["reason"].as_str().expect("a reason");
+    assert!(!reason.contains("postgres://"), "{reason}");
+    assert!(!reason.contains(&postgres.port().to_string()), "{reason}");
+    assert_eq!(
+        deliver(&server, "user.created", "pg-stopped").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    postgres.start_again();
+    health_becomes(&server, StatusCode::OK).await;
+    assert_eq!(
+        deliver(&server, "user.created", "pg-again").await,
+        StatusCode::OK
+    );
 }
 
 /// Writes zeros to `path` until the file system is full.
