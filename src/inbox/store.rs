@@ -393,12 +393,19 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// The default renews a lease of its own, `health probe`, for one second with
     /// [`lease`](Self::lease): a real write, synced like an event, on every store that keeps
-    /// leases (the SQLite, Redis and Postgres stores), and one that never delays the
-    /// catch-up's (another name). Every instance writes it as the same holder, so it always
-    /// writes. A store without leases fails it, and is never ready: implement `probe`
-    /// there. [`SqliteStore`](super::SqliteStore) also fails it, with
-    /// [`StoreErrorKind::Full`], once its file is at its [`max_size`](super::SqliteBuilder::max_size)
-    /// with no free page left.
+    /// leases, and one that never delays the catch-up's (another name). Every instance
+    /// writes it as the same holder, so it always writes. A store without leases fails it,
+    /// and is never ready: implement `probe` there. What each store of this crate checks:
+    ///
+    /// - [`SqliteStore`](super::SqliteStore): the default's write, and room: it fails with
+    ///   [`StoreErrorKind::Full`] once its file is at its
+    ///   [`max_size`](super::SqliteBuilder::max_size) with no free page left.
+    /// - [`RedisStore`](super::RedisStore): a write of its own, refused as a new event is
+    ///   (out of memory at Redis's `maxmemory`: `Full`; read-only, cannot persist:
+    ///   `Unavailable`), and room: `Full` once less is left under its
+    ///   [`max_size`](super::RedisBuilder::max_size) than the least event counts for.
+    /// - [`PostgresStore`](super::PostgresStore): the default's write; it has no size
+    ///   bound of its own to check.
     ///
     /// ```
     /// use authgear_webhook::inbox::{SqliteStore, Store};

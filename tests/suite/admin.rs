@@ -1,8 +1,8 @@
 //! The admin service through the example `axum_server` as a real process, on its
-//! `ADMIN_ADDR`: `/health` turns 503 when the inbox's store cannot write (Redis stopped or
-//! paused, Postgres stopped, a full disk under SQLite) and 200 again after; the live inbox's JSON, paging,
-//! re-drive and bad requests; and, in process, a store that hangs answers "not ready" within
-//! the timeout.
+//! `ADMIN_ADDR`: `/health` turns 503 when the inbox's store cannot write (Redis stopped,
+//! paused or out of memory, Postgres stopped, a full disk under SQLite) and 200 again after;
+//! the live inbox's JSON, paging, re-drive and bad requests; and, in process, a store that
+//! hangs answers "not ready" within the timeout.
 
 use std::{
     collections::BTreeMap,
@@ -114,7 +114,7 @@ fn wait_failed(server: &Server, event_type: &str, id: &str, attempt: u32) {
 }
 
 #[tokio::test]
-async fn health_is_503_while_redis_is_stopped_or_paused_and_200_after() {
+async fn health_is_503_while_redis_is_stopped_paused_or_out_of_memory_and_200_after() {
     let Some(mut redis) = RedisServer::builder().durable().start().await else {
         return;
     };
@@ -165,6 +165,22 @@ async fn health_is_503_while_redis_is_stopped_or_paused_and_200_after() {
         check(&report, "inbox store")["reason"].is_string(),
         "{report}"
     );
+    health_becomes(&server, StatusCode::OK).await;
+
+    // Redis over its maxmemory (noeviction): every delivery is refused, and the report says
+    // so; ready again once Redis has room.
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory", "1"]), "OK");
+    assert_eq!(
+        deliver(&server, "user.created", "redis-oom").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let report = health_becomes(&server, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(
+        check(&report, "inbox store")["reason"],
+        "Redis is out of memory",
+        "{report}"
+    );
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory", "0"]), "OK");
     health_becomes(&server, StatusCode::OK).await;
 }
 

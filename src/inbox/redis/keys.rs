@@ -21,6 +21,8 @@ pub(super) struct Keys {
     /// The start of every catch-up lease's key: [`lease`](Self::lease).
     leases: String,
     pub(super) checkpoints: String,
+    /// Written for a moment by each [`probe`](crate::inbox::Store::probe).
+    pub(super) probe: String,
     /// The keys of version 0.1.0 that held events: stream, retry, dead. The claim script
     /// fails while they hold any.
     pub(super) older: [String; 3],
@@ -46,6 +48,7 @@ impl Keys {
             parked: key("p:"),
             leases: key("lease:"),
             checkpoints: key("checkpoints"),
+            probe: key("probe"),
             older: [older("stream"), older("retry"), older("dead")],
         }
     }

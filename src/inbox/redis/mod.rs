@@ -52,7 +52,8 @@ use super::store::{StoreError, StoreErrorKind};
 /// (`-MISCONF`, e.g. its disk is full for the AOF or RDB) is
 /// [`StoreErrorKind::Unavailable`]; out of memory (`-OOM`) or over this store's
 /// [`max_size`](RedisBuilder::max_size) is [`StoreErrorKind::Full`]: the layer answers
-/// 503, the worker backs off. The connection is remade in the background; when Redis is
+/// 503, the worker backs off, and [`probe`](Store::probe) (the readiness check) fails
+/// alike. The connection is remade in the background; when Redis is
 /// back, the store works again. Scripts run whole or not at all (Redis refuses a writing
 /// script up front when it cannot write), and an AOF cut by a crash is loaded without its
 /// torn last script.
@@ -88,6 +89,8 @@ use super::store::{StoreError, StoreErrorKind};
 ///   expiring with the lease (`PX`, Redis's clock); `checkpoints`: a hash of the catch-up's
 ///   checkpoints, name to Unix ms ([`checkpoint`](Store::checkpoint)), kept as the events
 ///   are (no expiry).
+/// - `probe`: written by each [`probe`](Store::probe) (the readiness check), expiring a
+///   second later.
 /// - `bytes`: the size estimate; `next`: when a claim deadline may next pass; `cursor`:
 ///   where `XAUTOCLAIM` goes on; `cleanup`: a short lock so that one instance at a time
 ///   removes leftover consumers.
@@ -224,7 +227,8 @@ impl RedisBuilder {
 
     /// The most the store may hold (default 1 GiB, counted as [`size`](Store::size)
     /// counts). Past it, new events are refused ([`StoreErrorKind::Full`], 503) while
-    /// acks, failures and pruning go on. Redis's own `maxmemory` (with `noeviction`) is
+    /// acks, failures and pruning go on; [`probe`](Store::probe) fails once even the
+    /// least event (an empty key, type and body) would be. Redis's own `maxmemory` (with `noeviction`) is
     /// the hard bound.
     ///
     /// ```

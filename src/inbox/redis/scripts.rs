@@ -10,8 +10,8 @@
 //! its reply.
 //!
 //! Each script runs atomically; a writing one is refused whole when Redis cannot write
-//! (read-only, cannot persist; out of memory for `store` and `redrive` only: the others free
-//! memory or take little). A stream entry's fields, in this order: m (member), t (type), b
+//! (read-only, cannot persist; out of memory for `store`, `redrive` and `probe` only: the
+//! others free memory or take little). A stream entry's fields, in this order: m (member), t (type), b
 //! (body), a (attempts before this entry), then r = 1 if the event was recovered from the
 //! audit log (absent if it was delivered; a parked event's hash has it too). Every entry in
 //! the stream is queued or claimed: whatever ends a claim acks and deletes its entry in the
@@ -43,6 +43,14 @@ const MAX_DELAY_MS: u64 = 1 << 53;
 /// entry, its `done` element): an estimate, for
 /// [`RedisStore::size`](crate::inbox::Store::size).
 const OVERHEAD: u64 = 256;
+
+/// Bytes the least event counts for in `store.lua`: [`OVERHEAD`], and its member (counted
+/// twice) of an empty key, its two NULs; its type and body empty. Every event counts for
+/// this at least, so a store with less room than this left refuses every new event.
+const LEAST: u64 = OVERHEAD + 2 * 2;
+
+/// How long the probe's key lives, in ms: it is written only to see a write pass.
+const PROBE_TTL_MS: u64 = 1000;
 
 // Each script's text: its flags, the prelude, `held.lua` for those acting on one claim, its
 // own file, concatenated at compile time.
@@ -110,6 +118,11 @@ const RELEASE_LEASE: &str = concat!(
     include_str!("lua/prelude.lua"),
     include_str!("lua/release_lease.lua"),
 );
+const PROBE: &str = concat!(
+    include_str!("lua/flags/none.lua"),
+    include_str!("lua/prelude.lua"),
+    include_str!("lua/probe.lua"),
+);
 const SET_CHECKPOINT: &str = concat!(
     include_str!("lua/flags/allow_oom.lua"),
     include_str!("lua/prelude.lua"),
@@ -131,6 +144,7 @@ pub(super) struct Scripts {
     lease: Script,
     release_lease: Script,
     set_checkpoint: Script,
+    probe: Script,
 }
 
 impl Scripts {
@@ -149,6 +163,7 @@ impl Scripts {
             lease: Script::new(LEASE),
             release_lease: Script::new(RELEASE_LEASE),
             set_checkpoint: Script::new(SET_CHECKPOINT),
+            probe: Script::new(PROBE),
         }
     }
 }
@@ -527,6 +542,29 @@ pub(super) async fn set_checkpoint(
     Ok(set == 1)
 }
 
+/// `probe.lua`: whether the store can take an event now: room for the least event under
+/// its max size (else the error FULL), and a write of the probe's key, refused as
+/// `store.lua` is (out of memory, read-only, cannot persist).
+pub(super) async fn probe(
+    connection: &mut ConnectionManager,
+    shared: &Shared,
+) -> Result<(), StoreError> {
+    let keys = &shared.keys;
+    let _: i64 = run(
+        connection,
+        shared
+            .scripts
+            .probe
+            .key(&keys.bytes)
+            .key(&keys.probe)
+            .arg(shared.max_size)
+            .arg(LEAST)
+            .arg(PROBE_TTL_MS),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Runs a script and reads its reply: EVALSHA, and when Redis does not have the script
 /// (`NOSCRIPT`, after a restart) it is loaded and run again (redis-rs's `invoke_async`).
 async fn run<T: FromRedisValue>(
@@ -586,6 +624,12 @@ mod tests {
     }
 
     #[test]
+    fn the_least_event_counts_its_overhead_and_the_member_of_an_empty_key_twice() {
+        let member = super::super::keys::member(&crate::inbox::store::EventKey::new("", ""));
+        assert_eq!(LEAST, OVERHEAD + 2 * member.len() as u64);
+    }
+
+    #[test]
     fn each_script_starts_with_its_flags_and_documents_the_keys_and_argv_it_reads() {
         for (name, script) in [
             ("store", STORE),
@@ -601,6 +645,7 @@ mod tests {
             ("lease", LEASE),
             ("release_lease", RELEASE_LEASE),
             ("set_checkpoint", SET_CHECKPOINT),
+            ("probe", PROBE),
         ] {
             assert!(script.starts_with("#!lua"), "{name}");
             let (comments, code): (Vec<&str>, Vec<&str>) = script

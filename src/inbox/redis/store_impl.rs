@@ -1,4 +1,5 @@
-//! [`RedisStore`] as a [`Store`]: each method one script ([`scripts`]), but
+//! [`RedisStore`] as a [`Store`]: each method one script ([`scripts`]), [`probe`](Store::probe)
+//! included, but
 //! [`size`](Store::size), one `GET`, [`contains`](Store::contains), one `HEXISTS`, and
 //! [`checkpoint`](Store::checkpoint), one `HGET`.
 
@@ -274,6 +275,20 @@ impl Store for RedisStore {
         Box::pin(async move {
             scripts::set_checkpoint(&mut connection, &shared, &name, &holder, at).await
         })
+    }
+
+    /// Fails when [`store`](Store::store) would refuse every new event: with
+    /// [`StoreErrorKind::Full`], `inbox store is full`, once the room left under the
+    /// [`max_size`](super::RedisBuilder::max_size) (as [`size`](Store::size) counts) is
+    /// less than the least event counts for (an empty key, type and body: the fixed
+    /// overhead and 4 bytes), and `Redis is out of memory` at Redis's `maxmemory` (with
+    /// `noeviction`); with [`StoreErrorKind::Unavailable`] when Redis is down, read-only or
+    /// cannot persist. With room for the least event it passes, though a larger event may
+    /// still be refused. One script, refused by Redis as `store`'s is, that writes a key of
+    /// its own, `probe`, for a second.
+    fn probe(&self) -> StoreFuture<()> {
+        let (mut connection, shared) = (self.connection.clone(), self.shared.clone());
+        Box::pin(async move { scripts::probe(&mut connection, &shared).await })
     }
 }
 

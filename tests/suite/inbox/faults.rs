@@ -1,7 +1,8 @@
 //! Nothing acknowledged is lost when the store's ground gives way: a full SQLite store and
 //! a full disk answer 503 and keep what they acknowledged (and the disk recovers); Redis
 //! killed and restarted keeps every acknowledged event once; Redis down, read-only, unable to
-//! persist or out of memory is a store error, and the store recovers; Postgres crashed
+//! persist, out of memory or the store at its max size is a store error, and fails the
+//! readiness probe, and the store recovers; Postgres crashed
 //! answers 503 and, restarted, hands over every acknowledged event; Postgres read-only or
 //! cancelling statements (statement timeout) answers 503, and the store recovers.
 
@@ -22,12 +23,14 @@ use crate::common::TIMEOUT;
 use crate::common::TempDir;
 use crate::common::small_disk::SmallDisk;
 use authgear_webhook::inbox::SqliteStore;
+#[cfg(feature = "inbox-redis")]
+use authgear_webhook::inbox::{EventKey, NewEvent, RedisStore, Stored};
 #[cfg(feature = "inbox-postgres")]
 use authgear_webhook::inbox::{Inbox, PostgresStore, StoreError};
-#[cfg(feature = "inbox-redis")]
-use authgear_webhook::inbox::{RedisStore, Stored};
 #[cfg(any(feature = "inbox-redis", feature = "inbox-postgres"))]
 use authgear_webhook::inbox::{Store, StoreErrorKind};
+#[cfg(feature = "inbox-redis")]
+use bytes::Bytes;
 use http::StatusCode;
 
 #[tokio::test]
@@ -196,6 +199,11 @@ async fn redis_faults_are_store_errors_and_the_store_recovers() {
         .expect_err("read-only");
     assert_eq!(error.kind(), StoreErrorKind::Unavailable);
     assert_eq!(error.to_string(), "Redis is read-only");
+    let error = store
+        .probe()
+        .await
+        .expect_err("the probe fails on a replica");
+    assert_eq!(error.to_string(), "Redis is read-only");
     // Reading still works.
     assert_eq!(store.counts().await.expect("counts").queued, 2);
     assert_eq!(redis.cli(&["REPLICAOF", "NO", "ONE"]), "OK");
@@ -227,6 +235,8 @@ async fn redis_faults_are_store_errors_and_the_store_recovers() {
         .expect_err("misconf");
     assert_eq!(error.kind(), StoreErrorKind::Unavailable);
     assert_eq!(error.to_string(), "Redis cannot persist writes");
+    let error = store.probe().await.expect_err("the probe fails");
+    assert_eq!(error.to_string(), "Redis cannot persist writes");
     assert_eq!(
         redis.cli(&["CONFIG", "SET", "dir", redis.dir().to_str().expect("utf-8")]),
         "OK"
@@ -238,13 +248,32 @@ async fn redis_faults_are_store_errors_and_the_store_recovers() {
     .await;
     assert_eq!(stored, Stored::Stored);
 
+    store.probe().await.expect("the probe passes again");
+
     // Full: over the store's bound (and Redis's maxmemory: -OOM).
-    let small = RedisStore::builder()
-        .prefix("small")
-        .max_size(2_000)
-        .timeout(Duration::from_secs(5))
-        .open(redis.url.as_str())
-        .expect("url");
+    let bounded = |prefix: &str, max_size: u64| {
+        RedisStore::builder()
+            .prefix(prefix)
+            .max_size(max_size)
+            .timeout(Duration::from_secs(5))
+            .open(redis.url.as_str())
+            .expect("url")
+    };
+    // What the least event (empty key, type and body) counts for.
+    let least_event = || NewEvent {
+        key: EventKey::new("", ""),
+        event_type: String::new(),
+        body: Bytes::new(),
+        recovered: false,
+    };
+    let measure = bounded("least", 1 << 20);
+    assert_eq!(
+        measure.store(least_event()).await.expect("store"),
+        Stored::Stored
+    );
+    let least = measure.size().await.expect("size");
+    let small = bounded("small", 2_000);
+    small.probe().await.expect("room in an empty store");
     let mut stored = 0;
     let error = loop {
         match small.store(small_event(&format!("f{stored}"))).await {
@@ -255,6 +284,30 @@ async fn redis_faults_are_store_errors_and_the_store_recovers() {
     };
     assert_eq!(error.kind(), StoreErrorKind::Full);
     assert!(stored > 0);
+    // The probe fails once less is left than the least event counts for, and passes with
+    // room for it: a store whose room is exactly that takes the least event, then is full.
+    let used = small.size().await.expect("size");
+    let short = bounded("small", used + least - 1);
+    let error = short
+        .probe()
+        .await
+        .expect_err("no room for the least event");
+    assert_eq!(error.kind(), StoreErrorKind::Full);
+    assert_eq!(error.to_string(), "inbox store is full");
+    let error = short.store(least_event()).await.expect_err("full");
+    assert_eq!(error.kind(), StoreErrorKind::Full);
+    let exact = bounded("small", used + least);
+    exact.probe().await.expect("room for the least event");
+    assert_eq!(
+        exact.store(least_event()).await.expect("store"),
+        Stored::Stored
+    );
+    assert_eq!(small.size().await.expect("size"), used + least);
+    let error = exact.probe().await.expect_err("at its max size");
+    assert_eq!(error.kind(), StoreErrorKind::Full);
+    assert_eq!(error.to_string(), "inbox store is full");
+    let error = exact.store(small_event("over")).await.expect_err("full");
+    assert_eq!(error.kind(), StoreErrorKind::Full);
     // Handling and pruning make room again.
     let claims = small
         .claim(100, Duration::from_secs(60))
@@ -264,12 +317,40 @@ async fn redis_faults_are_store_errors_and_the_store_recovers() {
         assert!(small.ack(claim).await.expect("ack"));
     }
     let later = SystemTime::now() + Duration::from_secs(1);
-    assert_eq!(small.prune(later, 100).await.expect("prune"), stored as u64);
+    assert_eq!(
+        small.prune(later, 100).await.expect("prune"),
+        stored as u64 + 1
+    );
+    exact.probe().await.expect("room again");
     assert_eq!(
         small.store(small_event("room")).await.expect("store"),
         Stored::Stored
     );
-    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory", "1"]), "OK");
+
+    // Redis over its maxmemory, with noeviction (its default policy): a write let in just
+    // under it (another key, 2 MiB at once) takes it 1 MiB over; Redis then refuses every
+    // write that takes memory: every new event, and the probe.
+    assert_eq!(
+        redis.cli(&["CONFIG", "GET", "maxmemory-policy"]),
+        "maxmemory-policy\nnoeviction"
+    );
+    let used_memory = redis
+        .cli(&["INFO", "memory"])
+        .lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .expect("used_memory")
+        .trim()
+        .parse::<u64>()
+        .expect("a number");
+    let maxmemory = (used_memory + (1 << 20)).to_string();
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory", &maxmemory]), "OK");
+    let filler = (2 << 20).to_string();
+    assert_eq!(redis.cli(&["SETRANGE", "filler", &filler, "x"]), "2097153");
+    let refused = redis.cli(&["SET", "other", "x"]);
+    assert!(refused.contains("OOM"), "{refused}");
+    let error = store.probe().await.expect_err("out of memory");
+    assert_eq!(error.kind(), StoreErrorKind::Full);
+    assert_eq!(error.to_string(), "Redis is out of memory");
     let error = store.store(small_event("oom")).await.expect_err("oom");
     assert_eq!(error.kind(), StoreErrorKind::Full);
     // Acks still work when Redis is out of memory.
@@ -281,6 +362,10 @@ async fn redis_faults_are_store_errors_and_the_store_recovers() {
         .expect("one");
     assert!(store.ack(&claim).await.expect("ack"));
     assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory", "0"]), "OK");
+    store
+        .probe()
+        .await
+        .expect("the probe passes without maxmemory");
 }
 
 /// Posts `body` until the answer is `status`; fails the test after `TIMEOUT`.
