@@ -4,11 +4,7 @@
 //! the live inbox's JSON, paging, re-drive and bad requests; and, in process, a store that
 //! hangs answers "not ready" within the timeout.
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use authgear_webhook::{
     StoreError,
@@ -24,6 +20,10 @@ use http_body_util::{BodyExt, Empty};
 use serde_json::Value;
 use tower::ServiceExt;
 
+#[path = "../common/stores.rs"]
+mod stores;
+
+use self::stores::{Graveyard, Hung, hang};
 use crate::common::{
     RedisServer, SECRET, TIMEOUT, TempDir, example::Server, small_disk::SmallDisk,
 };
@@ -414,52 +414,6 @@ async fn live_inbox_counts_pages_and_redrives_dead_letters_of_a_running_server()
     assert_eq!(rest["next"], Value::Null, "{rest}");
 }
 
-/// A store whose every call hangs, as a store behind a dead network path would.
-struct Hung;
-
-fn hang<T: Send + 'static>() -> StoreFuture<T> {
-    Box::pin(std::future::pending())
-}
-
-impl Store for Hung {
-    fn store(&self, _: NewEvent) -> StoreFuture<Stored> {
-        hang()
-    }
-    fn claim(&self, _: usize, _: Duration) -> StoreFuture<Vec<Claimed>> {
-        hang()
-    }
-    fn extend(&self, _: &Claimed, _: Duration) -> StoreFuture<bool> {
-        hang()
-    }
-    fn ack(&self, _: &Claimed) -> StoreFuture<bool> {
-        hang()
-    }
-    fn fail(&self, _: &Claimed, _: Failure, _: &str) -> StoreFuture<bool> {
-        hang()
-    }
-    fn release(&self, _: &Claimed) -> StoreFuture<bool> {
-        hang()
-    }
-    fn dead(&self, _: Option<EventKey>, _: usize) -> StoreFuture<Vec<DeadLetter>> {
-        hang()
-    }
-    fn redrive(&self, _: &EventKey) -> StoreFuture<bool> {
-        hang()
-    }
-    fn counts(&self) -> StoreFuture<Counts> {
-        hang()
-    }
-    fn prune(&self, _: std::time::SystemTime, _: usize) -> StoreFuture<u64> {
-        hang()
-    }
-    fn size(&self) -> StoreFuture<u64> {
-        hang()
-    }
-    fn probe(&self) -> StoreFuture<()> {
-        hang()
-    }
-}
-
 #[tokio::test]
 async fn a_hung_store_is_not_ready_within_the_timeout_and_checks_run_side_by_side() {
     let inbox = Inbox::new(Hung);
@@ -545,99 +499,6 @@ async fn a_hung_store_makes_every_inbox_route_503_within_the_timeout() {
     }
 }
 
-/// Dead letters in memory: a store whose `dead` answers at most `cap` at a time (as a
-/// store may), and whose re-driven events, with `undying`, die again at once (a handler
-/// that fails them on their first attempt, as fast as they are re-driven). Its other calls
-/// hang: the service makes none.
-struct Graveyard {
-    dead: Mutex<BTreeMap<EventKey, DeadLetter>>,
-    cap: usize,
-    undying: bool,
-    redriven: Mutex<Vec<EventKey>>,
-}
-
-impl Graveyard {
-    fn new(
-        keys: impl IntoIterator<Item = (String, String)>,
-        cap: usize,
-        undying: bool,
-    ) -> Arc<Self> {
-        let dead = keys
-            .into_iter()
-            .map(|(endpoint, id)| {
-                let key = EventKey::new(endpoint, id);
-                let letter = DeadLetter {
-                    key: key.clone(),
-                    event_type: "user.created".into(),
-                    attempts: 1,
-                    died_at: std::time::UNIX_EPOCH,
-                    last_error: Some("handler failed".into()),
-                };
-                (key, letter)
-            })
-            .collect();
-        Arc::new(Self {
-            dead: Mutex::new(dead),
-            cap,
-            undying,
-            redriven: Mutex::default(),
-        })
-    }
-}
-
-impl Store for Graveyard {
-    fn store(&self, _: NewEvent) -> StoreFuture<Stored> {
-        hang()
-    }
-    fn claim(&self, _: usize, _: Duration) -> StoreFuture<Vec<Claimed>> {
-        hang()
-    }
-    fn extend(&self, _: &Claimed, _: Duration) -> StoreFuture<bool> {
-        hang()
-    }
-    fn ack(&self, _: &Claimed) -> StoreFuture<bool> {
-        hang()
-    }
-    fn fail(&self, _: &Claimed, _: Failure, _: &str) -> StoreFuture<bool> {
-        hang()
-    }
-    fn release(&self, _: &Claimed) -> StoreFuture<bool> {
-        hang()
-    }
-    fn dead(&self, after: Option<EventKey>, max: usize) -> StoreFuture<Vec<DeadLetter>> {
-        let page = self
-            .dead
-            .lock()
-            .expect("lock")
-            .values()
-            .filter(|dead| after.as_ref().is_none_or(|after| dead.key > *after))
-            .take(max.min(self.cap))
-            .cloned()
-            .collect();
-        Box::pin(std::future::ready(Ok(page)))
-    }
-    fn redrive(&self, key: &EventKey) -> StoreFuture<bool> {
-        let mut dead = self.dead.lock().expect("lock");
-        let found = match self.undying {
-            true => dead.contains_key(key),
-            false => dead.remove(key).is_some(),
-        };
-        if found {
-            self.redriven.lock().expect("lock").push(key.clone());
-        }
-        Box::pin(std::future::ready(Ok(found)))
-    }
-    fn counts(&self) -> StoreFuture<Counts> {
-        hang()
-    }
-    fn prune(&self, _: std::time::SystemTime, _: usize) -> StoreFuture<u64> {
-        hang()
-    }
-    fn size(&self) -> StoreFuture<u64> {
-        hang()
-    }
-}
-
 /// `n` dead letters on endpoint `/`, ids `0000`, `0001`, ...
 fn ids(n: usize) -> impl Iterator<Item = (String, String)> {
     (0..n).map(|i| ("/".to_owned(), format!("{i:04}")))
@@ -712,7 +573,7 @@ async fn redriving_all_goes_through_once_while_the_handler_kills_them_again() {
             .map(|(endpoint, id)| EventKey::new(endpoint.as_str(), id.as_str()))
             .collect()
     };
-    assert_eq!(*graveyard.redriven.lock().expect("lock"), keys(&all));
+    assert_eq!(graveyard.redriven(), keys(&all));
 
     // Of one endpoint, a few at a time.
     let mixed: Vec<_> = ["/a", "/b"]
@@ -723,7 +584,7 @@ async fn redriving_all_goes_through_once_while_the_handler_kills_them_again() {
     let admin = AdminService::new(Inbox::from_arc(graveyard.clone()));
     let of_b: Vec<_> = mixed.iter().filter(|(e, _)| e == "/b").cloned().collect();
     assert_eq!(redrive_through(&admin, "endpoint=%2Fb&limit=2").await, of_b);
-    assert_eq!(*graveyard.redriven.lock().expect("lock"), keys(&of_b));
+    assert_eq!(graveyard.redriven(), keys(&of_b));
 
     // `Inbox::redrive_all` is the same walk.
     let graveyard = Graveyard::new(all.clone(), 700, true);
@@ -733,7 +594,7 @@ async fn redriving_all_goes_through_once_while_the_handler_kills_them_again() {
         .expect("ends")
         .expect("redriven");
     assert_eq!(requeued, 2500);
-    assert_eq!(*graveyard.redriven.lock().expect("lock"), keys(&all));
+    assert_eq!(graveyard.redriven(), keys(&all));
 }
 
 /// A SQLite store whose counts never come (the worker's gauges read them).

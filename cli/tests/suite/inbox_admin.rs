@@ -4,18 +4,14 @@
 //! server whose handler then succeeds; `redrive --all` through an admin service whose dead
 //! letters die again at once goes through them once and ends.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, Instant};
 
-use authgear_webhook::{
-    admin::AdminService,
-    inbox::{
-        Claimed, Counts, DeadLetter, EventKey, Failure, Inbox, NewEvent, Store, StoreFuture, Stored,
-    },
-};
+use authgear_webhook::{admin::AdminService, inbox::Inbox};
 
+#[path = "../../../tests/common/stores.rs"]
+mod stores;
+
+use self::stores::Graveyard;
 use crate::common::{
     SECRET, TIMEOUT, TempDir,
     example::{self, Output, Server},
@@ -203,81 +199,15 @@ fn inbox_admin_that_does_not_answer_is_one_clear_line() {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
 }
 
-/// Dead letters in memory that die again as soon as they are re-driven (a handler failing
-/// them at once): `redrive` finds them, and they stay dead. Its other calls hang.
-struct Undying {
-    dead: Vec<DeadLetter>,
-    redriven: Mutex<Vec<String>>,
-}
-
-fn hang<T: Send + 'static>() -> StoreFuture<T> {
-    Box::pin(std::future::pending())
-}
-
-impl Store for Undying {
-    fn store(&self, _: NewEvent) -> StoreFuture<Stored> {
-        hang()
-    }
-    fn claim(&self, _: usize, _: Duration) -> StoreFuture<Vec<Claimed>> {
-        hang()
-    }
-    fn extend(&self, _: &Claimed, _: Duration) -> StoreFuture<bool> {
-        hang()
-    }
-    fn ack(&self, _: &Claimed) -> StoreFuture<bool> {
-        hang()
-    }
-    fn fail(&self, _: &Claimed, _: Failure, _: &str) -> StoreFuture<bool> {
-        hang()
-    }
-    fn release(&self, _: &Claimed) -> StoreFuture<bool> {
-        hang()
-    }
-    fn dead(&self, after: Option<EventKey>, max: usize) -> StoreFuture<Vec<DeadLetter>> {
-        let page = self
-            .dead
-            .iter()
-            .filter(|dead| after.as_ref().is_none_or(|after| dead.key > *after))
-            .take(max)
-            .cloned()
-            .collect();
-        Box::pin(std::future::ready(Ok(page)))
-    }
-    fn redrive(&self, key: &EventKey) -> StoreFuture<bool> {
-        let found = self.dead.iter().any(|dead| dead.key == *key);
-        if found {
-            self.redriven.lock().expect("lock").push(key.id.clone());
-        }
-        Box::pin(std::future::ready(Ok(found)))
-    }
-    fn counts(&self) -> StoreFuture<Counts> {
-        hang()
-    }
-    fn prune(&self, _: SystemTime, _: usize) -> StoreFuture<u64> {
-        hang()
-    }
-    fn size(&self) -> StoreFuture<u64> {
-        hang()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbox_admin_redrive_all_goes_through_once_while_they_die_again() {
     // More than one request looks at (1000).
     let ids: Vec<String> = (0..2500).map(|i| format!("{i:04}")).collect();
-    let store = Arc::new(Undying {
-        dead: ids
-            .iter()
-            .map(|id| DeadLetter {
-                key: EventKey::new("/", id.as_str()),
-                event_type: "user.created".into(),
-                attempts: 1,
-                died_at: UNIX_EPOCH,
-                last_error: None,
-            })
-            .collect(),
-        redriven: Mutex::default(),
-    });
+    let store = Graveyard::new(
+        ids.iter().map(|id| ("/".to_owned(), id.clone())),
+        usize::MAX,
+        true,
+    );
     let admin = AdminService::new(Inbox::from_arc(store.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -299,5 +229,6 @@ async fn inbox_admin_redrive_all_goes_through_once_while_they_die_again() {
         .map(|line| line.strip_prefix("/\t").expect("endpoint /").to_owned())
         .collect();
     assert_eq!(printed, ids);
-    assert_eq!(*store.redriven.lock().expect("lock"), ids);
+    let redriven: Vec<String> = store.redriven().into_iter().map(|key| key.id).collect();
+    assert_eq!(redriven, ids);
 }
