@@ -1,6 +1,7 @@
-//! In-memory stores for the admin service's tests, in process: one that never answers, and
-//! dead letters that may die again as soon as they are re-driven. Included by the library's
-//! and the command-line tool's tests (`#[path]`), which have the inbox's features.
+//! Stores for tests in process: one that never answers, dead letters in memory that may die
+//! again as soon as they are re-driven, and a SQLite store with faults. Included by the
+//! library's and the command-line tool's tests (`#[path]`), which have the inbox's
+//! features.
 #![allow(dead_code, unreachable_pub)]
 
 use std::{
@@ -10,7 +11,8 @@ use std::{
 };
 
 use authgear_webhook::inbox::{
-    Claimed, Counts, DeadLetter, EventKey, Failure, NewEvent, Store, StoreFuture, Stored,
+    Claimed, Counts, DeadLetter, EventKey, Failure, NewEvent, SqliteStore, Store, StoreFuture,
+    Stored,
 };
 
 /// A call that never answers.
@@ -156,5 +158,78 @@ impl Store for Graveyard {
     }
     fn size(&self) -> StoreFuture<u64> {
         hang()
+    }
+}
+
+/// A SQLite store with faults: `counts` that never answer (`counts_hang`), or every claim
+/// lost by the time it is acked or failed (`loses_claims`: `ack` and `fail` answer `false`,
+/// nothing recorded, as when another worker took the event over).
+pub struct Faulty {
+    pub inner: SqliteStore,
+    pub counts_hang: bool,
+    pub loses_claims: bool,
+}
+
+impl Faulty {
+    pub fn new(inner: SqliteStore) -> Self {
+        Self {
+            inner,
+            counts_hang: false,
+            loses_claims: false,
+        }
+    }
+
+    /// `value` at once when claims are lost (the store is not called), else `call`'s.
+    fn lost<T: Send + 'static>(
+        &self,
+        value: T,
+        call: impl FnOnce() -> StoreFuture<T>,
+    ) -> StoreFuture<T> {
+        match self.loses_claims {
+            true => Box::pin(std::future::ready(Ok(value))),
+            false => call(),
+        }
+    }
+}
+
+impl Store for Faulty {
+    fn store(&self, event: NewEvent) -> StoreFuture<Stored> {
+        self.inner.store(event)
+    }
+    fn claim(&self, max: usize, claim_for: Duration) -> StoreFuture<Vec<Claimed>> {
+        self.inner.claim(max, claim_for)
+    }
+    fn extend(&self, claim: &Claimed, claim_for: Duration) -> StoreFuture<bool> {
+        self.inner.extend(claim, claim_for)
+    }
+    fn ack(&self, claim: &Claimed) -> StoreFuture<bool> {
+        self.lost(false, || self.inner.ack(claim))
+    }
+    fn ack_many(&self, claims: &[Claimed]) -> StoreFuture<Vec<bool>> {
+        self.lost(vec![false; claims.len()], || self.inner.ack_many(claims))
+    }
+    fn fail(&self, claim: &Claimed, failure: Failure, error: &str) -> StoreFuture<bool> {
+        self.lost(false, || self.inner.fail(claim, failure, error))
+    }
+    fn release(&self, claim: &Claimed) -> StoreFuture<bool> {
+        self.inner.release(claim)
+    }
+    fn dead(&self, after: Option<EventKey>, max: usize) -> StoreFuture<Vec<DeadLetter>> {
+        self.inner.dead(after, max)
+    }
+    fn redrive(&self, key: &EventKey) -> StoreFuture<bool> {
+        self.inner.redrive(key)
+    }
+    fn counts(&self) -> StoreFuture<Counts> {
+        match self.counts_hang {
+            true => hang(),
+            false => self.inner.counts(),
+        }
+    }
+    fn prune(&self, before: std::time::SystemTime, max: usize) -> StoreFuture<u64> {
+        self.inner.prune(before, max)
+    }
+    fn size(&self) -> StoreFuture<u64> {
+        self.inner.size()
     }
 }

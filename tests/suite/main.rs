@@ -17,6 +17,10 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+// Stores with faults, in process (shared with the command-line tool's tests).
+#[cfg(feature = "inbox-sqlite")]
+#[path = "../common/stores.rs"]
+mod stores;
 
 // Runs `axum_server` with its admin listener.
 #[cfg(all(

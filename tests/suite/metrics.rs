@@ -17,6 +17,7 @@ use std::{
 };
 
 use crate::common::{SECRET, TIMEOUT, TempDir, serve, stamped_event};
+use crate::stores::Faulty;
 use ::metrics::{
     Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
 };
@@ -228,6 +229,63 @@ async fn an_event_recovered_from_the_audit_log_is_counted_as_such() {
     })
     .await;
     assert_eq!(recorder.sum(names::WORKER_HANDLED), 1);
+    shutdown.cancel();
+    tokio::time::timeout(TIMEOUT, worker)
+        .await
+        .expect("the worker stops")
+        .expect("the worker ran");
+}
+
+#[tokio::test]
+async fn an_attempt_whose_claim_was_lost_is_not_counted_handled_or_dead() {
+    let recorder = TestRecorder::default();
+    let _installed = ::metrics::set_default_local_recorder(&recorder);
+    let dir = TempDir::new("metrics-lost");
+    let store = SqliteStore::open(dir.path().join("inbox.sqlite3")).expect("open");
+    let inbox = Inbox::new(Faulty {
+        loses_claims: true,
+        ..Faulty::new(store)
+    });
+    for (id, event_type) in [
+        ("lost-handled", "user.created"),
+        ("lost-dead", "user.disabled"),
+    ] {
+        inbox
+            .store()
+            .store(authgear_webhook::inbox::NewEvent {
+                key: authgear_webhook::inbox::EventKey::new("/", id),
+                event_type: event_type.into(),
+                body: stamped_event(event_type, id).into(),
+                recovered: false,
+            })
+            .await
+            .expect("store");
+    }
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(
+        Worker::new(inbox.clone())
+            .poll(Duration::from_millis(20))
+            // The last attempt is the first: a failure makes a dead letter, if recorded.
+            .backoff(Backoff::default().attempts(1))
+            .run(
+                |delivery: Delivery| async move {
+                    match delivery.event.event_type() {
+                        "user.disabled" => Err("fails".to_owned()),
+                        _ => Ok(()),
+                    }
+                },
+                shutdown.clone(),
+            ),
+    );
+    // Both handler runs timed, so both ended: the one acked, the other failed for good.
+    eventually("both handler runs", || {
+        recorder.samples(names::WORKER_HANDLER_SECONDS).len() >= 2
+    })
+    .await;
+    // The ack's answer (nothing recorded) comes after the handler's time: give it a moment.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(recorder.sum(names::WORKER_HANDLED), 0);
+    assert_eq!(recorder.sum(names::WORKER_DEAD_LETTERED), 0);
     shutdown.cancel();
     tokio::time::timeout(TIMEOUT, worker)
         .await
