@@ -56,6 +56,8 @@ mod metrics;
 #[cfg(any(feature = "inbox-postgres", feature = "replay-postgres"))]
 mod postgres;
 mod rejection;
+#[cfg(feature = "inbox")]
+mod rfc3339;
 mod secret;
 mod secrets;
 pub mod sign_request;

@@ -7,7 +7,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
@@ -336,7 +336,7 @@ fn dead_json(dead: &DeadLetter) -> Value {
         "id": dead.key.id,
         "type": dead.event_type,
         "attempts": dead.attempts,
-        "died_at": rfc3339(dead.died_at),
+        "died_at": crate::rfc3339::millis(dead.died_at),
         "last_error": last_error,
     })
 }
@@ -361,42 +361,4 @@ fn json_response(status: StatusCode, body: String) -> Response<AdminBody> {
     // Live state: never from a cache.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// `time` in UTC as RFC 3339 with milliseconds, e.g. `2026-11-30T05:57:12.345Z` (the
-/// command-line tool prints the same).
-fn rfc3339(time: SystemTime) -> String {
-    let ms = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    let (secs, ms) = (ms / 1000, ms % 1000);
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
-    let z = days + 719_468;
-    let (era, doe) = (z / 146_097, z % 146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u128::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        let at = |ms: u64| rfc3339(UNIX_EPOCH + Duration::from_millis(ms));
-        assert_eq!(at(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(at(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(at(1_764_356_838_123), "2025-11-28T19:07:18.123Z");
-    }
 }

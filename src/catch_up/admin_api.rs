@@ -263,8 +263,8 @@ impl AdminApi {
         let body = json!({
             "query": QUERY,
             "variables": {
-                "rangeFrom": rfc3339(query.from),
-                "rangeTo": rfc3339(query.to),
+                "rangeFrom": crate::rfc3339::seconds(query.from),
+                "rangeTo": crate::rfc3339::seconds(query.to),
                 "activityTypes": activity_types,
                 "first": query.first,
                 "after": query.after,
@@ -464,28 +464,6 @@ pub(super) fn unix_now() -> i64 {
         })
 }
 
-/// `seconds` since the epoch as RFC 3339 in UTC (`2025-01-02T03:04:05Z`): Authgear compares
-/// it with a column without time zone, so it must be UTC.
-pub(super) fn rfc3339(seconds: i64) -> String {
-    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
 /// rustls with `ring`, trusting the system's roots (and `SSL_CERT_FILE`).
 fn tls_config() -> Result<rustls::ClientConfig, CatchUpError> {
     let mut roots = rustls::RootCertStore::empty();
@@ -506,15 +484,7 @@ fn tls_config() -> Result<rustls::ClientConfig, CatchUpError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{activity_type, rfc3339};
-
-    #[test]
-    fn times_are_utc_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_735_787_045), "2025-01-02T03:04:05Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
-    }
+    use super::activity_type;
 
     #[test]
     fn activity_types_are_the_types_in_capitals() {
