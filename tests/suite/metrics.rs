@@ -191,11 +191,7 @@ async fn the_counts_match_what_was_sent_and_the_gauges_return_to_zero() {
     assert_eq!(recorder.counter(names::INBOX_REDRIVEN, &[]), 1);
     assert_eq!(recorder.sum(names::WORKER_HANDLED), 4);
 
-    shutdown.cancel();
-    tokio::time::timeout(TIMEOUT, worker)
-        .await
-        .expect("the worker stops")
-        .expect("the worker ran");
+    stop(shutdown, worker).await;
 }
 
 #[tokio::test]
@@ -204,17 +200,7 @@ async fn an_event_recovered_from_the_audit_log_is_counted_as_such() {
     let _installed = ::metrics::set_default_local_recorder(&recorder);
     let dir = TempDir::new("metrics-recovered");
     let inbox = Inbox::new(SqliteStore::open(dir.path().join("inbox.sqlite3")).expect("open"));
-    let body = stamped_event("user.created", "recovered");
-    inbox
-        .store()
-        .store(authgear_webhook::inbox::NewEvent {
-            key: authgear_webhook::inbox::EventKey::new("/", "recovered"),
-            event_type: "user.created".into(),
-            body: body.into(),
-            recovered: true,
-        })
-        .await
-        .expect("store");
+    store_event(&inbox, "user.created", "recovered", true).await;
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(
         Worker::new(inbox.clone())
@@ -229,11 +215,7 @@ async fn an_event_recovered_from_the_audit_log_is_counted_as_such() {
     })
     .await;
     assert_eq!(recorder.sum(names::WORKER_HANDLED), 1);
-    shutdown.cancel();
-    tokio::time::timeout(TIMEOUT, worker)
-        .await
-        .expect("the worker stops")
-        .expect("the worker ran");
+    stop(shutdown, worker).await;
 }
 
 #[tokio::test]
@@ -250,16 +232,7 @@ async fn an_attempt_whose_claim_was_lost_is_not_counted_handled_or_dead() {
         ("lost-handled", "user.created"),
         ("lost-dead", "user.disabled"),
     ] {
-        inbox
-            .store()
-            .store(authgear_webhook::inbox::NewEvent {
-                key: authgear_webhook::inbox::EventKey::new("/", id),
-                event_type: event_type.into(),
-                body: stamped_event(event_type, id).into(),
-                recovered: false,
-            })
-            .await
-            .expect("store");
+        store_event(&inbox, event_type, id, false).await;
     }
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(
@@ -286,6 +259,26 @@ async fn an_attempt_whose_claim_was_lost_is_not_counted_handled_or_dead() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(recorder.sum(names::WORKER_HANDLED), 0);
     assert_eq!(recorder.sum(names::WORKER_DEAD_LETTERED), 0);
+    stop(shutdown, worker).await;
+}
+
+/// Stores an event of `event_type` with `id` on endpoint `/` straight into the inbox's
+/// store, as the catch-up (`recovered`) or the layer would.
+async fn store_event(inbox: &Inbox, event_type: &str, id: &str, recovered: bool) {
+    inbox
+        .store()
+        .store(authgear_webhook::inbox::NewEvent {
+            key: authgear_webhook::inbox::EventKey::new("/", id),
+            event_type: event_type.into(),
+            body: stamped_event(event_type, id).into(),
+            recovered,
+        })
+        .await
+        .expect("store");
+}
+
+/// Stops the worker and waits for it, within `TIMEOUT`.
+async fn stop(shutdown: CancellationToken, worker: tokio::task::JoinHandle<()>) {
     shutdown.cancel();
     tokio::time::timeout(TIMEOUT, worker)
         .await
