@@ -402,3 +402,33 @@ pub async fn post(
         .map(|v| v.to_str().expect("ascii").to_owned());
     (status, content_type, text(response).await)
 }
+
+/// `method` `url` over a real connection, no body: the status, the `Allow` header and the
+/// JSON answered (`Null` if it is not JSON).
+pub async fn call_json(
+    method: http::Method,
+    url: &str,
+) -> (http::StatusCode, Option<String>, serde_json::Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(url)
+        .body(http_body_util::Empty::<Bytes>::new())
+        .expect("request");
+    let response = tokio::time::timeout(TIMEOUT, client(false).request(request))
+        .await
+        .expect("answered in time")
+        .expect("a response");
+    let status = response.status();
+    let allow = response
+        .headers()
+        .get(http::header::ALLOW)
+        .map(|allow| allow.to_str().expect("ascii").to_owned());
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    (status, allow, json)
+}

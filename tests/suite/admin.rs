@@ -19,45 +19,19 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::common::{
-    RedisServer, SECRET, TIMEOUT, TempDir, example::Server, small_disk::SmallDisk,
+    RedisServer, SECRET, TIMEOUT, TempDir, call_json, example::Server, small_disk::SmallDisk,
 };
 #[cfg(feature = "metrics")]
 use crate::stores::Faulty;
 use crate::stores::{Graveyard, Hung};
 
-/// `method` `url` over a real connection: the status, the `Allow` header and the JSON.
-async fn call(method: Method, url: &str) -> (StatusCode, Option<String>, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(url)
-        .body(Empty::<Bytes>::new())
-        .expect("request");
-    let response = tokio::time::timeout(TIMEOUT, crate::common::client(false).request(request))
-        .await
-        .expect("answered in time")
-        .expect("a response");
-    let status = response.status();
-    let allow = response
-        .headers()
-        .get(http::header::ALLOW)
-        .map(|allow| allow.to_str().expect("ascii").to_owned());
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    (status, allow, json)
-}
-
 async fn get(server: &Server, path: &str) -> (StatusCode, Value) {
-    let (status, _, json) = call(Method::GET, &server.admin_url(path)).await;
+    let (status, _, json) = call_json(Method::GET, &server.admin_url(path)).await;
     (status, json)
 }
 
 async fn post_admin(server: &Server, path: &str) -> (StatusCode, Value) {
-    let (status, _, json) = call(Method::POST, &server.admin_url(path)).await;
+    let (status, _, json) = call_json(Method::POST, &server.admin_url(path)).await;
     (status, json)
 }
 
@@ -285,7 +259,7 @@ async fn live_inbox_counts_pages_and_redrives_dead_letters_of_a_running_server()
         ],
     );
     // The webhook's listener serves no admin route.
-    let (status, _, _) = call(Method::GET, &format!("{}health", server.url())).await;
+    let (status, _, _) = call_json(Method::GET, &format!("{}health", server.url())).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(server.next_line().starts_with("401 refused"));
 
@@ -371,7 +345,7 @@ async fn live_inbox_counts_pages_and_redrives_dead_letters_of_a_running_server()
             StatusCode::METHOD_NOT_ALLOWED,
         ),
     ] {
-        let (status, allow, body) = call(method.clone(), &server.admin_url(path)).await;
+        let (status, allow, body) = call_json(method.clone(), &server.admin_url(path)).await;
         assert_eq!(status, expected, "{method} {path}: {body}");
         assert!(body["error"].is_string(), "{method} {path}: {body}");
         if expected == StatusCode::METHOD_NOT_ALLOWED {

@@ -137,25 +137,8 @@ async fn rotates_its_secret_file_while_deliveries_flow() {
 
 /// `/health` on the admin listener: its status and the `webhook secrets` check's status.
 async fn secrets_health(server: &Server) -> (StatusCode, String) {
-    use http_body_util::BodyExt;
-    let request = http::Request::get(server.admin_url("/health"))
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .expect("request");
-    let response = tokio::time::timeout(
-        crate::common::TIMEOUT,
-        crate::common::client(false).request(request),
-    )
-    .await
-    .expect("answered in time")
-    .expect("a response");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let report: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let (status, _, report) =
+        crate::common::call_json(http::Method::GET, &server.admin_url("/health")).await;
     let check = report["checks"]
         .as_array()
         .and_then(|checks| {
